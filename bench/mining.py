@@ -1,0 +1,151 @@
+"""Mining speed and memory: rerankforge vs sentence-transformers' ``util.mine_hard_negatives``, same settings.
+
+    python bench/mining.py [--data ../shared/data/scifact] [--batch-size 64] [--max-queries N]
+
+Each side runs in its own process from a cold embedding cache (peak RSS is per process) and mines the
+same train queries with the same model, range_max, relative_margin, num_negatives and FAISS flat index.
+Prints one table: encode docs/s, search ms/query, total wall time, peak RSS, and the ratio ours / theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Timer:
+    """Accumulates the wall time and item count of wrapped calls."""
+
+    def __init__(self):
+        self.seconds, self.items = 0.0, 0
+
+    def wrap(self, fn, count):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.items += count(*args, **kwargs)
+        return timed
+
+
+def mine_config(args, out_dir: Path, cache_dir: Path):
+    from rerankforge.data_prep.config import MineConfig
+    from rerankforge.utils.config import load_config
+
+    return load_config(MineConfig, ROOT / "configs" / "data_prep" / "scifact.yaml", [
+        f"data.path={args.data}", f"encoder.batch_size={args.batch_size}", f"output_dir={out_dir}",
+        f"cache_dir={cache_dir}", f"max_queries={args.max_queries or 'null'}"])
+
+
+def run_ours(args, tmp: Path) -> dict:
+    import faiss  # noqa: F401  (libraries are imported before the clock starts, as on the other side)
+    import sentence_transformers  # noqa: F401
+    from datasets import load_from_disk
+
+    import rerankforge.data_prep.candidates as candidates
+    import rerankforge.data_prep.encode as encode
+    from rerankforge.data_prep.mine import mine
+
+    enc, srch = Timer(), Timer()
+    original_encode = encode.encode_to_file
+    encode.encode_to_file = enc.wrap(original_encode, lambda e, texts, path, *a, **k: len(texts)
+                                     if path.name.startswith("corpus") else 0)
+    # only corpus encoding counts towards docs/s; queries are timed with it as in the ST run
+    candidates.search = srch.wrap(candidates.search, lambda index, queries, k, **kw: len(queries))
+    start = time.perf_counter()
+    out = mine(mine_config(args, tmp / "out", tmp / "cache"))
+    total = time.perf_counter() - start
+    negatives = sum(len(n) for n in load_from_disk(str(out / "dataset"))["negative_ids"])  # per (query, positive)
+    return {"encode_seconds": enc.seconds, "docs": enc.items, "search_seconds": srch.seconds,
+            "queries": srch.items, "total_seconds": total, "negatives": negatives}
+
+
+def run_theirs(args, tmp: Path) -> dict:
+    import faiss
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.util import mine_hard_negatives
+
+    from rerankforge.data_prep.encode import doc_text
+    from rerankforge.data_prep.mine import load_labelled_data
+    from rerankforge.models.resolve import resolve_model
+
+    cfg = mine_config(args, tmp / "out", tmp / "cache")
+    start = time.perf_counter()
+    data = load_labelled_data(cfg)
+    corpus = [doc_text(data.corpus[d]) for d in sorted(data.corpus)]
+    pairs = Dataset.from_dict({"query": [data.queries[q] for q in data.positives for _ in data.positives[q]],
+                               "positive": [doc_text(data.corpus[d]) for q in data.positives for d in data.positives[q]]})
+    model = SentenceTransformer(resolve_model(MODEL).path)
+    enc, srch = Timer(), Timer()
+    model.encode_document = enc.wrap(model.encode_document, lambda texts, **k: len(texts))
+    model.encode_query = enc.wrap(model.encode_query, lambda texts, **k: 0)
+
+    class TimedFlatIP(faiss.IndexFlatIP):
+        def search(self, x, k, *a, **kw):
+            return srch.wrap(super().search, lambda x, k, *a, **kw: len(x))(x, k, *a, **kw)
+
+    faiss.IndexFlatIP = TimedFlatIP
+    m = cfg.mining
+    result = mine_hard_negatives(pairs, model, corpus=corpus, range_max=m.range_max, relative_margin=m.relative_margin,
+                                 num_negatives=m.num_negatives, sampling_strategy=m.sampling_strategy,
+                                 batch_size=cfg.encoder.batch_size, use_faiss=True, output_format="labeled-list",
+                                 verbose=False)
+    total = time.perf_counter() - start
+    return {"encode_seconds": enc.seconds, "docs": enc.items, "search_seconds": srch.seconds, "queries": srch.items,
+            "total_seconds": total, "negatives": sum(labels.count(0) for labels in result["labels"])}  # per row
+
+
+def child(side: str, args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = (run_ours if side == "rerankforge" else run_theirs)(args, Path(tmp))
+    stats["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("BENCH " + json.dumps(stats))
+
+
+def row(name: str, s: dict) -> str:
+    return (f"| {name} | {s['docs'] / s['encode_seconds']:.1f} | {1000 * s['search_seconds'] / max(s['queries'], 1):.3f} "
+            f"| {s['total_seconds']:.1f} | {s['peak_rss_mb']:.0f} | {s['negatives']} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument("--side", choices=["rerankforge", "sentence-transformers"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        return child(args.side, args)
+    results = {}
+    for side in ("sentence-transformers", "rerankforge"):
+        cmd = [sys.executable, __file__, "--side", side, "--data", args.data, "--batch-size", str(args.batch_size)]
+        if args.max_queries:
+            cmd += ["--max-queries", str(args.max_queries)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = [line for line in out.stdout.splitlines() if line.startswith("BENCH ")]
+        if out.returncode != 0 or not lines:
+            sys.exit(f"{side} failed:\n{out.stderr[-3000:]}")
+        results[side] = json.loads(lines[-1][len("BENCH "):])
+    print("| miner | encode docs/s | search ms/query | total s | peak RSS MB | negatives (per query-positive row) |")
+    print("|---|---|---|---|---|---|")
+    for side, stats in results.items():
+        print(row(side, stats))
+    ours, theirs = results["rerankforge"], results["sentence-transformers"]
+    print(f"\nratio rerankforge / sentence-transformers: wall time {ours['total_seconds'] / theirs['total_seconds']:.2f}x, "
+          f"peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}x (goal: wall time <= 1.0x)")
+
+
+if __name__ == "__main__":
+    main()

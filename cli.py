@@ -1,0 +1,68 @@
+"""The ``rerankforge`` command: ``rerankforge mine --config configs/data_prep/scifact.yaml [key=value ...]``.
+
+Each subcommand takes ``--config FILE`` plus dotted ``key=value`` overrides, and ``--print-config`` to show
+the resolved config without running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Callable, Optional, Sequence
+
+from rerankforge import __version__
+from rerankforge.utils.config import ConfigError, dump_yaml, load_config
+
+
+def _mine(args: argparse.Namespace) -> int:
+    from rerankforge.data_prep.config import MineConfig
+
+    cfg = load_config(MineConfig, args.config, args.overrides)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    from rerankforge.data_prep.mine import mine
+
+    out = mine(cfg)
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    print(f"Mined {counts['queries_mined']} queries ({counts['rows']} query-positive rows): "
+          f"{counts['hard_negatives']} hard + {counts['easy_negatives']} easy negatives, "
+          f"{counts['queries_short']} queries short of mining.num_negatives={cfg.mining.num_negatives}.")
+    print(f"Wrote {out}/dataset, {out}/manifest.json and {out}/config.yaml")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+    "mine": ("Mine hard negatives from a corpus and labelled queries into a training set.", _mine),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rerankforge", description="Turn a general reranker into a domain reranker.")
+    parser.add_argument("--version", action="version", version=f"rerankforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, _) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.add_argument("--config", help="YAML config file (see configs/).")
+        cmd.add_argument("--print-config", action="store_true", help="Print the resolved config and exit.")
+        cmd.add_argument("overrides", nargs="*", metavar="key=value", help="Dotted overrides, e.g. seed=1.")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from rerankforge.data_prep.problems import DataError
+    from rerankforge.models.resolve import ModelNotFoundError
+
+    try:
+        return COMMANDS[args.command][1](args)
+    except (ConfigError, DataError, ModelNotFoundError, FileNotFoundError) as exc:
+        print(f"rerankforge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The schema of ``rerankforge mine`` configs (``configs/data_prep/*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+
+@dataclass
+class FieldNames:
+    """Column names in JSONL / CSV / Parquet / HF-dataset inputs (BEIR's by default)."""
+
+    id: str = "_id"
+    title: str = "title"
+    text: str = "text"
+    query_id: str = "query-id"
+    doc_id: str = "corpus-id"
+    score: str = "score"
+
+
+@dataclass
+class ChunkConfig:
+    """How a folder of .txt/.md files is split into passages."""
+
+    size: int = 200
+    overlap: int = 32
+    unit: Literal["tokens", "chars"] = "tokens"
+
+    def __post_init__(self) -> None:
+        if self.size <= 0 or not 0 <= self.overlap < self.size:
+            raise ValueError(f"data.chunking: need size > 0 and 0 <= overlap < size, got size={self.size}, "
+                             f"overlap={self.overlap}.")
+
+
+@dataclass
+class DataConfig:
+    """Where the corpus, queries and qrels are.
+
+    ``path`` is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv). ``corpus``, ``queries`` and
+    ``qrels`` override single files: .jsonl, .csv, .tsv, .parquet, a saved HF dataset folder, or (corpus only)
+    a folder of .txt/.md files.
+    """
+
+    path: Optional[str] = None
+    corpus: Optional[str] = None
+    queries: Optional[str] = None
+    qrels: Optional[str] = None
+    split: str = "train"
+    eval_split: Optional[str] = "test"
+    eval_qrels: Optional[str] = None
+    # Training queries with the same text as an evaluation query (SciFact has 2): warn, error, or drop them.
+    eval_text_overlap: Literal["warn", "error", "drop"] = "warn"
+    min_relevance: int = 1
+    fields: FieldNames = field(default_factory=FieldNames)
+    chunking: ChunkConfig = field(default_factory=ChunkConfig)
+
+
+@dataclass
+class EncoderConfig:
+    """The bi-encoder (sentence-transformers) that embeds corpus and queries."""
+
+    name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"
+    batch_size: int = 64
+    max_seq_length: Optional[int] = None
+    device: Optional[str] = None
+    query_prompt: Optional[str] = None
+    corpus_prompt: Optional[str] = None
+    # Several processes or devices, e.g. ["cuda:0", "cuda:1"]; uses sentence-transformers' multi-process pool.
+    multi_process_devices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IndexConfig:
+    """FAISS index over the corpus embeddings: exact inner product, or IVF / HNSW for large corpora."""
+
+    type: Literal["flat", "ivf", "hnsw"] = "flat"
+    nlist: int = 1024
+    nprobe: int = 32
+    hnsw_m: int = 32
+    ef_search: int = 128
+
+
+@dataclass
+class RescoreConfig:
+    """Optional cross-encoder that rescores candidates to drop likely false negatives."""
+
+    cross_encoder: Optional[str] = None
+    batch_size: int = 32
+    max_length: int = 256
+
+
+@dataclass
+class MiningConfig:
+    """Hard-negative selection; option names follow sentence-transformers' ``mine_hard_negatives``."""
+
+    candidates: Literal["dense", "bm25", "hybrid"] = "dense"
+    range_min: int = 0
+    range_max: int = 50
+    max_score: Optional[float] = None
+    min_score: Optional[float] = None
+    absolute_margin: Optional[float] = None
+    relative_margin: Optional[float] = 0.05
+    num_negatives: int = 7
+    sampling_strategy: Literal["top", "random"] = "top"
+    random_negatives: int = 0  # uniform draws from outside the candidate window (ranks past range_max)
+    rrf_k: int = 60
+    rescore: RescoreConfig = field(default_factory=RescoreConfig)
+
+
+@dataclass
+class MineConfig:
+    """``rerankforge mine``: corpus + labelled queries → a training set of hard negatives."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    output_dir: str = "runs/mine"
+    cache_dir: Optional[str] = None  # embeddings + FAISS index; default ~/.cache/rerankforge
+    seed: int = 42
+    max_queries: Optional[int] = None  # mine only the first N labelled queries (quick runs, tests)
+
+
+def check_mine_config(cfg: MineConfig) -> list[str]:
+    """Every problem with ``cfg`` that does not depend on the data, all at once (empty when fine)."""
+    problems = []
+    m = cfg.mining
+    if cfg.data.path is None and (cfg.data.corpus is None or cfg.data.queries is None or cfg.data.qrels is None):
+        problems.append("data: give data.path (a BEIR folder) or all of data.corpus, data.queries and data.qrels.")
+    if m.num_negatives < 1:
+        problems.append(f"mining.num_negatives must be >= 1, got {m.num_negatives}.")
+    if m.range_min < 0:
+        problems.append(f"mining.range_min must be >= 0, got {m.range_min}.")
+    if m.range_max - m.range_min < m.num_negatives:
+        problems.append(
+            f"mining.range_max - mining.range_min = {m.range_max - m.range_min} leaves room for fewer than "
+            f"mining.num_negatives = {m.num_negatives} candidates; raise range_max or lower num_negatives."
+        )
+    if m.random_negatives < 0:
+        problems.append(f"mining.random_negatives must be >= 0, got {m.random_negatives}.")
+    if m.relative_margin is not None and not 0 <= m.relative_margin < 1:
+        problems.append(f"mining.relative_margin must be in [0, 1), got {m.relative_margin}.")
+    if cfg.encoder.batch_size < 1:
+        problems.append(f"encoder.batch_size must be >= 1, got {cfg.encoder.batch_size}.")
+    if cfg.max_queries is not None and cfg.max_queries < 1:
+        problems.append(f"max_queries must be >= 1 or null, got {cfg.max_queries}.")
+    return problems

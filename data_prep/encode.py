@@ -1,0 +1,108 @@
+"""Encode texts with a sentence-transformers bi-encoder into an on-disk, memory-mapped embedding cache.
+
+Cache files are keyed by model fingerprint + settings + the texts' hash, so ``eval`` reuses what
+``mine`` computed. Rows are written straight into a ``.npy`` memmap: the full matrix is never held twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from rerankforge.data_prep.config import EncoderConfig
+from rerankforge.models.resolve import ResolvedModel, model_fingerprint, resolve_model
+from rerankforge.utils.io import hash_strings
+
+# Batches per encode() call. Texts are globally sorted by length first, so a chunk only sets how often the
+# progress bar moves and the memmap is written.
+BATCHES_PER_CHUNK = 16
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RERANKFORGE_CACHE", Path.home() / ".cache" / "rerankforge")).expanduser()
+
+
+def doc_text(doc: dict[str, str]) -> str:
+    """The text a model sees for a corpus entry: BEIR's ``title + " " + text``."""
+    return f"{doc.get('title') or ''} {doc['text']}".strip()
+
+
+@dataclass
+class Encoder:
+    """A loaded bi-encoder plus what is needed to key its cached outputs."""
+
+    model: Any  # sentence_transformers.SentenceTransformer
+    resolved: ResolvedModel
+    config: EncoderConfig
+    fingerprint: str
+
+    @property
+    def dimension(self) -> int:
+        return self.model.get_embedding_dimension()
+
+
+def load_encoder(config: EncoderConfig) -> Encoder:
+    """Load ``config.name_or_path`` (resolved local → HF cache → offline bundle → Hub)."""
+    from sentence_transformers import SentenceTransformer
+
+    resolved = resolve_model(config.name_or_path)
+    model = SentenceTransformer(resolved.path, device=config.device)
+    if config.max_seq_length:
+        model.max_seq_length = config.max_seq_length
+    key = hash_strings([model_fingerprint(resolved), str(model.max_seq_length)])
+    return Encoder(model, resolved, config, key)
+
+
+@contextlib.contextmanager
+def _pool(encoder: Encoder) -> Iterator[Optional[dict]]:
+    devices = list(encoder.config.multi_process_devices)
+    if not devices:
+        yield None
+        return
+    pool = encoder.model.start_multi_process_pool(target_devices=devices)
+    try:
+        yield pool
+    finally:
+        encoder.model.stop_multi_process_pool(pool)
+
+
+def encode_to_file(encoder: Encoder, texts: list[str], path: Path, prompt: Optional[str], desc: str) -> None:
+    """Encode ``texts`` (L2-normalised float32) into the ``.npy`` file ``path``, row i = texts[i].
+
+    Texts are encoded longest first, as sentence-transformers does, so batches pad little; rows are written
+    at their original positions. The file appears only once complete.
+    """
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dimension))
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    with _pool(encoder) as pool, tqdm(total=len(texts), desc=desc, unit="text") as bar:
+        chunk = encoder.config.batch_size * BATCHES_PER_CHUNK
+        for start in range(0, len(order), chunk):
+            rows = order[start:start + chunk]
+            out[rows] = encoder.model.encode([texts[i] for i in rows], prompt=prompt, batch_size=encoder.config.batch_size,
+                                             normalize_embeddings=True, convert_to_numpy=True,
+                                             show_progress_bar=False, pool=pool)
+            bar.update(len(rows))
+    out.flush()
+    del out
+    os.replace(tmp, path)
+
+
+def cached_embeddings(encoder: Encoder, texts: list[str], kind: str, cache_dir: Path,
+                      prompt: Optional[str] = None) -> tuple[np.ndarray, Path]:
+    """Embeddings of ``texts`` as a read-only memmap, computed once per (model, settings, texts).
+
+    Returns the array and its cache file (the FAISS index is stored beside it).
+    """
+    key = hash_strings([encoder.fingerprint, prompt or "", hash_strings(texts)])[:20]
+    path = cache_dir / "embeddings" / f"{kind}-{key}.npy"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encode_to_file(encoder, texts, path, prompt, desc=f"Encoding {kind}")
+    return np.load(path, mmap_mode="r"), path

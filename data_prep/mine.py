@@ -1,0 +1,179 @@
+"""``rerankforge mine``: corpus + labelled queries → an HF dataset of hard negatives + ``manifest.json``.
+
+    rerankforge mine --config configs/data_prep/scifact.yaml data.path=../shared/data/scifact
+
+Steps: check the config, load and validate the data (all problems at once), find first-stage candidates,
+optionally rescore them with a cross-encoder, select negatives (pure), write the output atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from tqdm.auto import tqdm
+
+from rerankforge.data_prep.candidates import first_stage
+from rerankforge.data_prep.config import MineConfig, check_mine_config
+from rerankforge.data_prep.encode import default_cache_dir, doc_text, load_encoder
+from rerankforge.data_prep.loaders import Corpus, Queries, load_corpus_any, load_qrels, load_queries, resolve_paths
+from rerankforge.data_prep.negatives import FATES, SelectionOptions, sample_easy_negatives, select_negatives
+from rerankforge.data_prep.output import write_mine_output
+from rerankforge.data_prep.problems import DataError, Problem
+from rerankforge.data_prep.rescore import rescore_pairs
+from rerankforge.data_prep.validate import validate
+from rerankforge.utils.io import hash_path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelledData:
+    """Validated input: BEIR-shaped corpus and queries, plus the positives of the queries to mine."""
+
+    corpus: Corpus
+    queries: Queries
+    positives: dict[str, list[str]]
+    inputs: dict[str, dict[str, str]]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _token_spans(cfg: MineConfig):
+    """Token character spans from the bi-encoder's tokenizer, for chunking text folders by tokens."""
+    from transformers import AutoTokenizer
+
+    from rerankforge.models.resolve import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.encoder.name_or_path).path)
+    return lambda text: tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+
+
+def load_labelled_data(cfg: MineConfig) -> LabelledData:
+    """Load corpus, queries, qrels (and eval qrels), validate everything, and report all problems together.
+
+    Raises:
+        DataError: every error found (file and line where it applies). Warnings are logged.
+    """
+    problems = [Problem(p) for p in check_mine_config(cfg)]
+    if problems:
+        raise DataError(problems)
+    paths = resolve_paths(cfg.data)
+    missing = [Problem(f"{name} file not found: {p}", str(p)) for name, p in paths.items() if p and not p.exists()]
+    if missing:
+        raise DataError(missing)
+    chunk_by_tokens = paths["corpus"].is_dir() and cfg.data.chunking.unit == "tokens"
+    corpus = load_corpus_any(paths["corpus"], cfg.data, problems, _token_spans(cfg) if chunk_by_tokens else None)
+    queries = load_queries(paths["queries"], cfg.data.fields, problems)
+    qrels = load_qrels(paths["qrels"], cfg.data.fields, problems)
+    eval_qrels = load_qrels(paths["eval_qrels"], cfg.data.fields, problems) if paths["eval_qrels"] else None
+    sources = {name: str(p) for name, p in paths.items() if p}
+    labelled = validate(corpus, queries, qrels, eval_qrels, sources, cfg.data, problems)
+    errors = [p for p in problems if p.level == "error"]
+    if errors:
+        raise DataError(errors)
+    for warning in problems:
+        logger.warning("%s", warning)
+    query_ids = sorted(labelled.positives)[: cfg.max_queries]
+    return LabelledData(
+        corpus, queries, {q: labelled.positives[q] for q in query_ids},
+        inputs={name: {"path": str(p), "sha256": hash_path(p)} for name, p in paths.items() if p},
+        counts={"corpus_documents": len(corpus), "queries_labelled": len(qrels),
+                "queries_skipped_no_positive": len(labelled.skipped_no_positive),
+                "queries_beyond_max_queries": len(labelled.positives) - len(query_ids)},
+    )
+
+
+def selection_options(cfg: MineConfig) -> SelectionOptions:
+    m = cfg.mining
+    return SelectionOptions(num_negatives=m.num_negatives, range_min=m.range_min, range_max=m.range_max,
+                            absolute_margin=m.absolute_margin, relative_margin=m.relative_margin,
+                            max_score=m.max_score, min_score=m.min_score, sampling_strategy=m.sampling_strategy)
+
+
+def query_rng(seed: int, query_id: str) -> random.Random:
+    """One generator per query, so a query's sample does not depend on the others."""
+    return random.Random(f"{seed}:{query_id}")
+
+
+def resolve_cache_dir(cfg: MineConfig) -> Path:
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+
+
+def _rescore_all(cfg: MineConfig, pairs_rows: list[list[int]], query_texts: list[str],
+                 doc_texts: list[str]) -> list[dict[int, float]]:
+    """Cross-encoder score of every (query, row) in ``pairs_rows``, as one batched predict call."""
+    flat = [(qi, row) for qi, rows in enumerate(pairs_rows) for row in dict.fromkeys(rows)]
+    scores = rescore_pairs(cfg.mining.rescore, [(query_texts[qi], doc_texts[row]) for qi, row in flat],
+                           device=cfg.encoder.device)
+    out: list[dict[int, float]] = [{} for _ in pairs_rows]
+    for (qi, row), score in zip(flat, scores):
+        out[qi][row] = score
+    return out
+
+
+@dataclass
+class MinedQuery:
+    """What mining chose for one query (rows index the sorted corpus ids)."""
+
+    query_id: str
+    positive_rows: list[int]
+    positive_scores: list[float]
+    negative_rows: list[int]
+    negative_scores: list[float]
+    negative_kinds: list[str]
+    rescores: Optional[dict[int, float]] = None
+
+
+def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_texts: list[str],
+                 encoder, cache_dir: Path) -> tuple[list[MinedQuery], Counter]:
+    """Candidates → (optional rescoring) → pure selection, per query. Returns the results and the fate tally."""
+    row_of = {d: i for i, d in enumerate(doc_ids)}
+    query_ids = sorted(data.positives)
+    query_texts = [data.queries[q] for q in query_ids]
+    positive_rows = [[row_of[d] for d in data.positives[q]] for q in query_ids]
+    k = cfg.mining.range_max + max(len(p) for p in positive_rows)
+    cands = first_stage(cfg, encoder, doc_texts, query_texts, k, cache_dir)
+    rngs = [query_rng(cfg.seed, q) for q in query_ids]
+    easy = [[row_of[d] for d in sample_easy_negatives(
+        doc_ids, {doc_ids[r] for r in cands.rows[qi].tolist() + positive_rows[qi]}, cfg.mining.random_negatives,
+        rngs[qi])] for qi in range(len(query_ids))]
+    rescored = None
+    if cfg.mining.rescore.cross_encoder:
+        rescored = _rescore_all(cfg, [cands.rows[qi].tolist() + positive_rows[qi] + easy[qi]
+                                      for qi in range(len(query_ids))], query_texts, doc_texts)
+    options, tally, mined = selection_options(cfg), Counter({fate: 0 for fate in FATES}), []
+    for qi, query_id in enumerate(tqdm(query_ids, desc="Selecting negatives", unit="query")):
+        rows, scores = cands.rows[qi].tolist(), cands.scores[qi].tolist()
+        pos_scores = cands.scorer(qi, positive_rows[qi]).tolist()
+        filter_scores, filter_pos = scores, pos_scores
+        if rescored is not None:
+            filter_scores = [rescored[qi][r] for r in rows]
+            filter_pos = [rescored[qi][r] for r in positive_rows[qi]]
+        chosen = select_negatives([doc_ids[r] for r in rows], filter_scores, set(data.positives[query_id]),
+                                  min(filter_pos), options, rngs[qi])
+        tally.update(chosen.fates)
+        hard = [rows[i] for i in chosen.indices]
+        mined.append(MinedQuery(query_id, positive_rows[qi], pos_scores, hard + easy[qi],
+                                [scores[i] for i in chosen.indices] + cands.scorer(qi, easy[qi]).tolist(),
+                                ["hard"] * len(hard) + ["easy"] * len(easy[qi]),
+                                rescored[qi] if rescored is not None else None))
+    return mined, tally
+
+
+def mine(cfg: MineConfig) -> Path:
+    """Run the whole stage; returns the output folder (``dataset/``, ``manifest.json``, ``config.yaml``)."""
+    data = load_labelled_data(cfg)
+    doc_ids = sorted(data.corpus)
+    doc_texts = [doc_text(data.corpus[d]) for d in doc_ids]
+    encoder = load_encoder(cfg.encoder) if cfg.mining.candidates != "bm25" else None
+    mined, tally = mine_queries(cfg, data, doc_ids, doc_texts, encoder, resolve_cache_dir(cfg))
+    short = sum(1 for q in mined if q.negative_kinds.count("hard") < cfg.mining.num_negatives)
+    if short:
+        logger.warning("%d of %d queries got fewer than mining.num_negatives=%d hard negatives. With a margin or "
+                       "max_score, negatives must rank below the positive: raise mining.range_max (now %d) or "
+                       "loosen the filters.", short, len(mined), cfg.mining.num_negatives, cfg.mining.range_max)
+    return write_mine_output(cfg, data, doc_ids, doc_texts, mined, tally, encoder)

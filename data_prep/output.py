@@ -1,0 +1,94 @@
+"""Write the mining output: ``dataset/`` (HF datasets), ``config.yaml`` and ``manifest.json``, atomically.
+
+One dataset row per (query, positive). Columns:
+``query_id, query, positive_id, positive, positive_score, negative_ids, negatives, negative_scores,
+negative_kinds`` and, when a cross-encoder rescored the candidates, ``positive_rescore, negative_rescores``.
+Scores are first-stage scores (cosine or BM25), kept for distillation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from rerankforge.utils.config import dump_yaml, to_dict
+from rerankforge.utils.io import MANIFEST, atomic_output_dir, git_commit, versions, write_json
+
+if TYPE_CHECKING:
+    from rerankforge.data_prep.config import MineConfig
+    from rerankforge.data_prep.encode import Encoder
+    from rerankforge.data_prep.mine import LabelledData, MinedQuery
+
+
+def _features(rescored: bool):
+    from datasets import Features, Sequence, Value
+
+    columns = {"query_id": Value("string"), "query": Value("string"), "positive_id": Value("string"),
+               "positive": Value("string"), "positive_score": Value("float32"),
+               "negative_ids": Sequence(Value("string")), "negatives": Sequence(Value("string")),
+               "negative_scores": Sequence(Value("float32")), "negative_kinds": Sequence(Value("string"))}
+    if rescored:
+        columns.update(positive_rescore=Value("float32"), negative_rescores=Sequence(Value("float32")))
+    return Features(columns)
+
+
+def build_columns(data: LabelledData, doc_ids: list[str], doc_texts: list[str], mined: list[MinedQuery],
+                  rescored: bool) -> dict[str, list]:
+    columns: dict[str, list] = {name: [] for name in _features(rescored)}
+    for q in mined:
+        for row, score in zip(q.positive_rows, q.positive_scores):
+            columns["query_id"].append(q.query_id)
+            columns["query"].append(data.queries[q.query_id])
+            columns["positive_id"].append(doc_ids[row])
+            columns["positive"].append(doc_texts[row])
+            columns["positive_score"].append(score)
+            columns["negative_ids"].append([doc_ids[r] for r in q.negative_rows])
+            columns["negatives"].append([doc_texts[r] for r in q.negative_rows])
+            columns["negative_scores"].append(q.negative_scores)
+            columns["negative_kinds"].append(q.negative_kinds)
+            if rescored:
+                columns["positive_rescore"].append(q.rescores[row])
+                columns["negative_rescores"].append([q.rescores[r] for r in q.negative_rows])
+    return columns
+
+
+def mine_counts(cfg: MineConfig, data: LabelledData, mined: list[MinedQuery], tally: Counter) -> dict:
+    """Counts that add up: queries, rows and every candidate's fate."""
+    hard = [q.negative_kinds.count("hard") for q in mined]
+    return {
+        **data.counts,
+        "queries_mined": len(mined),
+        "queries_short": sum(1 for n in hard if n < cfg.mining.num_negatives),
+        "rows": sum(len(q.positive_rows) for q in mined),
+        "hard_negatives": sum(hard),
+        "easy_negatives": sum(q.negative_kinds.count("easy") for q in mined),
+        "candidates": {"total": sum(tally.values()), **dict(sorted(tally.items()))},
+    }
+
+
+def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_texts: list[str],
+                      mined: list[MinedQuery], tally: Counter, encoder: Optional[Encoder]) -> Path:
+    """Write everything into a scratch folder that replaces ``cfg.output_dir`` only once complete."""
+    from datasets import Dataset
+
+    rescored = bool(cfg.mining.rescore.cross_encoder)
+    columns = build_columns(data, doc_ids, doc_texts, mined, rescored)
+    counts = mine_counts(cfg, data, mined, tally)
+    manifest = {
+        "stage": "mine",
+        "config": to_dict(cfg),
+        "encoder": None if encoder is None else {"reference": encoder.resolved.reference,
+                                                  "source": encoder.resolved.source,
+                                                  "fingerprint": encoder.fingerprint},
+        "inputs": data.inputs,
+        "counts": counts,
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "outputs": {"dataset": "dataset", "columns": list(columns)},
+    }
+    with atomic_output_dir(cfg.output_dir) as scratch:
+        Dataset.from_dict(columns, features=_features(rescored)).save_to_disk(str(scratch / "dataset"))
+        (scratch / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+        write_json(scratch / MANIFEST, manifest)  # last: its presence means the folder is complete
+    return Path(cfg.output_dir)

@@ -1,0 +1,1 @@
+"""eval: retrieve → rerank → generate, measured (lands with issue 4)."""

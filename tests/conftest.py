@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny random bi-encoder / cross-encoder and a tiny BEIR folder, all built offline."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WORDS = ("the a of and in to is for on with cat cats dog dogs fish bird sat mat run runs eat eats food water "
+         "protein cell cells gene genes cancer risk drug trial mouse mice blood heart brain virus vaccine").split()
+
+
+def _vocab() -> dict[str, int]:
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [str(d) for d in range(10)]
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "?"] + letters + [f"##{c}" for c in letters] + WORDS
+    return {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+
+
+def _tiny_bert(folder: Path, num_labels: int | None = None) -> Path:
+    """A random 2-layer BERT (hidden 32) with a WordPiece tokenizer, saved to ``folder``."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = BertTokenizerFast(vocab=_vocab(), do_lower_case=True)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128,
+                        initializer_range=0.5)  # wide init: distinct, untied embeddings for distinct texts
+    torch.manual_seed(0)
+    if num_labels is None:
+        model = BertModel(config)
+    else:
+        config.num_labels = num_labels
+        model = BertForSequenceClassification(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> str:
+    """Path of a tiny random sentence-transformers bi-encoder (mean pooling)."""
+    from sentence_transformers import SentenceTransformer, models
+
+    base = _tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+    transformer = models.Transformer(str(base), max_seq_length=64)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    out = tmp_path_factory.mktemp("tiny-encoder")
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(out))
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory) -> str:
+    """Path of a tiny random one-logit cross-encoder."""
+    return str(_tiny_bert(tmp_path_factory.mktemp("tiny-ce"), num_labels=1))
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def write_qrels(path: Path, rows: list[tuple[str, str, int]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in rows), encoding="utf-8")
+    return path
+
+
+def make_beir(folder: Path, n_docs: int = 40, n_train: int = 6, n_test: int = 2) -> Path:
+    """A tiny BEIR folder: docs d0..dN, train queries q0.., test queries t0..; each query has 1-2 positives."""
+    import random
+
+    rng = random.Random(0)
+    docs = [{"_id": f"d{i}", "title": f"doc {i}", "text": " ".join(rng.choices(WORDS, k=12 + i % 7))}
+            for i in range(n_docs)]
+    write_jsonl(folder / "corpus.jsonl", docs)
+    queries = [{"_id": f"q{i}", "text": " ".join(rng.choices(WORDS, k=5))} for i in range(n_train)]
+    queries += [{"_id": f"t{i}", "text": f"test {' '.join(rng.choices(WORDS, k=5))}"} for i in range(n_test)]
+    write_jsonl(folder / "queries.jsonl", queries)
+    train = [(f"q{i}", f"d{(3 * i) % n_docs}", 1) for i in range(n_train)] + [("q0", "d1", 2), ("q1", "d2", 1)]
+    write_qrels(folder / "qrels" / "train.tsv", train)
+    write_qrels(folder / "qrels" / "test.tsv", [(f"t{i}", f"d{(5 * i + 1) % n_docs}", 1) for i in range(n_test)])
+    return folder
+
+
+@pytest.fixture
+def beir_dir(tmp_path) -> Path:
+    return make_beir(tmp_path / "beir")

@@ -1,0 +1,180 @@
+"""End to end on a tiny BEIR folder with a tiny random bi-encoder: files, counts, determinism, atomicity."""
+
+import json
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+
+from conftest import write_qrels
+from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+from rerankforge.data_prep.mine import load_labelled_data, mine
+from rerankforge.utils.io import MANIFEST
+
+
+def make_cfg(beir_dir: Path, tmp_path: Path, encoder: str, **mining) -> MineConfig:
+    return MineConfig(data=DataConfig(path=str(beir_dir)), encoder=EncoderConfig(name_or_path=encoder, batch_size=8),
+                      mining=MiningConfig(range_max=20, num_negatives=4, **mining),
+                      output_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"))
+
+
+def read(out: Path):
+    return load_from_disk(str(out / "dataset")), json.loads((out / MANIFEST).read_text())
+
+
+def test_mine_writes_dataset_manifest_and_config(beir_dir, tmp_path, tiny_encoder):
+    out = mine(make_cfg(beir_dir, tmp_path, tiny_encoder))
+    ds, manifest = read(out)
+    assert (out / "config.yaml").read_text().startswith("data:")
+    assert manifest["config"]["mining"]["num_negatives"] == 4
+    assert manifest["encoder"]["source"] == "local"
+    assert set(manifest["inputs"]) == {"corpus", "queries", "qrels", "eval_qrels"}
+    assert len(manifest["inputs"]["corpus"]["sha256"]) == 64
+    # one row per (query, positive): 6 queries, q0 and q1 have two positives
+    assert len(ds) == 8 and sorted(set(ds["query_id"])) == [f"q{i}" for i in range(6)]
+    positives = {(r["query_id"], r["positive_id"]) for r in ds}
+    qrels_pos = {}
+    for q, d in positives:
+        qrels_pos.setdefault(q, set()).add(d)
+    for row in ds:
+        assert not set(row["negative_ids"]) & qrels_pos[row["query_id"]]  # no negative is a positive
+        assert len(row["negatives"]) == len(row["negative_scores"]) == len(row["negative_ids"])
+        assert row["negative_scores"] == sorted(row["negative_scores"], reverse=True)
+
+
+def test_manifest_counts_add_up(beir_dir, tmp_path, tiny_encoder):
+    write_qrels(beir_dir / "qrels" / "train.tsv", [(f"q{i}", f"d{i}", 1) for i in range(5)] + [("q5", "d9", 0)])
+    ds, manifest = read(mine(make_cfg(beir_dir, tmp_path, tiny_encoder, random_negatives=2)))
+    c = manifest["counts"]
+    assert c["queries_labelled"] == c["queries_mined"] + c["queries_skipped_no_positive"] == 6
+    assert c["rows"] == len(ds) == 5
+    cand = dict(c["candidates"])
+    assert cand.pop("total") == sum(cand.values())
+    assert c["hard_negatives"] == cand["selected"]
+    assert c["easy_negatives"] == 2 * c["queries_mined"]
+    assert sum(len(n) for n in ds["negative_ids"]) == c["hard_negatives"] + c["easy_negatives"]
+    assert sum(kinds.count("easy") for kinds in ds["negative_kinds"]) == c["easy_negatives"]
+
+
+def test_same_seed_gives_byte_identical_output(beir_dir, tmp_path, tiny_encoder):
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, sampling_strategy="random", random_negatives=1)
+    first = mine(cfg)
+    snapshot = {p.relative_to(first): p.read_bytes() for p in sorted(first.rglob("*")) if p.is_file()}
+    cfg.output_dir = str(tmp_path / "again")
+    second = Path(mine(cfg))
+    again = {p.relative_to(second): p.read_bytes() for p in sorted(second.rglob("*")) if p.is_file()}
+    assert snapshot.keys() == again.keys()
+    for name in snapshot:
+        if name.name == "config.yaml" or name.name == MANIFEST:  # they name the output folder
+            continue
+        assert snapshot[name] == again[name], name
+    m1, m2 = (json.loads(p.read_text()) for p in (first / MANIFEST, second / MANIFEST))
+    m1["config"].pop("output_dir"), m2["config"].pop("output_dir")
+    assert m1 == m2
+
+
+def test_embeddings_are_cached_and_reused(beir_dir, tmp_path, tiny_encoder, monkeypatch):
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder)
+    mine(cfg)
+    cached = sorted(p.name for p in (tmp_path / "cache" / "embeddings").iterdir())
+    assert any(n.startswith("corpus-") and n.endswith(".npy") for n in cached)
+    assert any(n.endswith(".flat.faiss") for n in cached)
+    import rerankforge.data_prep.encode as encode
+
+    monkeypatch.setattr(encode, "encode_to_file", lambda *a, **k: pytest.fail("re-encoded a cached corpus"))
+    mine(cfg)
+
+
+def test_failed_run_leaves_no_output(beir_dir, tmp_path, tiny_encoder, monkeypatch):
+    import rerankforge.data_prep.output as output
+
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder)
+    monkeypatch.setattr(output, "write_json", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        mine(cfg)
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.partial-*"))
+
+
+@pytest.mark.parametrize("candidates", ["bm25", "hybrid"])
+def test_lexical_and_hybrid_candidates(beir_dir, tmp_path, tiny_encoder, candidates):
+    ds, manifest = read(mine(make_cfg(beir_dir, tmp_path, tiny_encoder, candidates=candidates, relative_margin=None)))
+    assert manifest["counts"]["hard_negatives"] > 0
+    for row in ds:
+        assert row["positive_id"] not in row["negative_ids"]
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
+def test_approximate_indexes(beir_dir, tmp_path, tiny_encoder, index_type):
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, relative_margin=None)
+    cfg.index.type, cfg.index.nlist, cfg.index.nprobe = index_type, 1, 1
+    _, manifest = read(mine(cfg))
+    assert manifest["counts"]["hard_negatives"] > 0
+    assert list((tmp_path / "cache" / "embeddings").glob(f"*.{index_type}.faiss"))
+
+
+def test_cross_encoder_rescoring_adds_teacher_scores(beir_dir, tmp_path, tiny_encoder, tiny_cross_encoder):
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, random_negatives=1)
+    cfg.mining.rescore.cross_encoder = tiny_cross_encoder
+    ds, manifest = read(mine(cfg))
+    assert {"positive_rescore", "negative_rescores"} <= set(ds.column_names)
+    for row in ds:
+        assert len(row["negative_rescores"]) == len(row["negative_ids"])
+        assert all(0.0 <= s <= 1.0 for s in row["negative_rescores"] + [row["positive_rescore"]])
+
+
+def test_max_queries_limits_and_counts(beir_dir, tmp_path, tiny_encoder):
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder)
+    cfg.max_queries = 2
+    ds, manifest = read(mine(cfg))
+    assert sorted(set(ds["query_id"])) == ["q0", "q1"]
+    assert manifest["counts"]["queries_beyond_max_queries"] == 4
+
+
+def test_matches_sentence_transformers_mine_hard_negatives(beir_dir, tmp_path, tiny_encoder):
+    """Our selection is written by hand (pure, id-based, with a fate tally); check it against the library."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.util import mine_hard_negatives
+
+    from rerankforge.data_prep.encode import doc_text
+
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, relative_margin=0.0)
+    cfg.mining.range_max = 30
+    ours, manifest = read(mine(cfg))
+    data = load_labelled_data(cfg)
+    corpus = [doc_text(data.corpus[d]) for d in sorted(data.corpus)]
+    pairs = Dataset.from_dict({"query": list(ours["query"]), "positive": list(ours["positive"])})
+    theirs = mine_hard_negatives(pairs, SentenceTransformer(tiny_encoder, device="cpu"), corpus=corpus,
+                                 range_max=30, relative_margin=0.0, num_negatives=4, output_format="labeled-list",
+                                 use_faiss=True, batch_size=8, verbose=False)
+    expected = {row["query"]: row["positive"][1:] for row in theirs}  # [positive, *negatives] per row
+    assert all(not row["negatives"] for row in ours if row["query"] not in expected)
+    compared = [row for row in ours if row["query"] in expected]
+    assert sum(len(row["negatives"]) for row in compared) >= 12  # the margin kept some, and dropped some
+    assert 0 < manifest["counts"]["candidates"]["relative_margin"]
+    for row in compared:
+        assert row["negatives"] == expected[row["query"]], row["query_id"]
+
+
+def test_text_folder_corpus_chunked_by_encoder_tokens(tmp_path, tiny_encoder):
+    from conftest import write_jsonl
+
+    docs = tmp_path / "docs"
+    (docs / "guides").mkdir(parents=True)
+    (docs / "guides" / "cats.md").write_text("the cat sat on the mat . " * 6)
+    (docs / "dogs.txt").write_text("dogs run and eat food with water . " * 4)
+    (docs / "fish.txt").write_text("fish eat food in water and the bird eats fish . " * 3)
+    write_jsonl(tmp_path / "q.jsonl", [{"_id": "q1", "text": "what do cats sit on"}])
+    write_qrels(tmp_path / "qrels.tsv", [("q1", "guides/cats.md#0", 1)])
+    cfg = MineConfig(data=DataConfig(corpus=str(docs), queries=str(tmp_path / "q.jsonl"),
+                                     qrels=str(tmp_path / "qrels.tsv"), eval_split=None),
+                     encoder=EncoderConfig(name_or_path=tiny_encoder), mining=MiningConfig(relative_margin=None,
+                                                                                      num_negatives=3),
+                     output_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"))
+    cfg.data.chunking.size, cfg.data.chunking.overlap = 16, 4
+    data = load_labelled_data(cfg)
+    assert sorted(data.corpus)[:2] == ["dogs.txt#0", "dogs.txt#1"]
+    assert data.corpus["guides/cats.md#0"]["text"].startswith("the cat sat on the mat")
+    ds, _ = read(mine(cfg))
+    assert ds[0]["positive_id"] == "guides/cats.md#0" and len(ds[0]["negative_ids"]) == 3

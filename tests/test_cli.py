@@ -1,0 +1,35 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from rerankforge.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_print_config_with_override(capsys):
+    assert main(["mine", "--config", str(ROOT / "configs/data_prep/scifact.yaml"), "--print-config", "seed=3"]) == 0
+    out = capsys.readouterr().out
+    assert "seed: 3" in out and "num_negatives: 7" in out
+
+
+def test_config_error_exits_2_with_message(capsys):
+    assert main(["mine", "mining.num_negativs=3"]) == 2
+    err = capsys.readouterr().err
+    assert "rerankforge mine: error:" in err and "Did you mean 'mining.num_negatives'?" in err
+
+
+def test_data_error_exits_2_listing_problems(tmp_path, capsys):
+    assert main(["mine", f"data.path={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "corpus file not found" in err and "queries file not found" in err
+
+
+def test_console_script_and_module_entry_points():
+    for cmd in (["rerankforge"], [sys.executable, "-m", "rerankforge"], [sys.executable, "-m", "rerankforge.data_prep"]):
+        if cmd == ["rerankforge"]:
+            cmd = [str(Path(sys.executable).with_name("rerankforge"))]
+        args = ["--help"] if "data_prep" in cmd[-1] else ["mine", "--help"]
+        out = subprocess.run(cmd + args, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "--config" in out.stdout

@@ -1,0 +1,80 @@
+"""Configs: every YAML in configs/ loads with its schema; bad keys and types are named with a suggestion."""
+
+from pathlib import Path
+
+import pytest
+
+from rerankforge.data_prep.config import MineConfig
+from rerankforge.utils.config import ConfigError, dump_yaml, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SCHEMAS = {"data_prep": MineConfig}  # configs/<folder>/*.yaml -> schema
+
+
+def all_configs():
+    return sorted(CONFIGS.rglob("*.yaml"))
+
+
+def test_every_config_folder_has_a_schema():
+    assert all_configs(), "no configs found"
+    for path in all_configs():
+        assert path.parent.name in SCHEMAS, f"{path}: no schema registered for configs/{path.parent.name}/"
+
+
+@pytest.mark.parametrize("path", all_configs(), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_config_loads(path):
+    cfg = load_config(SCHEMAS[path.parent.name], path)
+    assert load_config(type(cfg), path) == cfg
+
+
+def test_scifact_config_values():
+    cfg = load_config(MineConfig, CONFIGS / "data_prep" / "scifact.yaml")
+    assert cfg.encoder.name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
+    assert cfg.mining.num_negatives == 7 and cfg.data.split == "train" and cfg.data.eval_split == "test"
+
+
+def test_overrides_apply_with_types():
+    cfg = load_config(MineConfig, None, ["mining.num_negatives=3", "mining.relative_margin=null",
+                                         "encoder.multi_process_devices=[cpu,cpu]", "data.path=/x"])
+    assert cfg.mining.num_negatives == 3 and cfg.mining.relative_margin is None
+    assert cfg.encoder.multi_process_devices == ["cpu", "cpu"] and cfg.data.path == "/x"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("mining.num_negativs=3", "unknown config key 'mining.num_negativs'. Did you mean 'mining.num_negatives'?"),
+    ("minig.num_negatives=3", "unknown config key 'minig'. Did you mean 'mining'?"),
+    ("mining.zzz=1", "unknown config key 'mining.zzz'. Valid keys here: candidates, range_min"),
+    ("seed=abc", "bad value for 'seed': Value 'abc' of type 'str' could not be converted to Integer"),
+    ("mining.sampling_strategy=best", "bad value for 'mining.sampling_strategy': Invalid value 'best', "
+                                      "expected one of ['top', 'random']"),
+    ("num_negatives", "Override 'num_negatives' is not of the form key=value"),
+])
+def test_override_errors(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(MineConfig, None, [override])
+    assert message in str(info.value)
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    bad_key = tmp_path / "bad.yaml"
+    bad_key.write_text("mining:\n  range_mx: 10\n")
+    with pytest.raises(ConfigError, match=rf"{bad_key}: unknown config key 'mining.range_mx'. Did you mean "
+                                          r"'mining.range_max'\?"):
+        load_config(MineConfig, bad_key)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("mining:\n  range_max: [1,\n")
+    with pytest.raises(ConfigError, match=rf"{broken}:\d+: invalid YAML"):
+        load_config(MineConfig, broken)
+    with pytest.raises(ConfigError, match="Config file not found"):
+        load_config(MineConfig, tmp_path / "missing.yaml")
+
+
+def test_checks_in_post_init_are_config_errors():
+    with pytest.raises(ConfigError, match="need size > 0 and 0 <= overlap < size"):
+        load_config(MineConfig, None, ["data.chunking.overlap=500"])
+
+
+def test_dump_round_trips(tmp_path):
+    cfg = load_config(MineConfig, None, ["seed=7"])
+    (tmp_path / "c.yaml").write_text(dump_yaml(cfg))
+    assert load_config(MineConfig, tmp_path / "c.yaml") == cfg

@@ -1,0 +1,1 @@
+"""train: fine-tune a cross-encoder (lands with issue 3)."""

@@ -1,0 +1,1 @@
+"""Shared plumbing for every stage: typed configs, manifests, atomic writes, hashing."""
