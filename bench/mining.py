@@ -1,6 +1,6 @@
 """Mining speed and memory: rerankforge vs sentence-transformers' ``util.mine_hard_negatives``, same settings.
 
-    python bench/mining.py [--data ../shared/data/scifact] [--batch-size 64] [--max-queries N]
+    python bench/mining.py [--data ../shared/data/scifact] [--batch-size 64] [--max-queries N] [--repeats 2]
 
 Each side runs in its own process from a cold embedding cache (peak RSS is per process) and mines the
 same train queries with the same model, range_max, relative_margin, num_negatives and FAISS flat index.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,8 +115,8 @@ def child(side: str, args) -> None:
     print("BENCH " + json.dumps(stats))
 
 
-def row(name: str, s: dict) -> str:
-    return (f"| {name} | {s['docs'] / s['encode_seconds']:.1f} | {1000 * s['search_seconds'] / max(s['queries'], 1):.3f} "
+def row(name: str, run: int, s: dict) -> str:
+    return (f"| {name} | {run} | {s['docs'] / s['encode_seconds']:.1f} | {1000 * s['search_seconds'] / max(s['queries'], 1):.3f} "
             f"| {s['total_seconds']:.1f} | {s['peak_rss_mb']:.0f} | {s['negatives']} |")
 
 
@@ -124,27 +125,36 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=1, help="runs per side, alternating which goes first")
     parser.add_argument("--side", choices=["rerankforge", "sentence-transformers"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         return child(args.side, args)
-    results = {}
-    for side in ("sentence-transformers", "rerankforge"):
-        cmd = [sys.executable, __file__, "--side", side, "--data", args.data, "--batch-size", str(args.batch_size)]
-        if args.max_queries:
-            cmd += ["--max-queries", str(args.max_queries)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        lines = [line for line in out.stdout.splitlines() if line.startswith("BENCH ")]
-        if out.returncode != 0 or not lines:
-            sys.exit(f"{side} failed:\n{out.stderr[-3000:]}")
-        results[side] = json.loads(lines[-1][len("BENCH "):])
-    print("| miner | encode docs/s | search ms/query | total s | peak RSS MB | negatives (per query-positive row) |")
-    print("|---|---|---|---|---|---|")
-    for side, stats in results.items():
-        print(row(side, stats))
-    ours, theirs = results["rerankforge"], results["sentence-transformers"]
-    print(f"\nratio rerankforge / sentence-transformers: wall time {ours['total_seconds'] / theirs['total_seconds']:.2f}x, "
-          f"peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}x (goal: wall time <= 1.0x)")
+    runs: dict[str, list[dict]] = {"sentence-transformers": [], "rerankforge": []}
+    for repeat in range(args.repeats):
+        order = list(runs) if repeat % 2 == 0 else list(reversed(runs))  # alternate, so drift hits both sides
+        for side in order:
+            runs[side].append(run_side(side, args))
+    print("| miner | run | encode docs/s | search ms/query | total s | peak RSS MB | negatives (per query-positive row) |")
+    print("|---|---|---|---|---|---|---|")
+    for side, stats in runs.items():
+        for i, s in enumerate(stats, start=1):
+            print(row(side, i, s))
+    ratios = sorted(o["total_seconds"] / t["total_seconds"] for o, t in zip(runs["rerankforge"], runs["sentence-transformers"]))
+    rss = max(s["peak_rss_mb"] for s in runs["rerankforge"]) / max(s["peak_rss_mb"] for s in runs["sentence-transformers"])
+    print(f"\nratio rerankforge / sentence-transformers: wall time {statistics.median(ratios):.2f}x (median of "
+          f"{len(ratios)}: {', '.join(f'{r:.2f}' for r in ratios)}), peak RSS {rss:.2f}x (goal: wall time <= 1.0x)")
+
+
+def run_side(side: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--side", side, "--data", args.data, "--batch-size", str(args.batch_size)]
+    if args.max_queries:
+        cmd += ["--max-queries", str(args.max_queries)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("BENCH ")]
+    if out.returncode != 0 or not lines:
+        sys.exit(f"{side} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len("BENCH "):])
 
 
 if __name__ == "__main__":

@@ -41,31 +41,29 @@ def _report_duplicates(kind: str, counts: Counter, path: Path, problems: list[Pr
                                 str(path)))
 
 
+def _load_texts_by_id(path: Path, fields: FieldNames, kind: str, problems: list[Problem],
+                      make: Callable[[dict, str], object]) -> dict:
+    """``{id: make(record, text)}`` from every record that has both an id and a text field."""
+    out, seen = {}, Counter()
+    for line, record in read_records(path, problems):
+        item_id = _field(record, fields.id, path, line, problems)
+        text = _field(record, fields.text, path, line, problems)
+        if item_id is None or text is None:
+            continue
+        seen[item_id] += 1
+        out[item_id] = make(record, text)
+    _report_duplicates(kind, seen, path, problems)
+    return out
+
+
 def load_corpus(path: str | Path, fields: FieldNames, problems: list[Problem]) -> Corpus:
     """Corpus from a table file or saved HF dataset; the title field is optional."""
-    path, corpus, seen = Path(path), {}, Counter()
-    for line, record in read_records(path, problems):
-        doc_id = _field(record, fields.id, path, line, problems)
-        text = _field(record, fields.text, path, line, problems)
-        if doc_id is None or text is None:
-            continue
-        seen[doc_id] += 1
-        corpus[doc_id] = {"title": str(record.get(fields.title) or ""), "text": text}
-    _report_duplicates("document", seen, path, problems)
-    return corpus
+    return _load_texts_by_id(Path(path), fields, "document", problems,
+                             lambda record, text: {"title": str(record.get(fields.title) or ""), "text": text})
 
 
 def load_queries(path: str | Path, fields: FieldNames, problems: list[Problem]) -> Queries:
-    path, queries, seen = Path(path), {}, Counter()
-    for line, record in read_records(path, problems):
-        query_id = _field(record, fields.id, path, line, problems)
-        text = _field(record, fields.text, path, line, problems)
-        if query_id is None or text is None:
-            continue
-        seen[query_id] += 1
-        queries[query_id] = text
-    _report_duplicates("query", seen, path, problems)
-    return queries
+    return _load_texts_by_id(Path(path), fields, "query", problems, lambda record, text: text)
 
 
 def load_qrels(path: str | Path, fields: FieldNames, problems: list[Problem]) -> Qrels:
@@ -86,29 +84,25 @@ def load_qrels(path: str | Path, fields: FieldNames, problems: list[Problem]) ->
     return qrels
 
 
+def windows(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """``[start, end)`` windows of ``size`` units over ``length`` units, consecutive ones sharing ``overlap``."""
+    return [(start, min(start + size, length)) for start in range(0, max(length - overlap, 1), size - overlap)
+            if start < length]
+
+
 def chunk_text(text: str, chunking: ChunkConfig, token_spans: Optional[TokenSpans] = None) -> list[str]:
     """Split ``text`` into windows of ``chunking.size`` tokens (or chars) overlapping by ``chunking.overlap``.
 
     Passages are slices of the original text, so nothing is re-tokenized or normalised.
     """
     if chunking.unit == "chars":
-        spans = [(i, i + 1) for i in range(len(text))]
+        pieces = [text[s:e] for s, e in windows(len(text), chunking.size, chunking.overlap)]
     else:
         if token_spans is None:
             raise ValueError("data.chunking.unit=tokens needs a tokenizer; none was given.")
         spans = token_spans(text)
-    step = chunking.size - chunking.overlap
-    passages = []
-    for start in range(0, max(len(spans), 1), step):
-        window = spans[start:start + chunking.size]
-        if not window:
-            break
-        passage = text[window[0][0]:window[-1][1]].strip()
-        if passage:
-            passages.append(passage)
-        if start + chunking.size >= len(spans):
-            break
-    return passages
+        pieces = [text[spans[s][0]:spans[e - 1][1]] for s, e in windows(len(spans), chunking.size, chunking.overlap)]
+    return [p.strip() for p in pieces if p.strip()]
 
 
 def load_text_folder(folder: str | Path, chunking: ChunkConfig, token_spans: Optional[TokenSpans] = None) -> Corpus:

@@ -50,7 +50,7 @@ def _read_delimited(path: Path, delimiter: str, problems: list[Problem]) -> Iter
             yield line_no, dict(zip(header, row))
 
 
-def _read_rows(rows, path: Path) -> Iterator[tuple[int, Record]]:
+def _read_rows(rows) -> Iterator[tuple[int, Record]]:
     for index, record in enumerate(rows, start=1):
         yield index, dict(record)
 
@@ -66,24 +66,24 @@ def _read_hf_dataset(path: Path, problems: list[Problem]) -> Iterator[tuple[int,
                 f"e.g. {path / sorted(data)[0]}.", str(path)))
             return
         data = next(iter(data.values()))
-    yield from _read_rows(data, path)
+    yield from _read_rows(data)
 
 
 def read_records(path: str | Path, problems: list[Problem]) -> Iterator[tuple[int, Record]]:
-    """Yield ``(line_or_row_number, record)`` from ``path``; malformed lines become entries of ``problems``.
+    """Yield ``(line_or_row_number, record)`` from ``path``.
 
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: the file type is not one of .jsonl/.json/.tsv/.csv/.parquet or a saved HF dataset.
+    Malformed lines, a missing path and an unsupported file type become entries of ``problems``; nothing raises.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder.")
+        problems.append(Problem("no such file or folder.", str(path)))
+        return
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
             yield from _read_hf_dataset(path, problems)
-            return
-        raise ValueError(f"{path} is a folder but not a saved Hugging Face dataset (no state.json).")
+        else:
+            problems.append(Problem("a folder, but not a saved Hugging Face dataset (no state.json).", str(path)))
+        return
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         yield from _read_jsonl(path, problems)
@@ -92,7 +92,7 @@ def read_records(path: str | Path, problems: list[Problem]) -> Iterator[tuple[in
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        yield from _read_rows(pq.read_table(path).to_pylist(), path)
+        yield from _read_rows(pq.read_table(path).to_pylist())
     else:
-        raise ValueError(f"{path}: unsupported file type '{suffix}'. Expected one of {', '.join(FORMATS)}, "
-                         "or a folder saved with datasets' save_to_disk.")
+        problems.append(Problem(f"unsupported file type '{suffix}'. Expected one of {', '.join(FORMATS)}, "
+                                "or a folder saved with datasets' save_to_disk.", str(path)))

@@ -60,7 +60,7 @@ def test_same_seed_gives_byte_identical_output(beir_dir, tmp_path, tiny_encoder)
     cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, sampling_strategy="random", random_negatives=1)
     first = mine(cfg)
     snapshot = {p.relative_to(first): p.read_bytes() for p in sorted(first.rglob("*")) if p.is_file()}
-    cfg.output_dir = str(tmp_path / "again")
+    cfg.output_dir, cfg.cache_dir = str(tmp_path / "again"), str(tmp_path / "cold-cache")  # encode from scratch
     second = Path(mine(cfg))
     again = {p.relative_to(second): p.read_bytes() for p in sorted(second.rglob("*")) if p.is_file()}
     assert snapshot.keys() == again.keys()
