@@ -46,7 +46,12 @@ def _tiny_bert(folder: Path, num_labels: int | None = None) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> str:
     """Path of a tiny random sentence-transformers bi-encoder (mean pooling)."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers import models
 
     base = _tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
     transformer = models.Transformer(str(base), max_seq_length=64)
