@@ -34,8 +34,21 @@ def _mine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from rerankforge.train.config import TrainConfig
+
+    if args.print_config:
+        print(dump_yaml(load_config(TrainConfig, args.config, args.overrides)), end="")
+        return 0
+    from rerankforge.train.run import cli as train_cli  # the same entry point as `python train/run.py`
+
+    return train_cli((["--config", args.config] if args.config else []) + list(args.overrides))
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "mine": ("Mine hard negatives from a corpus and labelled queries into a training set.", _mine),
+    "train": ("Fine-tune a cross-encoder reranker on a mined training set (single process; use "
+              "`accelerate launch train/run.py` for several).", _train),
 }
 
 

@@ -105,3 +105,14 @@ def to_dict(config: Any) -> dict:
 
 def dump_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def from_dict(schema: type[T], data: dict) -> T:
+    """A ``schema`` instance from a plain dict (e.g. the ``config`` block of a manifest), checked like a file."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.create(data)))
+    except OmegaConfBaseException as exc:
+        raise _explain(exc, schema, "config") from None

@@ -1,0 +1,60 @@
+"""Score and rerank passages with a trained checkpoint: ``Reranker("runs/train/x/final").rerank(query, docs)``.
+
+Results follow the Cohere rerank API: ``[{"index": i, "relevance_score": s}]``, best first, where
+``relevance_score`` is the sigmoid of the logit (the logit itself with ``raw=True``), as in
+sentence-transformers' ``CrossEncoder.predict``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from rerankforge.models.loading import load_seq_cls, load_tokenizer
+
+
+class Reranker:
+    """A one-logit cross-encoder from a local folder, a Hub id, or a LoRA adapter folder.
+
+    Args:
+        max_length: tokens per (query, passage) pair; only the passage is truncated. Default: the tokenizer's
+            ``model_max_length`` when it is sane, else 512.
+        device: e.g. "cpu", "cuda:0"; default CUDA when available.
+        dtype: e.g. ``torch.bfloat16``; default float32.
+    """
+
+    def __init__(self, model_name_or_path: str, max_length: Optional[int] = None, device: Optional[str] = None,
+                 dtype: Optional[torch.dtype] = None, batch_size: int = 32, gguf_file: Optional[str] = None):
+        self.tokenizer = load_tokenizer(model_name_or_path, gguf_file)
+        model = load_seq_cls(model_name_or_path, gguf_file, tokenizer=self.tokenizer)
+        if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merge once, score at full speed
+            model = model.merge_and_unload()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(device=self.device, dtype=dtype or torch.float32).eval()
+        limit = getattr(self.tokenizer, "model_max_length", None) or 512
+        self.max_length = max_length or (limit if limit <= 8192 else 512)
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def score(self, query: str, docs: Sequence[str], raw: bool = False) -> list[float]:
+        """One score per doc, in the order given. Batches are formed longest-first so they pad little."""
+        if not docs:
+            return []
+        order = sorted(range(len(docs)), key=lambda i: -len(docs[i]))
+        scores = [0.0] * len(docs)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            batch = self.tokenizer([query] * len(rows), [docs[i] for i in rows], truncation="only_second",
+                                   max_length=self.max_length, padding=True, return_tensors="pt").to(self.device)
+            logits = self.model(**batch).logits.view(-1).float()
+            for i, value in zip(rows, (logits if raw else torch.sigmoid(logits)).tolist()):
+                scores[i] = value
+        return scores
+
+    def rerank(self, query: str, docs: Sequence[str], top_n: Optional[int] = None,
+               raw: bool = False) -> list[dict]:
+        """``[{"index", "relevance_score"}]`` for the ``top_n`` best docs (all by default), best first."""
+        scores = self.score(query, docs, raw=raw)
+        ranked = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
+        return [{"index": i, "relevance_score": scores[i]} for i in ranked[: top_n or len(docs)]]

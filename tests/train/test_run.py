@@ -1,0 +1,161 @@
+"""The training loop on a tiny random BERT: outputs, dev metrics, checkpoints that load everywhere, resume."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+from rerankforge.data_prep.mine import mine
+from rerankforge.train.config import TrainConfig
+from rerankforge.train.run import main
+from rerankforge.utils.config import load_config
+
+
+@pytest.fixture
+def mined(beir_dir, tmp_path, tiny_encoder) -> Path:
+    cfg = MineConfig(data=DataConfig(path=str(beir_dir)), encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
+                     mining=MiningConfig(range_max=30, num_negatives=3, relative_margin=None),
+                     output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
+    return mine(cfg)
+
+
+def train_cfg(mined: Path, beir_dir: Path, init: str, out: Path, *overrides: str) -> TrainConfig:
+    return load_config(TrainConfig, None, [
+        f"model.name_or_path={init}", "model.max_length=48", "model.max_query_length=16",
+        f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_depth=10",
+        "batch_size=2", "max_steps=4", "eval_every=2", "optim.lr=1e-3", "optim.warmup_ratio=0",
+        f"output_dir={out}", *overrides])
+
+
+def test_training_writes_final_model_metrics_manifest_and_card(mined, beir_dir, tmp_path, tiny_cross_encoder):
+    final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run"))
+    out = final.parent
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert all(r["loss"] > 0 for r in records)
+    evals = [r for r in records if "dev/ndcg@10" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert all(0 <= r["dev/ndcg@10"] <= 1 and 0 <= r["dev/first_stage_ndcg@10"] <= 1 for r in evals)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["steps"] == 4 and manifest["best_dev_ndcg@10"] == max(r["dev/ndcg@10"] for r in evals)
+    assert manifest["counts"]["groups"] == 8 and len(manifest["inputs"]["train"]["sha256"]) == 64
+    card = (final / "README.md").read_text()
+    assert card.startswith("---\nbase_model: ") and "listwise_ce" in card and "## Dev metrics" in card
+    assert "## Intended use and limitations" in card
+    assert (out / "config.yaml").exists()
+
+
+def test_final_loads_everywhere_with_the_same_scores(mined, beir_dir, tmp_path, tiny_cross_encoder):
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from rerankforge.models.reranker import Reranker
+
+    final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "data.dev=null"))
+    query, docs = "cat sat on the mat", ["the cat sat", "dogs run for food", "protein in the blood of mice"]
+    ours = Reranker(str(final), device="cpu")
+    ranked = ours.rerank(query, docs, top_n=2)
+    assert [r["index"] for r in ranked] == sorted(range(3), key=lambda i: -ours.score(query, docs)[i])[:2]
+    expected = ours.score(query, docs)
+    ce = CrossEncoder(str(final), device="cpu").predict([(query, d) for d in docs])
+    assert ce.tolist() == pytest.approx(expected, abs=1e-5)
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    model = AutoModelForSequenceClassification.from_pretrained(final).eval()
+    with torch.no_grad():
+        logits = model(**tokenizer([query] * 3, docs, padding=True, return_tensors="pt")).logits.view(-1)
+    assert logits.tolist() == pytest.approx(ours.score(query, docs, raw=True), abs=1e-5)
+    pipe = pipeline("text-classification", model=str(final), device="cpu", function_to_apply="sigmoid")
+    assert [pipe({"text": query, "text_pair": d})["score"] for d in docs] == pytest.approx(expected, abs=1e-5)
+
+
+def test_bi_encoder_start_gets_a_fresh_head(mined, beir_dir, tmp_path, tiny_encoder):
+    final = main(train_cfg(mined, beir_dir, tiny_encoder, tmp_path / "run", "data.dev=null", "max_steps=1"))
+    from transformers import AutoModelForSequenceClassification
+
+    assert AutoModelForSequenceClassification.from_pretrained(final).config.num_labels == 1
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(mined, beir_dir, tmp_path, tiny_cross_encoder,
+                                                              monkeypatch):
+    from accelerate import Accelerator
+    from safetensors.torch import load_file
+
+    extra = ("data.dev=null", "max_steps=6", "save_every=3", "epochs=3")  # step 3 is mid-epoch (4 batches)
+    whole = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "whole", *extra))
+
+    original = Accelerator.save_state
+    calls = {"n": 0}
+
+    def save_then_die(self, *args, **kwargs):  # a crash right after the first checkpoint (step 3)
+        result = original(self, *args, **kwargs)
+        Path(result, ".complete").touch()
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(Accelerator, "save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "killed", *extra))
+    monkeypatch.setattr(Accelerator, "save_state", original)
+    resumed = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "killed", *extra, "resume_from=latest"))
+    a, b = load_file(str(whole / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(mined, beir_dir, tmp_path, tiny_cross_encoder):
+    """The real thing: `python train/run.py` killed with SIGKILL, then resumed from the latest complete checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    script = Path(__file__).resolve().parents[2] / "train" / "run.py"
+
+    def command(out, *more):
+        return [sys.executable, str(script), f"model.name_or_path={tiny_cross_encoder}", "model.max_length=48",
+                "model.max_query_length=16", f"data.train={mined}", "data.group_size=4", "batch_size=2",
+                "max_steps=40", "epochs=20", "save_every=3", "optim.lr=1e-3", f"output_dir={out}", *more]
+
+    subprocess.run(command(tmp_path / "whole"), check=True, capture_output=True, timeout=300)
+    proc = subprocess.Popen(command(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((tmp_path / "killed").glob("checkpoints/checkpoint_*/.complete")):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "final").exists()
+    subprocess.run(command(tmp_path / "killed", "resume_from=latest"), check=True, capture_output=True, timeout=300)
+    a = load_file(str(tmp_path / "whole" / "final" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "final" / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_report_the_same_dev_metrics_as_one(mined, beir_dir, tmp_path, tiny_cross_encoder):
+    """`accelerate launch --num_processes 2 --cpu`: dev scores are gathered, so metrics equal the 1-process ones."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "train" / "run.py"
+    args = [f"model.name_or_path={tiny_cross_encoder}", "model.max_length=48", "model.max_query_length=16",
+            f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_depth=7", "batch_size=1",
+            "max_steps=2", "eval_every=1", "optim.lr=0.0"]  # lr 0: both runs evaluate the same weights
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no"]
+    for n in (1, 2):
+        out = subprocess.run(launch + ["--num_processes", str(n), str(script), *args, f"output_dir={tmp_path / str(n)}"],
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+    one, two = ([json.loads(line) for line in (tmp_path / str(n) / "metrics.jsonl").read_text().splitlines()]
+                for n in (1, 2))
+    for a, b in zip(one, two):
+        for key in ("dev/ndcg@10", "dev/mrr@10", "dev/first_stage_ndcg@10"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key

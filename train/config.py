@@ -1,0 +1,104 @@
+"""The schema of training configs (``configs/train/*.yaml``); hardware and precision come from accelerate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+
+@dataclass
+class ModelConfig:
+    """The model to fine-tune: any HF encoder or decoder, as sequence classification with one logit.
+
+    Starts from a bi-encoder (fresh head), a pretrained cross-encoder, or a previous rerankforge checkpoint.
+    """
+
+    name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"
+    gguf_file: Optional[str] = None  # a .gguf file inside name_or_path, loaded through transformers
+    max_length: int = 256
+    max_query_length: int = 64  # queries longer than this are cut first; passages take the rest
+
+
+@dataclass
+class LoraConfig:
+    """LoRA through peft. Head modules (classifier / score / pooler) are always trained and saved."""
+
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    export: Literal["adapter", "merged"] = "merged"
+
+
+@dataclass
+class TrainDataConfig:
+    """``train`` is a ``rerankforge mine`` output folder; ``dev`` a BEIR folder whose ``dev_split`` is reranked."""
+
+    train: str = "runs/mine/scifact"
+    group_size: int = 8  # 1 positive + group_size - 1 negatives
+    max_rows: Optional[int] = None
+    dev: Optional[str] = None
+    dev_split: str = "test"
+    dev_depth: int = 100  # first-stage candidates reranked per dev query
+    dev_max_queries: Optional[int] = None
+
+
+@dataclass
+class LossConfig:
+    name: Literal["listwise_ce", "pointwise_bce", "ranknet", "margin_mse", "kl_distill"] = "listwise_ce"
+    temperature: float = 1.0
+    pos_weight: Optional[float] = None
+    teacher: Literal["first_stage", "rescore"] = "rescore"  # which scores the distillation losses imitate
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """``accelerate launch train/run.py --config configs/train/scifact-minilm.yaml [key=value ...]``"""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    data: TrainDataConfig = field(default_factory=TrainDataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    batch_size: int = 4  # groups per process and step, before gradient accumulation
+    gradient_accumulation_steps: int = 1
+    epochs: float = 1.0
+    max_steps: Optional[int] = None  # overrides epochs
+    eval_every: Optional[int] = None  # optimizer steps; None = only at the end
+    save_every: Optional[int] = None
+    keep_checkpoints: int = 2
+    early_stopping_patience: Optional[int] = None  # evaluations without a better dev nDCG@10
+    resume_from: Optional[str] = None  # "latest" or a checkpoint folder
+    output_dir: str = "runs/train/scifact-minilm"
+    log_with: list[str] = field(default_factory=list)  # e.g. [wandb], [tensorboard]
+    seed: int = 42
+
+
+def check_train_config(cfg: TrainConfig) -> list[str]:
+    """Every problem that does not depend on the data, all at once."""
+    problems = []
+    if cfg.data.group_size < 2 and cfg.loss.name != "pointwise_bce":
+        problems.append(f"data.group_size must be >= 2 for loss.name={cfg.loss.name}, got {cfg.data.group_size}.")
+    if cfg.data.group_size < 1:
+        problems.append(f"data.group_size must be >= 1, got {cfg.data.group_size}.")
+    for key in ("batch_size", "gradient_accumulation_steps", "keep_checkpoints"):
+        if getattr(cfg, key) < 1:
+            problems.append(f"{key} must be >= 1, got {getattr(cfg, key)}.")
+    if cfg.max_steps is None and cfg.epochs <= 0:
+        problems.append(f"epochs must be > 0 (or set max_steps), got {cfg.epochs}.")
+    if cfg.model.max_query_length >= cfg.model.max_length:
+        problems.append(f"model.max_query_length ({cfg.model.max_query_length}) must be below model.max_length "
+                        f"({cfg.model.max_length}) so that passages keep some tokens.")
+    if not 0 <= cfg.optim.warmup_ratio < 1:
+        problems.append(f"optim.warmup_ratio must be in [0, 1), got {cfg.optim.warmup_ratio}.")
+    return problems

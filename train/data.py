@@ -1,0 +1,118 @@
+"""Training groups from a ``rerankforge mine`` output, a length-grouped batch sampler and a padding collator."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+
+from rerankforge.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One query with its positive first, then negatives; ``teacher`` scores in the same order (or None)."""
+
+    query_id: str
+    query: str
+    passages: tuple[str, ...]
+    teacher: Optional[tuple[float, ...]]
+
+
+def load_groups(cfg: TrainConfig) -> tuple[list[Group], dict]:
+    """Groups of ``data.group_size`` from the mining output; rows with too few negatives are dropped and counted.
+
+    Raises:
+        FileNotFoundError: the folder is not a complete mining output (no manifest.json).
+    """
+    from datasets import load_from_disk
+
+    folder = Path(cfg.data.train)
+    if not (folder / "manifest.json").exists():
+        raise FileNotFoundError(f"data.train={folder} is not a finished `rerankforge mine` output (no manifest.json). "
+                                "Run `rerankforge mine` first or point data.train at its output_dir.")
+    rows = load_from_disk(str(folder / "dataset"))
+    want = cfg.data.group_size - 1
+    teacher_cols = ("positive_rescore", "negative_rescores") if cfg.loss.teacher == "rescore" else (
+        "positive_score", "negative_scores")
+    has_teacher = all(c in rows.column_names for c in teacher_cols)
+    groups, short = [], 0
+    for row in rows:
+        if len(row["negatives"]) < want:
+            short += 1
+            continue
+        teacher = (row[teacher_cols[0]], *row[teacher_cols[1]][:want]) if has_teacher else None
+        groups.append(Group(row["query_id"], row["query"], (row["positive"], *row["negatives"][:want]), teacher))
+    groups = groups[: cfg.data.max_rows]
+    if short:
+        logger.warning("%d of %d rows have fewer than %d negatives and are left out; lower data.group_size or "
+                       "mine more negatives.", short, len(rows), want)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return groups, {"rows": len(rows), "groups": len(groups), "rows_short": short, "has_teacher": has_teacher,
+                    "mine_manifest": manifest}
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, mega: int = 50) -> list[list[int]]:
+    """Shuffle, then sort by length inside windows of ``mega`` batches, so batches pad little; shuffle batches.
+
+    Deterministic for a seed; every index appears exactly once.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    window = batch_size * mega
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: -lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """A batch sampler whose length-grouped order changes with each epoch (``use_epoch``)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def use_epoch(self, epoch: int) -> None:  # not `set_epoch`: accelerate would call that with its own count
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(length_grouped_batches(self.lengths, self.batch_size, self.seed + self.epoch))
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+
+class GroupCollator:
+    """Tokenizes groups into ``B*G`` (query, passage) pairs with dynamic padding.
+
+    Only the passage is truncated to fit ``max_length``; a query is first cut to ``max_query_length`` tokens.
+    """
+
+    def __init__(self, tokenizer, max_length: int, max_query_length: int):
+        self.tokenizer, self.max_length, self.max_query_length = tokenizer, max_length, max_query_length
+
+    def cut_query(self, query: str) -> str:
+        ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
+        return query if len(ids) <= self.max_query_length else self.tokenizer.decode(ids[: self.max_query_length])
+
+    def pairs(self, queries: list[str], passages: list[str]) -> dict[str, torch.Tensor]:
+        queries = [self.cut_query(q) for q in queries]
+        return self.tokenizer(queries, passages, truncation="only_second", max_length=self.max_length,
+                              padding=True, return_tensors="pt")
+
+    def __call__(self, groups: list[Group]) -> dict[str, torch.Tensor]:
+        queries = [g.query for g in groups for _ in g.passages]
+        batch = dict(self.pairs(queries, [p for g in groups for p in g.passages]))
+        if groups[0].teacher is not None:
+            batch["teacher"] = torch.tensor([g.teacher for g in groups], dtype=torch.float32)
+        return batch

@@ -1,0 +1,236 @@
+"""Train a cross-encoder reranker on a ``rerankforge mine`` output.
+
+    accelerate launch train/run.py --config configs/train/scifact-minilm.yaml [key=value ...]
+    python train/run.py --config configs/train/scifact-minilm.yaml            # one process, same file
+    accelerate launch --num_processes 2 --cpu train/run.py --config ...      # multi-process on CPU
+
+Reads top to bottom: 1 config, 2 accelerator, 3 data, 4 model, 5 optimizer, 6 prepare, 7 sanity check,
+8 resume, 9 loop (accumulate, clip, step, evaluate, checkpoint), 10 final model, card and manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from rerankforge.models.loading import add_lora, load_seq_cls, load_tokenizer
+from rerankforge.train.checkpoint import Progress, resume_dir, save_checkpoint, save_final
+from rerankforge.train.config import TrainConfig, check_train_config
+from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
+from rerankforge.train.evaluate import build_dev_set, dev_loader, evaluate
+from rerankforge.train.losses import LOSSES, NEEDS_TEACHER
+from rerankforge.utils.config import ConfigError, dump_yaml, load_config, to_dict
+from rerankforge.utils.io import git_commit, hash_path, versions, write_json
+
+logger = logging.getLogger("rerankforge.train")
+
+
+def compute_loss(cfg: TrainConfig, scores: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
+    name = cfg.loss.name
+    if name in NEEDS_TEACHER:
+        if teacher is None:
+            raise ValueError(f"loss.name={name} needs teacher scores, but the training set has none for "
+                             f"loss.teacher={cfg.loss.teacher}. Mine with mining.rescore.cross_encoder set, or use "
+                             "loss.teacher=first_stage.")
+        return LOSSES[name](scores, teacher.to(scores.dtype), **({"temperature": cfg.loss.temperature}
+                                                                  if name == "kl_distill" else {}))
+    if name == "pointwise_bce":
+        return LOSSES[name](scores, pos_weight=cfg.loss.pos_weight)
+    if name == "listwise_ce":
+        return LOSSES[name](scores, temperature=cfg.loss.temperature)
+    return LOSSES[name](scores)
+
+
+def group_scores(model, batch: dict, group_size: int) -> torch.Tensor:
+    inputs = {k: v for k, v in batch.items() if k != "teacher"}
+    return model(**inputs).logits.view(-1, group_size).float()
+
+
+def sanity_check(model, batch: dict, group_size: int) -> None:
+    """One forward pass before training; warn when the scores are (nearly) constant, a common silent failure."""
+    with torch.no_grad():
+        scores = group_scores(model, batch, group_size)
+    if not torch.isfinite(scores).all():
+        raise RuntimeError("The first forward pass gave non-finite scores; check the model and its dtype.")
+    if scores.std().item() < 1e-6:
+        logger.warning("Scores collapse to a constant (%.4g) on the first batch: the head may not see the input "
+                       "(check pad_token_id for decoders) or the learning rate is too high.", scores.mean().item())
+
+
+def parse_args(argv=None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description="Train a cross-encoder reranker.")
+    parser.add_argument("--config", help="YAML config (configs/train/).")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    args = parser.parse_args(argv)
+    cfg = load_config(TrainConfig, args.config, args.overrides)
+    problems = check_train_config(cfg)
+    if problems:
+        raise ConfigError("Config problems:\n" + "\n".join(f"  - {p}" for p in problems))
+    return cfg
+
+
+def main(cfg: TrainConfig) -> Path:
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from transformers import get_scheduler
+
+    # 2. Accelerator: devices, precision and processes come from `accelerate launch` / its config file.
+    out = Path(cfg.output_dir)
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                              log_with=cfg.log_with or None,
+                              project_config=ProjectConfiguration(project_dir=str(out), automatic_checkpoint_naming=True,
+                                                                  total_limit=cfg.keep_checkpoints))
+    set_seed(cfg.seed)
+
+    # 3. Data: groups from the mining output, dev first stage (built once, on the main process first).
+    groups, data_counts = load_groups(cfg)
+    if not groups:
+        raise ValueError(f"No training group of size {cfg.data.group_size} in {cfg.data.train}.")
+    tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.gguf_file)
+    collator = GroupCollator(tokenizer, cfg.model.max_length, cfg.model.max_query_length)
+    sampler = EpochBatches([sum(map(len, g.passages)) for g in groups], cfg.batch_size, cfg.seed)
+    train_dl = torch.utils.data.DataLoader(groups, batch_sampler=sampler, collate_fn=collator)
+    dev = None
+    if cfg.data.dev:
+        with accelerator.main_process_first():
+            dev = build_dev_set(cfg.data.dev, cfg.data.dev_split, cfg.data.dev_depth, cfg.data.dev_max_queries,
+                                data_counts["mine_manifest"]["config"])
+        train_queries = {g.query_id for g in groups}
+        if train_queries & set(dev.qrels):
+            raise ValueError(f"{len(train_queries & set(dev.qrels))} dev queries are also training queries.")
+
+    # 4. Model: one logit; LoRA is a config block on the same model.
+    model = load_seq_cls(cfg.model.name_or_path, cfg.model.gguf_file, tokenizer=tokenizer)
+    if cfg.lora.enabled:
+        model = add_lora(model, cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules)
+
+    # 5. Optimizer and schedule.
+    steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / cfg.gradient_accumulation_steps)
+    total_steps = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
+                                  weight_decay=cfg.optim.weight_decay)
+    scheduler = get_scheduler(cfg.optim.scheduler, optimizer, int(cfg.optim.warmup_ratio * total_steps), total_steps)
+
+    # 6. Prepare; the loop state is checkpointed with the model, optimizer, scheduler and RNGs.
+    model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, scheduler)
+    dev_dl = accelerator.prepare(dev_loader(dev, collator, cfg.batch_size * cfg.data.group_size)) if dev else None
+    progress = Progress()
+    accelerator.register_for_checkpointing(progress)
+
+    # 7. Sanity check before spending compute.
+    sanity_check(model, next(iter(train_dl)), cfg.data.group_size)
+
+    # 8. Resume.
+    resume = resume_dir(out, cfg.resume_from)
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        accelerator.project_configuration.iteration = int(resume.name.split("_")[-1]) + 1
+        accelerator.print(f"Resumed from {resume} at step {progress.step}.")
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+    accelerator.init_trackers("rerankforge", config=json.loads(json.dumps(to_dict(cfg), default=str)))
+
+    # 9. Loop.
+    metrics_file = out / "metrics.jsonl"
+    bar = tqdm(total=total_steps, initial=progress.step, desc="Training", disable=not accelerator.is_main_process)
+    stop = progress.step >= total_steps
+    while not stop:
+        sampler.use_epoch(progress.epoch)
+        epoch_dl = accelerator.skip_first_batches(train_dl, progress.batch_in_epoch) if progress.batch_in_epoch else train_dl
+        for batch in epoch_dl:
+            with accelerator.accumulate(model):
+                loss = compute_loss(cfg, group_scores(model, batch, cfg.data.group_size), batch.get("teacher"))
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.optim.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            progress.batch_in_epoch += 1
+            if not accelerator.sync_gradients:
+                continue
+            progress.step += 1
+            bar.update(1)
+            record = {"step": progress.step, "epoch": progress.epoch, "loss": accelerator.gather(loss.detach()).mean().item(),
+                      "lr": scheduler.get_last_lr()[0]}
+            last = progress.step >= total_steps
+            if dev_dl is not None and (last or (cfg.eval_every and progress.step % cfg.eval_every == 0)):
+                record.update(evaluate(model, dev_dl, dev, accelerator))
+                stop = keep_best(cfg, accelerator, model, tokenizer, progress, record["dev/ndcg@10"], out)
+            log(accelerator, record, metrics_file, bar)
+            if cfg.save_every and progress.step % cfg.save_every == 0 and not last:
+                save_checkpoint(accelerator)
+            if last or stop:
+                stop = True
+                break
+        else:
+            progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
+    bar.close()
+
+    # 10. Final model (the best by dev nDCG@10 when there is a dev set), card and manifest.
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = out / "final"
+        if dev_dl is None or not (out / "best").exists():
+            save_final(accelerator.unwrap_model(model), tokenizer, final, cfg.model.max_length, cfg.lora.export)
+        else:
+            (out / "best").replace(final)
+        write_train_manifest(cfg, out, data_counts, progress)
+    accelerator.end_training()
+    return out / "final"
+
+
+def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: float, out: Path) -> bool:
+    """Save the best model so far to ``best/``; True when early stopping says stop."""
+    if score > progress.best:
+        progress.best, progress.bad_evals = score, 0
+        if accelerator.is_main_process:
+            save_final(accelerator.unwrap_model(model), tokenizer, out / "best", cfg.model.max_length, "adapter")
+    else:
+        progress.bad_evals += 1
+    accelerator.wait_for_everyone()
+    return bool(cfg.early_stopping_patience and progress.bad_evals >= cfg.early_stopping_patience)
+
+
+def log(accelerator, record: dict, metrics_file: Path, bar) -> None:
+    accelerator.log(record, step=record["step"])
+    if accelerator.is_main_process:
+        with open(metrics_file, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        bar.set_postfix({k.replace("dev/", ""): round(v, 4) for k, v in record.items() if k in ("loss", "dev/ndcg@10")})
+
+
+def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progress: Progress) -> None:
+    from rerankforge.models.card import write_model_card
+
+    manifest = {"stage": "train", "config": to_dict(cfg), "versions": versions(), "git_commit": git_commit(),
+                "inputs": {"train": {"path": cfg.data.train, "sha256": hash_path(Path(cfg.data.train) / "dataset")}},
+                "counts": {k: v for k, v in data_counts.items() if k != "mine_manifest"},
+                "steps": progress.step, "best_dev_ndcg@10": None if progress.best == float("-inf") else progress.best}
+    write_json(out / "manifest.json", manifest)
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] \
+        if (out / "metrics.jsonl").exists() else []
+    write_model_card(out / "final", cfg, data_counts["mine_manifest"], metrics)
+
+
+def cli(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = parse_args(argv)
+    except ConfigError as exc:
+        print(f"rerankforge train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Final model: {main(cfg)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
