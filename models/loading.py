@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -25,15 +26,39 @@ def load_seq_cls(name_or_path: str, gguf_file: Optional[str] = None, tokenizer=N
     from transformers import AutoModelForSequenceClassification
 
     path = resolve_model(name_or_path).path
-    if (Path(path) / "adapter_config.json").exists():
-        from peft import AutoPeftModelForSequenceClassification
+    adapter_config = Path(path) / "adapter_config.json"
+    if adapter_config.exists():  # a LoRA adapter: load its base (resolved like any reference), then the adapter
+        from peft import PeftModel
 
-        return AutoPeftModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
+        base = json.loads(adapter_config.read_text())["base_model_name_or_path"]
+        return PeftModel.from_pretrained(load_seq_cls(base, gguf_file, tokenizer, **kwargs), path)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **extra, **kwargs)
+    if gguf_file:
+        _as_plain_weights(model)
     if tokenizer is not None and model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def _as_plain_weights(model) -> None:
+    """A GGUF model loaded dequantized is plain torch weights; drop the quantizer mark so it trains and saves
+    as an ordinary checkpoint.
+
+    Raises:
+        ValueError: the weights were kept packed (a GGUF kernel is installed), which cannot be fine-tuned.
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None:
+        return
+    packed = getattr(quantizer, "supported", False) and not getattr(quantizer.quantization_config, "dequantize", True)
+    if packed:
+        raise ValueError("The GGUF weights were loaded packed; fine-tuning needs them dequantized. Uninstall the "
+                         "`kernels` package or convert the GGUF file to safetensors first.")
+    model.hf_quantizer = None
+    for config in (model.config, getattr(model.config, "text_config", None)):
+        if config is not None and hasattr(config, "quantization_config"):
+            del config.quantization_config
 
 
 def head_modules(model) -> list[str]:

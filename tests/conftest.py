@@ -99,3 +99,30 @@ def make_beir(folder: Path, n_docs: int = 40, n_train: int = 6, n_test: int = 2)
 @pytest.fixture
 def beir_dir(tmp_path) -> Path:
     return make_beir(tmp_path / "beir")
+
+
+QUERY, DOCS = "cat sat on the mat", ["the cat sat", "dogs run for food", "protein in the blood of mice"]
+
+
+@pytest.fixture
+def mined(beir_dir, tmp_path, tiny_encoder) -> Path:
+    """A `rerankforge mine` output over the tiny BEIR folder: 8 query-positive rows with 3 negatives each."""
+    from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+    from rerankforge.data_prep.mine import mine
+
+    cfg = MineConfig(data=DataConfig(path=str(beir_dir)), encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
+                     mining=MiningConfig(range_max=30, num_negatives=3, relative_margin=None),
+                     output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
+    return mine(cfg)
+
+
+def train_cfg(mined: Path, beir_dir: Path, init: str, out: Path, *overrides: str):
+    """A TrainConfig for a few fast steps on the tiny data (groups of 4, 2 per step)."""
+    from rerankforge.train.config import TrainConfig
+    from rerankforge.utils.config import load_config
+
+    return load_config(TrainConfig, None, [
+        f"model.name_or_path={init}", "model.max_length=48", "model.max_query_length=16",
+        f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_depth=10",
+        "batch_size=2", "max_steps=4", "eval_every=2", "optim.lr=1e-3", "optim.warmup_ratio=0",
+        f"output_dir={out}", *overrides])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Optional
@@ -58,10 +59,18 @@ def resume_dir(output_dir: str | Path, resume_from: Optional[str]) -> Optional[P
     return path
 
 
-def save_final(model, tokenizer, folder: Path, max_length: int, lora_export: str) -> None:
-    """Write a folder that loads with CrossEncoder, AutoModelForSequenceClassification and pipeline()."""
-    if hasattr(model, "merge_and_unload") and lora_export == "merged":
-        model = model.merge_and_unload()
+def save_final(model, tokenizer, folder: Path, max_length: int, lora_export: str, base_reference: str) -> None:
+    """Write a folder that loads with CrossEncoder, AutoModelForSequenceClassification and pipeline().
+
+    A LoRA model is saved merged (a plain model; the training copy keeps its adapters) or as an adapter whose
+    config names ``base_reference`` (the Hub id from the config, not a machine-local path).
+    """
+    if hasattr(model, "merge_and_unload"):
+        if lora_export == "merged":
+            model = copy.deepcopy(model).merge_and_unload()
+        else:
+            for peft_config in model.peft_config.values():
+                peft_config.base_model_name_or_path = base_reference
     model.save_pretrained(folder)
     tokenizer.model_max_length = max_length  # CrossEncoder and pipeline() read their max length from here
     tokenizer.save_pretrained(folder)

@@ -180,7 +180,8 @@ def main(cfg: TrainConfig) -> Path:
     if accelerator.is_main_process:
         final = out / "final"
         if dev_dl is None or not (out / "best").exists():
-            save_final(accelerator.unwrap_model(model), tokenizer, final, cfg.model.max_length, cfg.lora.export)
+            save_final(accelerator.unwrap_model(model), tokenizer, final, cfg.model.max_length, cfg.lora.export,
+                       cfg.model.name_or_path)
         else:
             (out / "best").replace(final)
         write_train_manifest(cfg, out, data_counts, progress)
@@ -193,7 +194,8 @@ def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: flo
     if score > progress.best:
         progress.best, progress.bad_evals = score, 0
         if accelerator.is_main_process:
-            save_final(accelerator.unwrap_model(model), tokenizer, out / "best", cfg.model.max_length, "adapter")
+            save_final(accelerator.unwrap_model(model), tokenizer, out / "best", cfg.model.max_length,
+                       cfg.lora.export, cfg.model.name_or_path)
     else:
         progress.bad_evals += 1
     accelerator.wait_for_everyone()

@@ -6,27 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
-from rerankforge.data_prep.mine import mine
-from rerankforge.train.config import TrainConfig
+from conftest import DOCS, QUERY, train_cfg
 from rerankforge.train.run import main
-from rerankforge.utils.config import load_config
-
-
-@pytest.fixture
-def mined(beir_dir, tmp_path, tiny_encoder) -> Path:
-    cfg = MineConfig(data=DataConfig(path=str(beir_dir)), encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
-                     mining=MiningConfig(range_max=30, num_negatives=3, relative_margin=None),
-                     output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
-    return mine(cfg)
-
-
-def train_cfg(mined: Path, beir_dir: Path, init: str, out: Path, *overrides: str) -> TrainConfig:
-    return load_config(TrainConfig, None, [
-        f"model.name_or_path={init}", "model.max_length=48", "model.max_query_length=16",
-        f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_depth=10",
-        "batch_size=2", "max_steps=4", "eval_every=2", "optim.lr=1e-3", "optim.warmup_ratio=0",
-        f"output_dir={out}", *overrides])
 
 
 def test_training_writes_final_model_metrics_manifest_and_card(mined, beir_dir, tmp_path, tiny_cross_encoder):
@@ -159,3 +140,43 @@ def test_two_cpu_processes_report_the_same_dev_metrics_as_one(mined, beir_dir, t
     for a, b in zip(one, two):
         for key in ("dev/ndcg@10", "dev/mrr@10", "dev/first_stage_ndcg@10"):
             assert a[key] == pytest.approx(b[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("setup", ["full", "lora-adapter", "lora-merged"])
+def test_save_then_reload_gives_the_scores_of_the_trained_model(mined, beir_dir, tmp_path, tiny_cross_encoder,
+                                                               monkeypatch, setup):
+    """sentence-transformers #3980: a reloaded LoRA reranker must not lose its trained head."""
+    import rerankforge.train.checkpoint as checkpoint
+    import rerankforge.train.run as run
+    from rerankforge.models.reranker import Reranker
+
+    seen = {}
+    original = checkpoint.save_final
+
+    def capture(model, tokenizer, folder, *args):
+        model.eval()
+        with torch.no_grad():
+            batch = tokenizer([QUERY] * 3, DOCS, padding=True, truncation="only_second", max_length=48,
+                              return_tensors="pt")
+            seen["logits"] = model(**batch).logits.view(-1).tolist()
+        original(model, tokenizer, folder, *args)
+
+    monkeypatch.setattr(run, "save_final", capture)
+    lora = [] if setup == "full" else ["lora.enabled=true", "lora.r=4", f"lora.export={setup.split('-')[1]}"]
+    final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "data.dev=null", *lora))
+    assert (final / "adapter_config.json").exists() == (setup == "lora-adapter")
+    reloaded = Reranker(str(final), device="cpu", max_length=48).score(QUERY, DOCS, raw=True)
+    assert reloaded == pytest.approx(seen["logits"], abs=1e-5)
+    start = Reranker(tiny_cross_encoder, device="cpu", max_length=48).score(QUERY, DOCS, raw=True)
+    assert reloaded != pytest.approx(start, abs=1e-4)  # training changed the scores, head included
+
+
+def test_lora_trains_the_head_and_only_adapters_elsewhere(tiny_cross_encoder):
+    from rerankforge.models.loading import add_lora, head_modules, load_seq_cls
+
+    model = load_seq_cls(tiny_cross_encoder)
+    assert head_modules(model) == ["classifier", "pooler"]
+    peft_model = add_lora(model, r=4, alpha=8, dropout=0.0, target_modules=["all-linear"])
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert any("classifier" in n for n in trainable) and any("pooler" in n for n in trainable)
+    assert all("lora_" in n or "modules_to_save" in n for n in trainable)
