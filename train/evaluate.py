@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from rerankforge.eval.metrics import evaluate_run
 
@@ -71,7 +72,8 @@ def evaluate(model, loader, dev: DevSet, accelerator) -> dict[str, float]:
     """Rerank the dev first stage with ``model``; metrics of the reranked and the first-stage runs."""
     model.eval()
     indices, scores = [], []
-    for batch_indices, batch in loader:
+    for batch_indices, batch in tqdm(loader, desc="Dev reranking", leave=False,
+                                     disable=not accelerator.is_main_process):
         logits = model(**batch).logits.view(-1).float()
         gathered_indices, gathered_scores = accelerator.gather_for_metrics((batch_indices, logits))
         indices.append(gathered_indices.cpu())
