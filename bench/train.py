@@ -5,7 +5,7 @@
 
 Both sides start from all-MiniLM-L6-v2 with a fresh one-logit head and train for the same steps on the same
 groups (1 positive + G-1 mined negatives) with listwise softmax cross-entropy on raw logits (for
-sentence-transformers: MultipleNegativesRankingLoss with num_negatives=0, scale=1, no activation), the same
+sentence-transformers: its MultipleNegativesRankingLoss with in-batch negatives off, scale=1, no activation), the same
 batch, max_length, learning rate, warmup and seed. Each side runs in its own process; then both checkpoints
 rerank the same first-stage top-100 of the SciFact test queries with the same scoring code.
 Prints pairs/s (training only), peak RSS, test nDCG@10 of both and of the first stage, and the ratios.
@@ -59,11 +59,17 @@ def train_theirs(args, out: Path) -> float:
     columns = {"query": [r["query"] for r in rows], "positive": [r["positive"] for r in rows]}
     for j in range(args.group_size - 1):
         columns[f"negative_{j + 1}"] = [r["negatives"][j] for r in rows]
+    class HardNegativesOnly(MultipleNegativesRankingLoss):
+        """The peer's own loss with its in-batch negatives switched off: groups of 1 + G-1, as on our side."""
+
+        def get_in_batch_negatives(self, anchors, candidates):
+            return iter(())
+
     model = CrossEncoder(resolve_model(MODEL).path, num_labels=1, max_length=args.max_length)
-    loss = MultipleNegativesRankingLoss(model, num_negatives=0, scale=1.0, activation_fn=None)
+    loss = HardNegativesOnly(model, num_negatives=None, scale=1.0, activation_fn=None)
     training_args = CrossEncoderTrainingArguments(
         output_dir=str(out / "trainer"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=args.lr, warmup_ratio=0.1, lr_scheduler_type="linear", max_grad_norm=1.0, weight_decay=0.01,
+        learning_rate=args.lr, warmup_steps=int(0.1 * args.steps), lr_scheduler_type="linear", max_grad_norm=1.0, weight_decay=0.01,
         seed=args.seed, save_strategy="no", report_to="none", logging_steps=50, use_cpu=True)
     trainer = CrossEncoderTrainer(model=model, args=training_args, train_dataset=Dataset.from_dict(columns), loss=loss)
     start = time.perf_counter()
