@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -126,3 +127,27 @@ def train_cfg(mined: Path, beir_dir: Path, init: str, out: Path, *overrides: str
         f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_depth=10",
         "batch_size=2", "max_steps=4", "eval_every=2", "optim.lr=1e-3", "optim.warmup_ratio=0",
         f"output_dir={out}", *overrides])
+
+
+@pytest.fixture
+def final_logits(monkeypatch) -> dict:
+    """Records the raw logits of the trained model on (QUERY, DOCS) just before train/run.py saves `final/`.
+
+    Returns a dict that holds them under "logits" once training ends; set "max_length" in it to change 48.
+    """
+    import rerankforge.train.checkpoint as checkpoint
+    import rerankforge.train.run as run
+
+    seen = {"max_length": 48}
+    original = checkpoint.save_final
+
+    def capture(model, tokenizer, folder, *args):
+        model.eval()
+        with torch.no_grad():
+            batch = tokenizer([QUERY] * len(DOCS), DOCS, padding=True, truncation="only_second",
+                              max_length=seen["max_length"], return_tensors="pt")
+            seen["logits"] = model(**batch).logits.view(-1).tolist()
+        original(model, tokenizer, folder, *args)
+
+    monkeypatch.setattr(run, "save_final", capture)
+    return seen

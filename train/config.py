@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from rerankforge.utils.extras import is_installed, missing_extra_message
+
 
 @dataclass
 class ModelConfig:
@@ -84,6 +86,9 @@ class TrainConfig:
     seed: int = 42
 
 
+TRACKERS = ("wandb", "tensorboard")  # accelerate trackers that work offline
+
+
 def check_train_config(cfg: TrainConfig) -> list[str]:
     """Every problem that does not depend on the data, all at once."""
     problems = []
@@ -101,4 +106,9 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
                         f"({cfg.model.max_length}) so that passages keep some tokens.")
     if not 0 <= cfg.optim.warmup_ratio < 1:
         problems.append(f"optim.warmup_ratio must be in [0, 1), got {cfg.optim.warmup_ratio}.")
+    for tracker in cfg.log_with:
+        if tracker not in TRACKERS:
+            problems.append(f"log_with has {tracker!r}; expected any of {list(TRACKERS)}.")
+        elif not is_installed(tracker):
+            problems.append(missing_extra_message(tracker, f"log_with={tracker}"))
     return problems

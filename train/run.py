@@ -64,6 +64,19 @@ def sanity_check(model, batch: dict, group_size: int) -> None:
                        "(check pad_token_id for decoders) or the learning rate is too high.", scores.mean().item())
 
 
+def tracker_config(cfg: TrainConfig) -> dict:
+    """The config as flat dotted keys with scalar values: what tensorboard's hparams accept."""
+    flat, todo = {}, [("", to_dict(cfg))]
+    while todo:
+        prefix, node = todo.pop()
+        for key, value in node.items():
+            if isinstance(value, dict):
+                todo.append((f"{prefix}{key}.", value))
+            else:
+                flat[prefix + key] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value, default=str)
+    return flat
+
+
 def parse_args(argv=None) -> TrainConfig:
     parser = argparse.ArgumentParser(description="Train a cross-encoder reranker.")
     parser.add_argument("--config", help="YAML config (configs/train/).")
@@ -136,7 +149,8 @@ def main(cfg: TrainConfig) -> Path:
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
-    accelerator.init_trackers("rerankforge", config=json.loads(json.dumps(to_dict(cfg), default=str)))
+    accelerator.init_trackers("rerankforge", config=tracker_config(cfg),
+                              init_kwargs={"wandb": {"dir": str(out)}})  # wandb/ next to the run, not in the cwd
 
     # 9. Loop.
     metrics_file = out / "metrics.jsonl"

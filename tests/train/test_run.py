@@ -144,29 +144,15 @@ def test_two_cpu_processes_report_the_same_dev_metrics_as_one(mined, beir_dir, t
 
 @pytest.mark.parametrize("setup", ["full", "lora-adapter", "lora-merged"])
 def test_save_then_reload_gives_the_scores_of_the_trained_model(mined, beir_dir, tmp_path, tiny_cross_encoder,
-                                                               monkeypatch, setup):
+                                                               final_logits, setup):
     """sentence-transformers #3980: a reloaded LoRA reranker must not lose its trained head."""
-    import rerankforge.train.checkpoint as checkpoint
-    import rerankforge.train.run as run
     from rerankforge.models.reranker import Reranker
 
-    seen = {}
-    original = checkpoint.save_final
-
-    def capture(model, tokenizer, folder, *args):
-        model.eval()
-        with torch.no_grad():
-            batch = tokenizer([QUERY] * 3, DOCS, padding=True, truncation="only_second", max_length=48,
-                              return_tensors="pt")
-            seen["logits"] = model(**batch).logits.view(-1).tolist()
-        original(model, tokenizer, folder, *args)
-
-    monkeypatch.setattr(run, "save_final", capture)
     lora = [] if setup == "full" else ["lora.enabled=true", "lora.r=4", f"lora.export={setup.split('-')[1]}"]
     final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "data.dev=null", *lora))
     assert (final / "adapter_config.json").exists() == (setup == "lora-adapter")
     reloaded = Reranker(str(final), device="cpu", max_length=48).score(QUERY, DOCS, raw=True)
-    assert reloaded == pytest.approx(seen["logits"], abs=1e-5)
+    assert reloaded == pytest.approx(final_logits["logits"], abs=1e-5)
     start = Reranker(tiny_cross_encoder, device="cpu", max_length=48).score(QUERY, DOCS, raw=True)
     assert reloaded != pytest.approx(start, abs=1e-4)  # training changed the scores, head included
 
