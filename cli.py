@@ -45,10 +45,22 @@ def _train(args: argparse.Namespace) -> int:
     return train_cli((["--config", args.config] if args.config else []) + list(args.overrides))
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from rerankforge.eval.config import EvalConfig
+
+    if args.print_config:
+        print(dump_yaml(load_config(EvalConfig, args.config, args.overrides)), end="")
+        return 0
+    from rerankforge.eval.run import cli as eval_cli
+
+    return eval_cli((["--config", args.config] if args.config else []) + list(args.overrides))
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "mine": ("Mine hard negatives from a corpus and labelled queries into a training set.", _mine),
     "train": ("Fine-tune a cross-encoder reranker on a mined training set (single process; use "
               "`accelerate launch train/run.py` for several).", _train),
+    "eval": ("Evaluate retrieve → rerank → generate with several rerankers side by side; write a report.", _eval),
 }
 
 

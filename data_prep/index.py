@@ -66,11 +66,13 @@ def load_or_build_index(embeddings: np.ndarray, embeddings_file: Path, config: I
     return index
 
 
-def search(index, queries: np.ndarray, k: int, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def search(index, queries: np.ndarray, k: int, batch_size: int = 1024,
+           show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` ``(scores[Q, k], row_ids[Q, k])`` per query; missing hits have row id -1."""
     k = min(k, index.ntotal)
     scores, ids = [], []
-    for start in tqdm(range(0, len(queries), batch_size), desc="Searching index", unit="batch"):
+    for start in tqdm(range(0, len(queries), batch_size), desc="Searching index", unit="batch",
+                      disable=not show_progress):
         s, i = index.search(np.ascontiguousarray(queries[start:start + batch_size], dtype=np.float32), k)
         scores.append(s)
         ids.append(i)

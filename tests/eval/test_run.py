@@ -1,0 +1,115 @@
+"""`rerankforge eval` end to end on a tiny corpus with tiny models: every output, and numbers that agree."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import write_jsonl
+from rerankforge.eval.config import EvalConfig
+from rerankforge.eval.metrics import evaluate_run
+from rerankforge.eval.run import evaluate
+from rerankforge.utils.config import ConfigError, load_config
+
+
+def read_trec(path):
+    run = {}
+    for line in path.read_text().splitlines():
+        query_id, _, doc_id, _, score, _ = line.split()
+        run.setdefault(query_id, {})[doc_id] = float(score)
+    return run
+
+
+def eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, *overrides):
+    return load_config(EvalConfig, None, [
+        f"data.path={beir_dir}", "retrieve.method=hybrid", "retrieve.top_k=10", f"retrieve.encoder.name_or_path={tiny_encoder}",
+        "rerankers={none: {model: null, depth: 10}, tiny: {model: " + tiny_cross_encoder + ", depth: 5, max_length: 48}}",
+        f"generate.token_counter={tiny_encoder}", "generate.top_n=2", "generate.top_n_sweep=[1,3]",
+        f"output_dir={out}", f"cache_dir={out.parent / 'cache'}", *overrides])
+
+
+@pytest.fixture
+def with_answers(beir_dir):
+    corpus = [json.loads(line) for line in (beir_dir / "corpus.jsonl").read_text().splitlines()]
+    text = {d["_id"]: d["text"] for d in corpus}
+    # t0's positive is d1, t1's is d6 (see make_beir); the gold answer is a span of the positive.
+    write_jsonl(beir_dir / "answers.jsonl", [{"_id": "t0", "answers": [" ".join(text["d1"].split()[:3])]},
+                                             {"_id": "t1", "answers": ["no such words here"]}])
+    return beir_dir
+
+
+def test_eval_writes_every_output_and_the_numbers_agree(with_answers, tiny_encoder, tiny_cross_encoder, tmp_path):
+    out = tmp_path / "eval"
+    report = evaluate(eval_cfg(with_answers, tiny_encoder, tiny_cross_encoder, out))
+    assert report == out / "report.md"
+    for name in ("report.md", "report.json", "per_query.jsonl", "config.yaml", "manifest.json",
+                 "runs/first_stage.trec", "runs/none.trec", "runs/tiny.trec",
+                 "plots/ndcg_at_k.png", "plots/latency.png", "plots/answer_f1_vs_passages.png"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "report.json").read_text())
+    qrels = {"t0": {"d1": 1}, "t1": {"d6": 1}}
+    for name in ("none", "tiny"):  # the report's numbers are those of its run files
+        metrics = evaluate_run(qrels, read_trec(out / "runs" / f"{name}.trec"), ["ndcg@10", "mrr@10", "recall@10"])
+        for key, value in metrics.items():
+            assert summary["rerankers"][name]["metrics"][key] == pytest.approx(value, abs=1e-6), (name, key)
+    assert summary["rerankers"]["none"]["metrics"] == summary["first_stage"]["metrics"]
+    assert set(summary["rerankers"]["tiny"]["vs_none"]["ndcg@10"]) == {"delta", "p_value", "wins", "losses", "ties"}
+    answers = summary["rerankers"]["tiny"]["answers"]
+    assert answers["queries"] == 2 and 0 <= answers["f1"] <= 1 and answers["prompt_tokens"] > 0
+    assert sorted(int(n) for n in summary["rerankers"]["tiny"]["answers_by_top_n"]) == [1, 2, 3]
+    rows = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]
+    assert [r["query_id"] for r in rows] == ["t0", "t1"]
+    assert "delta_vs_none" in rows[0]["rerankers"]["tiny"] and rows[0]["rerankers"]["tiny"]["answer"]
+    md = (out / "report.md").read_text()
+    assert "## Retrieval" in md and "## Answers" in md and "## Latency per query" in md
+    assert "![ndcg_at_k.png](plots/ndcg_at_k.png)" in md
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["queries"] == 2 and set(manifest["inputs"]) == {"corpus", "queries", "qrels", "answers"}
+
+
+def test_reranked_tail_keeps_first_stage_order_below_the_reranked_head(with_answers, tiny_encoder,
+                                                                       tiny_cross_encoder, tmp_path):
+    out = tmp_path / "eval"
+    evaluate(eval_cfg(with_answers, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false"))
+    first, tiny = read_trec(out / "runs/first_stage.trec"), read_trec(out / "runs/tiny.trec")
+    for query_id in first:
+        order = sorted(first[query_id], key=lambda d: -first[query_id][d])
+        reranked = sorted(tiny[query_id], key=lambda d: -tiny[query_id][d])
+        assert set(reranked[:5]) == set(order[:5]) and reranked[5:] == order[5:]
+    assert not (out / "plots").exists()
+
+
+def test_every_config_problem_is_reported_at_once(tmp_path):
+    cfg = load_config(EvalConfig, None, ["retrieve.top_k=5", "rerankers.ft.depth=50", "generate.kind=openai",
+                                         "generate.prompt=no fields", "metrics=[ndcg@x, bleu]"])
+    with pytest.raises(ConfigError) as err:
+        evaluate(cfg)
+    text = str(err.value)
+    for expected in ("data.path is not set", "rerankers.ft.depth must be in [1, retrieve.top_k=5], got 50",
+                     "generate.kind=openai needs generate.base_url", "must contain {query} and {passages}",
+                     "bad cutoff in metric 'ndcg@x'", "unknown metric 'bleu'"):
+        assert expected in text, expected
+
+
+def test_missing_files_and_unknown_ids_are_data_errors(beir_dir, tmp_path):
+    from rerankforge.data_prep.problems import DataError
+
+    (beir_dir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nt0\tnope\t1\nzz\td1\t1\n")
+    with pytest.raises(DataError) as err:
+        evaluate(load_config(EvalConfig, None, [f"data.path={beir_dir}"]))
+    assert "document id(s) in the qrels are not in the corpus: 'nope'" in str(err.value)
+    assert "query id(s) in the qrels are not in the queries file: 'zz'" in str(err.value)
+    with pytest.raises(DataError, match="qrels file not found: .*dev.tsv"):
+        evaluate(load_config(EvalConfig, None, [f"data.path={beir_dir}", "data.split=dev"]))
+
+
+def test_tied_first_stage_scores_keep_the_pipeline_order_in_runs_and_metrics():
+    from rerankforge.eval.evaluate import untied
+
+    hits = [("b", 0.5), ("a", 0.5), ("c", 0.4), ("d", 0.4)]
+    run = untied(hits)
+    assert list(run) == ["b", "a", "c", "d"] and run["b"] > run["a"] > run["c"] > run["d"]
+    # With the raw tied scores trec_eval would put "a" first; the pipeline put "b" first, and "a" is relevant.
+    assert evaluate_run({"q": {"a": 1}}, {"q": run}, ["mrr@10"])["mrr@10"] == pytest.approx(0.5)
+    assert hits == [("b", 0.5), ("a", 0.5), ("c", 0.4), ("d", 0.4)]  # input untouched
