@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 
 from rerankforge.data_prep.config import MineConfig
-from rerankforge.train.config import TrainConfig
+from rerankforge.eval.config import EvalConfig, check_eval_config
+from rerankforge.train.config import TrainConfig, check_train_config
 from rerankforge.utils.config import ConfigError, dump_yaml, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-SCHEMAS = {"data_prep": MineConfig, "train": TrainConfig}  # configs/<folder>/*.yaml -> schema
+SCHEMAS = {"data_prep": MineConfig, "train": TrainConfig, "eval": EvalConfig}  # configs/<folder>/*.yaml -> schema
 ACCELERATE = "accelerate"  # accelerate's own config files, checked by accelerate's loader
 
 
@@ -32,6 +33,9 @@ def test_config_loads(path):
         return
     cfg = load_config(SCHEMAS[path.parent.name], path)
     assert load_config(type(cfg), path) == cfg
+    checks = {"train": check_train_config, "eval": check_eval_config}
+    if path.parent.name in checks:
+        assert checks[path.parent.name](cfg) == []
 
 
 def test_scifact_config_values():
