@@ -56,11 +56,50 @@ def _eval(args: argparse.Namespace) -> int:
     return eval_cli((["--config", args.config] if args.config else []) + list(args.overrides))
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from rerankforge.eval.serve import ServeConfig, serve
+
+    overrides = list(args.overrides) + [f"{k}={v}" for k in ("model", "pipeline", "host", "port")
+                                        if (v := getattr(args, k, None)) is not None]
+    cfg = load_config(ServeConfig, args.config, overrides)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    serve(cfg)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from rerankforge.models.publish import PushConfig, push
+
+    overrides = list(args.overrides) + [f"{k}={v}" for k in ("model", "repo_id", "out")
+                                        if (v := getattr(args, k, None)) is not None]
+    overrides += [f"{k}=true" for k in ("private", "dry_run") if getattr(args, k, False)]
+    cfg = load_config(PushConfig, args.config, overrides)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    print(push(cfg))
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "mine": ("Mine hard negatives from a corpus and labelled queries into a training set.", _mine),
     "train": ("Fine-tune a cross-encoder reranker on a mined training set (single process; use "
               "`accelerate launch train/run.py` for several).", _train),
+    "serve": ("Serve a reranker (Cohere /v1|v2/rerank, TEI /rerank) and optionally the pipeline (/v1/query).",
+              _serve),
+    "push": ("Publish a checkpoint to the Hugging Face Hub (--dry-run: write and validate the folder only).", _push),
     "eval": ("Evaluate retrieve → rerank → generate with several rerankers side by side; write a report.", _eval),
+}
+
+
+FLAGS = {  # shortcuts for the keys of these commands' configs
+    "serve": [("--model", "Checkpoint to serve (model=...)."), ("--pipeline", "Eval config enabling /v1/query."),
+              ("--host", "Bind address (default 127.0.0.1)."), ("--port", "Port (default 8000).")],
+    "push": [("--model", "Checkpoint folder, e.g. runs/x/final."), ("--repo-id", "Hub repo, user/name."),
+             ("--out", "Where --dry-run writes the folder."), ("--private", "Create a private repo."),
+             ("--dry-run", "Write and validate the upload folder; upload nothing.")],
 }
 
 
@@ -73,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--config", help="YAML config file (see configs/).")
         cmd.add_argument("--print-config", action="store_true", help="Print the resolved config and exit.")
         cmd.add_argument("overrides", nargs="*", metavar="key=value", help="Dotted overrides, e.g. seed=1.")
+        for flag, help_text in FLAGS.get(name, []):
+            kind = {"action": "store_true"} if flag in ("--private", "--dry-run") else {}
+            cmd.add_argument(flag, help=help_text, **kind)
     return parser
 
 

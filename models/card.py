@@ -7,6 +7,18 @@ from pathlib import Path
 import yaml
 
 
+# Local data folder names -> Hub dataset ids, for the card's `datasets` metadata.
+HUB_DATASETS = {"scifact": "BeIR/scifact", "nfcorpus": "BeIR/nfcorpus", "fiqa": "BeIR/fiqa",
+                "trec-covid": "BeIR/trec-covid", "arguana": "BeIR/arguana", "scidocs": "BeIR/scidocs",
+                "covidqa": "deepset/covid_qa_deepset"}
+
+
+def hub_datasets(data: dict) -> list[str]:
+    """The Hub id of the training data when its folder name is a known data set, else the folder name."""
+    name = Path(data.get("path") or data.get("corpus") or "").name.lower()
+    return [HUB_DATASETS.get(name, name)] if name else []
+
+
 def _metrics_table(metrics: list[dict]) -> str:
     evals = [m for m in metrics if "dev/ndcg@10" in m]
     if not evals:
@@ -24,7 +36,7 @@ def write_model_card(folder: Path, cfg, mine_manifest: dict, metrics: list[dict]
     encoder = mine.get("encoder", {}).get("name_or_path")
     meta = {"base_model": cfg.model.name_or_path, "library_name": "sentence-transformers",
             "pipeline_tag": "text-ranking", "tags": ["cross-encoder", "reranker", "rerankforge"],
-            "license": "apache-2.0"}
+            "license": "apache-2.0", "datasets": hub_datasets(mine.get("data", {}))}
     mining = {k: mine.get("mining", {}).get(k) for k in ("candidates", "range_max", "relative_margin",
                                                           "absolute_margin", "num_negatives", "sampling_strategy")}
     body = f"""# Reranker fine-tuned with rerankforge

@@ -49,16 +49,21 @@ class Reranker:
         self.max_length = max_length or (limit if limit <= 8192 else 512)
         self.batch_size = batch_size
 
-    @torch.inference_mode()
     def score(self, query: str, docs: Sequence[str], raw: bool = False) -> list[float]:
-        """One score per doc, in the order given. Batches are formed longest-first so they pad little."""
-        if not docs:
+        """One score per doc, in the order given (sigmoid of the logit; the logit with ``raw=True``)."""
+        return self.score_pairs([(query, d) for d in docs], raw=raw)
+
+    @torch.inference_mode()
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], raw: bool = False) -> list[float]:
+        """Scores of ``(query, passage)`` pairs from any queries, in order; batches are formed longest passage
+        first so they pad little, and only the passage is truncated."""
+        if not pairs:
             return []
-        order = sorted(range(len(docs)), key=lambda i: -len(docs[i]))
-        scores = [0.0] * len(docs)
+        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][1]))
+        scores = [0.0] * len(pairs)
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
-            batch = self.tokenizer([query] * len(rows), [docs[i] for i in rows], truncation="only_second",
+            batch = self.tokenizer([pairs[i][0] for i in rows], [pairs[i][1] for i in rows], truncation="only_second",
                                    max_length=self.max_length, padding=True, return_tensors="pt").to(self.device)
             logits = self.model(**batch).logits.view(-1).float()
             for i, value in zip(rows, (logits if raw else torch.sigmoid(logits)).tolist()):
