@@ -83,7 +83,23 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quickstart(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rerankforge.quickstart import QuickstartConfig, quickstart, summary_table
+
+    default = Path(__file__).resolve().parent / "configs" / "quickstart.yaml"
+    overrides = list(args.overrides) + ([f"data={args.data}"] if getattr(args, "data", None) else [])
+    cfg = load_config(QuickstartConfig, args.config or (default if default.exists() else None), overrides)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    print(summary_table(quickstart(cfg)))
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+    "quickstart": ("The whole main job on SciFact, sized for a CPU: mine -> train -> eval -> report.", _quickstart),
     "mine": ("Mine hard negatives from a corpus and labelled queries into a training set.", _mine),
     "train": ("Fine-tune a cross-encoder reranker on a mined training set (single process; use "
               "`accelerate launch train/run.py` for several).", _train),
@@ -95,6 +111,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
 
 
 FLAGS = {  # shortcuts for the keys of these commands' configs
+    "quickstart": [("--data", "BEIR folder of the data set (default: $RERANKFORGE_DATA_DIR/scifact, else download).")],
     "serve": [("--model", "Checkpoint to serve (model=...)."), ("--pipeline", "Eval config enabling /v1/query."),
               ("--host", "Bind address (default 127.0.0.1)."), ("--port", "Port (default 8000).")],
     "push": [("--model", "Checkpoint folder, e.g. runs/x/final."), ("--repo-id", "Hub repo, user/name."),
@@ -122,11 +139,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from rerankforge.data_prep.problems import DataError
+    from rerankforge.models.publish import PushError
     from rerankforge.models.resolve import ModelNotFoundError
 
     try:
         return COMMANDS[args.command][1](args)
-    except (ConfigError, DataError, ModelNotFoundError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, ModelNotFoundError, FileNotFoundError, PushError) as exc:
         print(f"rerankforge {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

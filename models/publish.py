@@ -65,7 +65,10 @@ def stage(cfg: PushConfig) -> Path:
     else:
         shutil.copytree(source, out, ignore=shutil.ignore_patterns(".*", "__pycache__"))
     meta, body = read_card(out)
-    meta.setdefault("library_name", "peft" if is_adapter and cfg.lora_export != "merged" else "sentence-transformers")
+    if is_adapter and cfg.lora_export != "merged":
+        meta["library_name"] = "peft"  # the Hub loads adapters through peft, on top of base_model
+    else:
+        meta.setdefault("library_name", "sentence-transformers")
     meta.setdefault("pipeline_tag", "text-ranking")
     meta["license"] = cfg.license
     meta["datasets"] = list(cfg.datasets) or meta.get("datasets") or []

@@ -151,3 +151,29 @@ def final_logits(monkeypatch) -> dict:
 
     monkeypatch.setattr(run, "save_final", capture)
     return seen
+
+
+def scifact_subset(folder: Path, n_train: int = 40, n_test: int = 0, n_other: int = 400) -> Path:
+    """A small BEIR folder cut from ../shared/data/scifact: the first ``n_train`` train queries (and ``n_test``
+    test queries) with their positives, plus ``n_other`` random other abstracts."""
+    import random
+
+    source = SHARED_DATA / "scifact"
+    if not source.exists():
+        pytest.skip(f"real data not found at {source}")
+    read = lambda p: [json.loads(line) for line in p.read_text().splitlines() if line.strip()]  # noqa: E731
+    splits = {}
+    for split, count in (("train", n_train), ("test", n_test)):
+        rows = [line.split("\t") for line in (source / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]]
+        keep = sorted({q for q, _, _ in rows})[:count]
+        splits[split] = [(q, d, int(s)) for q, d, s in rows if q in keep]
+    positives = {d for rows in splits.values() for _, d, _ in rows}
+    corpus = read(source / "corpus.jsonl")
+    others = random.Random(0).sample([doc for doc in corpus if doc["_id"] not in positives], n_other)
+    write_jsonl(folder / "corpus.jsonl", [doc for doc in corpus if doc["_id"] in positives] + others)
+    wanted = {q for rows in splits.values() for q, _, _ in rows}
+    write_jsonl(folder / "queries.jsonl", [q for q in read(source / "queries.jsonl") if q["_id"] in wanted])
+    for split, rows in splits.items():
+        if rows:
+            write_qrels(folder / "qrels" / f"{split}.tsv", rows)
+    return folder

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, scifact_subset
 from rerankforge.train.config import TrainConfig
 from rerankforge.utils.config import load_config
 
@@ -28,7 +28,7 @@ def test_recipe_learning_rate_makes_the_listwise_loss_fall(tmp_path):
     from rerankforge.data_prep.mine import mine
     from rerankforge.train.run import main
 
-    subset = _subset(tmp_path)
+    subset = scifact_subset(tmp_path / "subset")
     mined = mine(MineConfig(data=DataConfig(path=str(subset), eval_split=None),
                             encoder=EncoderConfig(max_seq_length=128), mining=MiningConfig(range_max=200),
                             output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache")))
@@ -41,23 +41,3 @@ def test_recipe_learning_rate_makes_the_listwise_loss_fall(tmp_path):
     first, last = sum(losses[:5]) / 5, sum(losses[-10:]) / 10
     assert first > math.log(8) - 0.15  # starts at chance for groups of 8
     assert last < first - 0.4, (first, last)
-
-
-def _subset(tmp_path):
-    import random
-
-    from conftest import write_jsonl, write_qrels
-
-    source = SHARED_DATA / "scifact"
-    read = lambda p: [json.loads(line) for line in p.read_text().splitlines() if line.strip()]  # noqa: E731
-    train = [line.split("\t") for line in (source / "qrels" / "train.tsv").read_text().splitlines()[1:]]
-    queries = sorted({q for q, _, _ in train})[:40]
-    train = [(q, d, int(s)) for q, d, s in train if q in queries]
-    positives = {d for _, d, _ in train}
-    corpus = read(source / "corpus.jsonl")
-    others = random.Random(0).sample([doc for doc in corpus if doc["_id"] not in positives], 400)
-    folder = tmp_path / "subset"
-    write_jsonl(folder / "corpus.jsonl", [doc for doc in corpus if doc["_id"] in positives] + others)
-    write_jsonl(folder / "queries.jsonl", [q for q in read(source / "queries.jsonl") if q["_id"] in queries])
-    write_qrels(folder / "qrels" / "train.tsv", train)
-    return folder

@@ -6,11 +6,12 @@ import pytest
 
 from rerankforge.data_prep.config import MineConfig
 from rerankforge.eval.config import EvalConfig, check_eval_config
+from rerankforge.quickstart import QuickstartConfig
 from rerankforge.train.config import TrainConfig, check_train_config
 from rerankforge.utils.config import ConfigError, dump_yaml, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-SCHEMAS = {"data_prep": MineConfig, "train": TrainConfig, "eval": EvalConfig}  # configs/<folder>/*.yaml -> schema
+SCHEMAS = {"data_prep": MineConfig, "train": TrainConfig, "eval": EvalConfig, "configs": QuickstartConfig}  # configs/<folder>/*.yaml -> schema
 ACCELERATE = "accelerate"  # accelerate's own config files, checked by accelerate's loader
 
 
