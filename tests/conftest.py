@@ -177,3 +177,12 @@ def scifact_subset(folder: Path, n_train: int = 40, n_test: int = 0, n_other: in
         if rows:
             write_qrels(folder / "qrels" / f"{split}.tsv", rows)
     return folder
+
+
+def read_trec(path: Path) -> dict[str, dict[str, float]]:
+    """A TREC run file (``qid Q0 docid rank score name``) as ``{query_id: {doc_id: score}}``."""
+    run: dict[str, dict[str, float]] = {}
+    for line in path.read_text().splitlines():
+        query_id, _, doc_id, _, score, _ = line.split()
+        run.setdefault(query_id, {})[doc_id] = float(score)
+    return run

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, read_trec
 from rerankforge.cli import main
 from rerankforge.eval.metrics import evaluate_run
 
@@ -16,14 +16,6 @@ pytestmark = pytest.mark.slow
 REDUCED = ["mine.max_queries=40", "train.max_steps=4", "train.batch_size=2", "train.model.max_length=96",
            "train.save_every=null", "eval.data.max_queries=12", "eval.rerankers.finetuned.depth=5",
            "eval.rerankers.finetuned.max_length=96", "eval.retrieve.top_k=20"]
-
-
-def read_trec(path):
-    run = {}
-    for line in path.read_text().splitlines():
-        query_id, _, doc_id, _, score, _ = line.split()
-        run.setdefault(query_id, {})[doc_id] = float(score)
-    return run
 
 
 def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_path, monkeypatch, capsys):

@@ -6,19 +6,11 @@ import json
 
 import pytest
 
-from conftest import write_jsonl
+from conftest import read_trec, write_jsonl
 from rerankforge.eval.config import EvalConfig
 from rerankforge.eval.metrics import evaluate_run
 from rerankforge.eval.run import evaluate
 from rerankforge.utils.config import ConfigError, load_config
-
-
-def read_trec(path):
-    run = {}
-    for line in path.read_text().splitlines():
-        query_id, _, doc_id, _, score, _ = line.split()
-        run.setdefault(query_id, {})[doc_id] = float(score)
-    return run
 
 
 def eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, *overrides):

@@ -98,7 +98,7 @@ def test_tei_rerank_raw_scores_are_the_logits(server, reranker):
     ("/v2/rerank", {"query": QUERY, "documents": ["x" * 201]}, 413, "document 0 has 201 characters; the limit is max_document_chars=200"),
     ("/v2/rerank", {"query": QUERY, "documents": DOCS, "pad": "z" * 4000}, 413, "max_body_bytes=4000"),
     ("/v2/rerank", {"documents": DOCS}, 422, "query: Field required"),
-    ("/rerank", {"query": QUERY, "texts": ["cat " * 40]}, 413, "longer than the model's max_length=48 tokens"),
+    ("/rerank", {"query": QUERY, "texts": ["cat " * 45]}, 413, "longer than the model's max_length=48 tokens"),
 ])
 def test_bad_requests_get_their_status_and_a_message_naming_the_problem(server, path, payload, status, message):
     response = httpx.post(server.url + path, json=payload)
@@ -146,3 +146,24 @@ def test_concurrent_requests_share_forward_passes():
     assert forward_calls < 8 and sum(calls) == 16
     calls.clear()
     assert asyncio.run(main(False))[1] == 8
+
+
+def test_query_endpoint_runs_retrieve_rerank_generate(reranker, beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path):
+    from rerankforge.eval.config import EvalConfig
+    from rerankforge.eval.pipeline import Pipeline
+    from rerankforge.utils.config import load_config
+
+    cfg = load_config(EvalConfig, None, [
+        f"data.path={beir_dir}", "retrieve.top_k=8", f"retrieve.encoder.name_or_path={tiny_encoder}",
+        "rerankers={none: {model: null}, tiny: {model: " + tiny_cross_encoder + ", depth: 4, max_length: 48}}",
+        f"generate.token_counter={tiny_encoder}", "generate.top_n=2", f"cache_dir={tmp_path / 'cache'}"])
+    pipeline = Pipeline.from_config(cfg)
+    live = LiveServer(create_app(ServeConfig(model="tiny", max_length=48), reranker=reranker, pipeline=pipeline))
+    try:
+        body = httpx.post(f"{live.url}/v1/query", json={"query": "cat sat protein"}).json()
+        assert body["reranker"] == "tiny" and len(body["passages"]) == 2 and body["answer"] is not None
+        assert body["passages"] == pipeline.query("cat sat protein")["passages"]
+        bad = httpx.post(f"{live.url}/v1/query", json={"query": "x", "reranker": "nope"})
+        assert bad.status_code == 422 and "choose one of none, tiny" in bad.json()["message"]
+    finally:
+        live.stop()
