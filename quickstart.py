@@ -111,7 +111,7 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     report = json.loads(outputs["eval"].read_text())
     return {"stages": stages, "data": str(data), "report": str(Path(ev.output_dir) / "report.md"),
             "checkpoint": str(outputs["train"]), "first_stage": report["first_stage"]["metrics"],
-            "reranked": report["rerankers"]["finetuned"]["metrics"], "depth": ev.rerankers["finetuned"].depth}
+            "reranked": report["rerankers"]["finetuned"]["metrics"], "depth": report["rerankers"]["finetuned"]["depth"]}
 
 
 def summary_table(result: dict) -> str:

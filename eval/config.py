@@ -91,12 +91,17 @@ class EvalConfig:
     cache_dir: Optional[str] = None  # embeddings + FAISS index; default ~/.cache/rerankforge (shared with mine)
     plots: bool = True
 
-    def __post_init__(self) -> None:
-        if not self.rerankers:
-            self.rerankers = {"none": RerankerConfig()}
-        for spec in self.rerankers.values():
-            if spec.depth is None:
-                spec.depth = self.retrieve.top_k
+    def resolved(self) -> "EvalConfig":
+        """A copy with the defaults that depend on other keys filled in: no rerankers means one row "none";
+        a reranker without ``depth`` reranks all of ``retrieve.top_k``. (Not a __post_init__: nested defaults
+        of a schema are built once, before the YAML and overrides are merged.)"""
+        import copy
+
+        cfg = copy.deepcopy(self)
+        cfg.rerankers = cfg.rerankers or {"none": RerankerConfig()}
+        for spec in cfg.rerankers.values():
+            spec.depth = spec.depth or cfg.retrieve.top_k
+        return cfg
 
 
 def check_eval_config(cfg: EvalConfig) -> list[str]:
@@ -110,7 +115,7 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
     if cfg.retrieve.top_k < 1:
         problems.append(f"retrieve.top_k must be >= 1, got {cfg.retrieve.top_k}.")
     for name, spec in cfg.rerankers.items():
-        if spec.depth < 1 or spec.depth > cfg.retrieve.top_k:
+        if spec.depth is not None and not 1 <= spec.depth <= cfg.retrieve.top_k:
             problems.append(f"rerankers.{name}.depth must be in [1, retrieve.top_k={cfg.retrieve.top_k}], "
                             f"got {spec.depth}.")
     g = cfg.generate

@@ -50,7 +50,7 @@ class Pipeline:
                  generator: Optional[Generator] = None, load_models: bool = True):
         from rerankforge.models.reranker import Reranker
 
-        self.cfg = cfg
+        cfg = self.cfg = cfg.resolved()
         self.texts = texts
         self.retriever = Retriever(cfg.retrieve, doc_ids, [texts[d] for d in doc_ids], cache_dir)
         self.rerankers = {

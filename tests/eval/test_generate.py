@@ -67,19 +67,21 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def llama_cpp_server():
+def llama_cpp_server(tmp_path):
     """llama.cpp's OpenAI-compatible server serving the SmolLM2 GGUF on a free loopback port."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
     model = smollm2_folder() / GGUF
     port = free_port()
+    log = open(tmp_path / "llama_server.log", "w+")  # a file, not a pipe: llama.cpp logs enough to fill one
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                              "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            pytest.fail(f"llama_cpp.server exited: {log.read()[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
@@ -94,6 +96,7 @@ def llama_cpp_server():
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 @pytest.mark.slow
