@@ -46,22 +46,27 @@ def _fmt(value: float) -> str:
 
 
 def _headline(summary: dict) -> str:
-    names = list(summary["rerankers"])
-    best = max(names, key=lambda n: summary["rerankers"][n]["metrics"].get("ndcg@10", 0.0))
+    """One sentence per reranker: its nDCG@10 against the first stage, with the paired test against the baseline."""
     first = summary["first_stage"]["metrics"].get("ndcg@10")
-    top = summary["rerankers"][best]["metrics"].get("ndcg@10")
-    if first is None or top is None:
+    if first is None:
         return ""
-    text = f"**{best}** gives the best nDCG@10: {top:.4f} against {first:.4f} for the first stage ({top - first:+.4f})"
-    test = summary["rerankers"][best].get("vs_" + summary["baseline"], {}).get("ndcg@10")
-    if test:
-        text += f"; vs {summary['baseline']}: {test['delta']:+.4f}, paired t-test p = {test['p_value']:.3g}"
-    answers = summary["rerankers"][best].get("answers")
-    if answers:
-        text += (f". With {summary['generate']['top_n']} passages to the {summary['generate']['kind']} generator it "
-                 f"answers with token F1 {answers['f1']:.3f}, and the gold answer is in the context for "
-                 f"{100 * answers['answer_in_context']:.1f}% of the queries")
-    return text + "."
+    parts = [f"nDCG@10 of the first stage: {first:.4f}."]
+    for name, entry in summary["rerankers"].items():
+        if not entry["model"]:
+            continue
+        value = entry["metrics"]["ndcg@10"]
+        verdict = "above" if value > first else "below" if value < first else "level with"
+        text = f"**{name}** (top-{entry['depth']}): {value:.4f}, {value - first:+.4f}, {verdict} the first stage"
+        test = entry.get("vs_" + summary["baseline"], {}).get("ndcg@10")
+        if test and summary["baseline"] != name:
+            text += f" (vs {summary['baseline']}: paired t-test p = {test['p_value']:.3g}, " \
+                    f"{test['wins']} queries better / {test['losses']} worse)"
+        answers = entry.get("answers")
+        if answers:
+            text += (f"; answer token F1 {answers['f1']:.3f}, gold answer in the {summary['generate']['top_n']} "
+                     f"passages for {100 * answers['answer_in_context']:.1f}% of queries")
+        parts.append(text + ".")
+    return "\n".join(f"- {p}" for p in parts)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -12,8 +12,7 @@ EXTRAS = {
     "tensorboard": ("tensorboard", "track"),
     "fastapi": ("fastapi", "serve"),
     "uvicorn": ("uvicorn", "serve"),
-    "matplotlib": ("matplotlib", "eval"),
-    "scipy": ("scipy", "eval"),
+    "matplotlib": ("matplotlib", None),
     "openai": ("openai", "eval"),
     "gguf": ("gguf", "gguf"),
 }
