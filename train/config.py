@@ -57,6 +57,7 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     lr: float = 5e-5
+    head_lr_multiplier: float = 1.0  # the head modules (classifier, pooler, score) train at lr * this
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     scheduler: Literal["linear", "cosine", "constant"] = "linear"

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from rerankforge.models.loading import add_lora, load_seq_cls, load_tokenizer
+from rerankforge.models.loading import add_lora, head_modules, load_seq_cls, load_tokenizer
 from rerankforge.train.checkpoint import Progress, resume_dir, save_checkpoint, save_final
 from rerankforge.train.config import TrainConfig, check_train_config
 from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
@@ -62,6 +62,17 @@ def sanity_check(model, batch: dict, group_size: int) -> None:
     if scores.std().item() < 1e-6:
         logger.warning("Scores collapse to a constant (%.4g) on the first batch: the head may not see the input "
                        "(check pad_token_id for decoders) or the learning rate is too high.", scores.mean().item())
+
+
+def param_groups(model, lr: float, head_multiplier: float) -> list[dict]:
+    """Trainable parameters in two groups: the head modules (a fresh head on a bi-encoder starts from noise, so
+    it may learn at ``lr * head_multiplier``) and the rest at ``lr``."""
+    heads = tuple(f"{h}." for h in head_modules(model))
+    head, body = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (head if any(f".{h}" in f".{name}" for h in heads) else body).append(param)
+    return [g for g in ({"params": body, "lr": lr}, {"params": head, "lr": lr * head_multiplier}) if g["params"]]
 
 
 def tracker_config(cfg: TrainConfig) -> dict:
@@ -127,7 +138,7 @@ def main(cfg: TrainConfig) -> Path:
     # 5. Optimizer and schedule.
     steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / cfg.gradient_accumulation_steps)
     total_steps = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.lr, cfg.optim.head_lr_multiplier),
                                   weight_decay=cfg.optim.weight_decay)
     scheduler = get_scheduler(cfg.optim.scheduler, optimizer, int(cfg.optim.warmup_ratio * total_steps), total_steps)
 
