@@ -1,12 +1,15 @@
 """Rerank inference speed and quality: rerankforge's Reranker vs sentence-transformers' CrossEncoder.predict.
 
     python bench/rerank.py [--model runs/train/scifact-a/final] [--data ../shared/data/scifact] [--queries 60]
-                           [--depth 50] [--max-length 256] [--batch-size 32] [--repeats 2]
+                           [--depth 50] [--max-length 256] [--batch-size 32] [--repeats 2] [--calibration-queries 20]
+                           [--variants float32,bfloat16,int8,openvino-float32,openvino-int8]
 
 Same model, same candidates (the dense first-stage top-`depth` of the SciFact test queries, all-MiniLM-L6-v2),
-one call per query as a deployment makes them, in one process. Variants of ours: float32, bfloat16 autocast
-weights, and dynamic int8. Each variant is timed `repeats` times after a warm-up, in alternating order; the best
-time counts. Prints pairs/s, the ratio to CrossEncoder.predict, and nDCG@10 of each reranked run.
+one call per query as a deployment makes them, in one process. Variants of ours: float32, bfloat16 weights,
+PyTorch dynamic int8, and OpenVINO float32 / static int8 (when `pip install 'rerankforge[openvino]'` is there; the
+int8 ranges are calibrated on the first stage's top-10 for SciFact *train* queries, never the test queries). Each
+variant is timed `repeats` times after a warm-up, in alternating order; the best time counts. Prints pairs/s, the
+ratio to CrossEncoder.predict, and nDCG@10 of each reranked run.
 """
 
 from __future__ import annotations
@@ -18,20 +21,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def candidates(args):
+def candidates(args, split: str = "test"):
     """``(qrels, [(query_id, query, [(doc_id, text), ...]), ...])`` for the first ``args.queries`` test queries."""
     from rerankforge.data_prep.encode import default_cache_dir, doc_text
     from rerankforge.eval.config import EvalDataConfig, RetrieveConfig
     from rerankforge.eval.data import load_eval_data
     from rerankforge.eval.retrieve import Retriever
 
-    data = load_eval_data(EvalDataConfig(path=args.data, split="test", max_queries=args.queries))
+    data = load_eval_data(EvalDataConfig(path=args.data, split=split, max_queries=args.queries))
     doc_ids = sorted(data.corpus)
     texts = {d: doc_text(data.corpus[d]) for d in doc_ids}
     retriever = Retriever(RetrieveConfig(top_k=args.depth), doc_ids, [texts[d] for d in doc_ids], default_cache_dir())
     query_ids = list(data.qrels)
     hits = retriever.search([data.queries[q] for q in query_ids])
     return data.qrels, [(q, data.queries[q], [(d, texts[d]) for d, _ in h]) for q, h in zip(query_ids, hits)]
+
+
+def calibration_pairs(args) -> list[tuple[str, str]]:
+    """In-domain (query, passage) pairs from the train split, for the OpenVINO int8 ranges."""
+    train = argparse.Namespace(**{**vars(args), "queries": args.calibration_queries, "depth": 10})
+    _, items = candidates(train, split="train")
+    return [(query, text) for _, query, docs in items for _, text in docs]
 
 
 def scorers(args) -> dict:
@@ -41,11 +51,23 @@ def scorers(args) -> dict:
     from rerankforge.models.reranker import Reranker
 
     peer = CrossEncoder(args.model, max_length=args.max_length, device="cpu")
-    ours = {"float32": Reranker(args.model, max_length=args.max_length, device="cpu", batch_size=args.batch_size),
-            "bfloat16": Reranker(args.model, max_length=args.max_length, device="cpu", batch_size=args.batch_size,
-                                 dtype=torch.bfloat16),
-            "int8": Reranker(args.model, max_length=args.max_length, device="cpu", batch_size=args.batch_size,
-                             quantize="int8")}
+    options = {"float32": {}, "bfloat16": {"dtype": torch.bfloat16}, "int8": {"quantize": "int8"},
+               "openvino-float32": {"backend": "openvino"},
+               "openvino-int8": {"backend": "openvino", "quantize": "int8"}}
+    chosen = [v.strip() for v in args.variants.split(",")]
+    unknown = sorted(set(chosen) - set(options))
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; choose from {list(options)}")
+    if any(v.startswith("openvino") for v in chosen):
+        try:
+            import nncf  # noqa: F401
+            import openvino  # noqa: F401
+        except ImportError:
+            print("OpenVINO variants skipped: pip install 'rerankforge[openvino]'")
+            chosen = [v for v in chosen if not v.startswith("openvino")]
+    calibration = calibration_pairs(args) if "openvino-int8" in chosen else None
+    ours = {name: Reranker(args.model, max_length=args.max_length, device="cpu", batch_size=args.batch_size,
+                           calibration=calibration, **options[name]) for name in chosen}
     table = {"sentence-transformers CrossEncoder.predict (float32)":
              lambda q, docs: peer.predict([(q, d) for d in docs], batch_size=args.batch_size,
                                           show_progress_bar=False).tolist()}
@@ -71,6 +93,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--variants", default="float32,bfloat16,int8,openvino-float32,openvino-int8",
+                        help="rerankforge variants to time against the peer, comma-separated")
+    parser.add_argument("--calibration-queries", type=int, default=20, help="train queries for OpenVINO int8")
     args = parser.parse_args()
     import torch
 

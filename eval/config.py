@@ -50,6 +50,7 @@ class RerankerConfig:
     max_length: int = 256
     batch_size: int = 32
     threshold: Optional[float] = None  # drop passages whose relevance_score (sigmoid) is below this
+    backend: Literal["torch", "openvino"] = "torch"  # openvino: CPU, pip install 'rerankforge[openvino]'
 
 
 @dataclass
@@ -90,6 +91,8 @@ class EvalConfig:
     output_dir: str = "runs/eval"
     cache_dir: Optional[str] = None  # embeddings + FAISS index; default ~/.cache/rerankforge (shared with mine)
     plots: bool = True
+    # Seeds the random head a checkpoint without a trained one gets (e.g. a bi-encoder as "base"), so reports repeat.
+    seed: int = 42
 
     def resolved(self) -> "EvalConfig":
         """A copy with the defaults that depend on other keys filled in: no rerankers means one row "none";

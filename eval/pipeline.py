@@ -48,9 +48,12 @@ class Pipeline:
 
     def __init__(self, cfg: EvalConfig, doc_ids: list[str], texts: dict[str, str], cache_dir: Path,
                  generator: Optional[Generator] = None, load_models: bool = True):
+        import torch
+
         from rerankforge.models.reranker import Reranker
 
         cfg = self.cfg = cfg.resolved()
+        torch.manual_seed(cfg.seed)  # before loading: an untrained head is drawn from the global generator
         self.texts = texts
         self.retriever = Retriever(cfg.retrieve, doc_ids, [texts[d] for d in doc_ids], cache_dir)
         self.rerankers = {

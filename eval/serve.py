@@ -15,7 +15,7 @@ import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Literal, Optional, Sequence
 
 from rerankforge.eval.serve_schema import (CohereRerankRequest, QueryRequest, TEIRerankRequest,
                                            cohere_response, tei_response)
@@ -35,6 +35,7 @@ class ServeConfig:
     max_length: int = 512
     batch_size: int = 32
     device: Optional[str] = None
+    backend: Literal["torch", "openvino"] = "torch"  # openvino: CPU, pip install 'rerankforge[openvino]'
     max_documents: int = 1000  # per request
     max_document_chars: int = 20000
     max_body_bytes: int = 5_000_000
@@ -160,7 +161,8 @@ def create_app(cfg: ServeConfig, reranker=None, pipeline=None):
     if reranker is None:
         if not cfg.model:
             raise ValueError("No model to serve: pass --model PATH (a rerankforge final/ folder or Hub id).")
-        reranker = Reranker(cfg.model, max_length=cfg.max_length, device=cfg.device, batch_size=cfg.batch_size)
+        reranker = Reranker(cfg.model, max_length=cfg.max_length, device=cfg.device, batch_size=cfg.batch_size,
+                            backend=cfg.backend)
     batcher = MicroBatcher(lambda pairs: reranker.score_pairs(pairs, raw=True), cfg.batch_wait_ms,
                            cfg.max_batch_pairs, cfg.micro_batching)
     token = os.environ.get(cfg.token_env) if cfg.token_env else None

@@ -22,32 +22,47 @@ class Reranker:
             ``model_max_length`` when it is sane, else 512.
         device: e.g. "cpu", "cuda:0"; default CUDA when available.
         dtype: e.g. ``torch.bfloat16`` or "bfloat16"; default float32.
-        quantize: "int8" applies PyTorch dynamic int8 quantization to the Linear layers (CPU only): about 2x
-            faster on CPUs with VNNI, at a small cost in score precision (see bench/rerank.py).
+        quantize: "int8": with the torch backend, PyTorch dynamic int8 quantization of the Linear layers; with
+            the openvino backend, static int8 calibrated on ``calibration``. CPU only; bench/rerank.py measures the
+            speed and the cost in nDCG@10 of each.
+        backend: "torch" (default) or "openvino" (CPU; ``pip install 'rerankforge[openvino]'``).
+        calibration: (query, passage) pairs for ``backend="openvino", quantize="int8"``; a few hundred in-domain.
     Raises:
-        ValueError: ``quantize`` is not None/"int8", or int8 is asked for on a non-CPU device.
+        ValueError: an unknown ``quantize`` or ``backend``, or int8/openvino asked for on a non-CPU device.
+        ImportError: backend="openvino" without the openvino (and, for int8, nncf) package.
     """
 
     def __init__(self, model_name_or_path: str, max_length: Optional[int] = None, device: Optional[str] = None,
                  dtype: Optional[torch.dtype | str] = None, batch_size: int = 32, gguf_file: Optional[str] = None,
-                 quantize: Optional[str] = None):
+                 quantize: Optional[str] = None, backend: str = "torch",
+                 calibration: Optional[Sequence[tuple[str, str]]] = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if quantize not in (None, "int8") or backend not in ("torch", "openvino"):
+            raise ValueError(f"quantize must be None or 'int8' and backend 'torch' or 'openvino'; got quantize="
+                             f"{quantize!r}, backend={backend!r}.")
+        if (quantize or backend == "openvino") and self.device.type != "cpu":
+            raise ValueError(f"quantize={quantize!r}, backend={backend!r} run on CPU only; device is {self.device}.")
         self.tokenizer = load_tokenizer(model_name_or_path, gguf_file)
         model = load_seq_cls(model_name_or_path, gguf_file, tokenizer=self.tokenizer)
         if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merge once, score at full speed
             model = model.merge_and_unload()
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
         self.model = model.to(device=self.device, dtype=dtype or torch.float32).eval()
-        if quantize not in (None, "int8"):
-            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}.")
-        if quantize == "int8":
-            if self.device.type != "cpu":
-                raise ValueError(f"quantize='int8' (dynamic quantization) runs on CPU only; device is {self.device}.")
+        if quantize == "int8" and backend == "torch":
             self.model = torch.ao.quantization.quantize_dynamic(self.model.float(), {torch.nn.Linear}, dtype=torch.qint8)
         limit = getattr(self.tokenizer, "model_max_length", None) or 512
         self.max_length = max_length or (limit if limit <= 8192 else 512)
         self.batch_size = batch_size
+        self._forward = lambda batch: self.model(**batch).logits.view(-1).float()
+        if backend == "openvino":
+            from rerankforge.models.openvino_backend import compile_openvino
+
+            self._forward = compile_openvino(self.model.float(), self._encode, quantize, calibration, batch_size)
+
+    def _encode(self, pairs: Sequence[tuple[str, str]]) -> dict:
+        return self.tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation="only_second",
+                              max_length=self.max_length, padding=True, return_tensors="pt").to(self.device)
 
     def score(self, query: str, docs: Sequence[str], raw: bool = False) -> list[float]:
         """One score per doc, in the order given (sigmoid of the logit; the logit with ``raw=True``)."""
@@ -63,9 +78,7 @@ class Reranker:
         scores = [0.0] * len(pairs)
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
-            batch = self.tokenizer([pairs[i][0] for i in rows], [pairs[i][1] for i in rows], truncation="only_second",
-                                   max_length=self.max_length, padding=True, return_tensors="pt").to(self.device)
-            logits = self.model(**batch).logits.view(-1).float()
+            logits = self._forward(self._encode([pairs[i] for i in rows]))
             for i, value in zip(rows, (logits if raw else torch.sigmoid(logits)).tolist()):
                 scores[i] = value
         return scores

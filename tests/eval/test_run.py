@@ -105,3 +105,31 @@ def test_tied_first_stage_scores_keep_the_pipeline_order_in_runs_and_metrics():
     # With the raw tied scores trec_eval would put "a" first; the pipeline put "b" first, and "a" is relevant.
     assert evaluate_run({"q": {"a": 1}}, {"q": run}, ["mrr@10"])["mrr@10"] == pytest.approx(0.5)
     assert hits == [("b", 0.5), ("a", 0.5), ("c", 0.4), ("d", 0.4)]  # input untouched
+
+
+def test_a_reranker_without_a_trained_head_scores_the_same_every_run(with_answers, tiny_encoder, tmp_path):
+    """A bi-encoder as the "base" reranker gets a random head; eval's seed makes its report repeat."""
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        evaluate(eval_cfg(with_answers, tiny_encoder, tiny_encoder, out, "generate.kind=none", "plots=false"))
+        runs.append(read_trec(out / "runs/tiny.trec"))
+    assert runs[0] == runs[1]
+
+
+def test_openvino_backend_reranks_like_torch(with_answers, tiny_encoder, tiny_cross_encoder, tmp_path):
+    pytest.importorskip("openvino")
+    runs = {}
+    for backend in ("torch", "openvino"):
+        out = tmp_path / backend
+        evaluate(eval_cfg(with_answers, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false",
+                          f"rerankers.tiny.backend={backend}"))
+        runs[backend] = read_trec(out / "runs/tiny.trec")
+    for query_id, scores in runs["torch"].items():
+        assert runs["openvino"][query_id] == pytest.approx(scores, abs=1e-4)
+
+
+def test_an_unknown_backend_names_the_key_and_the_choices():
+    with pytest.raises(ConfigError, match=r"'rerankers\.a\.backend': Invalid value 'onnx', expected one of "
+                                          r"\['torch', 'openvino'\]"):
+        load_config(EvalConfig, None, ["rerankers={a: {model: m, backend: onnx}}"])

@@ -167,3 +167,14 @@ def test_query_endpoint_runs_retrieve_rerank_generate(reranker, beir_dir, tiny_e
         assert bad.status_code == 422 and "choose one of none, tiny" in bad.json()["message"]
     finally:
         live.stop()
+
+
+def test_openvino_backend_serves_the_same_scores(tiny_cross_encoder, reranker):
+    pytest.importorskip("openvino")
+    live = LiveServer(create_app(ServeConfig(model=tiny_cross_encoder, max_length=48, backend="openvino", device="cpu")))
+    try:
+        got = httpx.post(f"{live.url}/rerank", json={"query": QUERY, "texts": DOCS, "raw_scores": True}).json()
+    finally:
+        live.stop()
+    expected = reranker.score(QUERY, DOCS, raw=True)
+    assert {r["index"]: r["score"] for r in got} == pytest.approx(dict(enumerate(expected)), abs=1e-4)

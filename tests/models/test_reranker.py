@@ -1,0 +1,71 @@
+"""Reranker backends: PyTorch float32 / dynamic int8 and OpenVINO float32 / static int8 give the same ranking."""
+
+import sys
+
+import pytest
+import torch
+
+from rerankforge.models.reranker import Reranker
+
+QUERY = "what do cats eat"
+DOCS = ["cats eat fish and mice", "dogs bark at night", "the sun is a star", "cats sleep all day",
+        "fish swim in the sea", "mice eat cheese"]
+
+
+def test_rerank_is_cohere_shaped_and_sorted(tiny_cross_encoder):
+    reranker = Reranker(tiny_cross_encoder, device="cpu")
+    results = reranker.rerank(QUERY, DOCS, top_n=3)
+    raw = reranker.score(QUERY, DOCS, raw=True)
+    assert [r["index"] for r in results] == sorted(range(len(DOCS)), key=lambda i: -raw[i])[:3]
+    assert results[0]["relevance_score"] == pytest.approx(torch.sigmoid(torch.tensor(raw[results[0]["index"]])).item())
+
+
+def agree(full: list[float], other: list[float]) -> bool:
+    """Same best document and Pearson correlation > 0.9: the ranking survives quantization (tiny random model)."""
+    corr = torch.corrcoef(torch.tensor([full, other]))[0, 1].item()
+    return max(range(len(full)), key=full.__getitem__) == max(range(len(other)), key=other.__getitem__) and corr > 0.9
+
+
+def test_torch_int8_stays_close_to_float32(tiny_cross_encoder):
+    full = Reranker(tiny_cross_encoder, device="cpu").score(QUERY, DOCS, raw=True)
+    int8 = Reranker(tiny_cross_encoder, device="cpu", quantize="int8").score(QUERY, DOCS, raw=True)
+    assert int8 != full  # it really runs quantized
+    assert agree(full, int8)
+
+
+def test_openvino_float32_equals_torch(tiny_cross_encoder):
+    pytest.importorskip("openvino")
+    full = Reranker(tiny_cross_encoder, device="cpu", batch_size=4).score(QUERY, DOCS, raw=True)
+    ov = Reranker(tiny_cross_encoder, device="cpu", batch_size=4, backend="openvino").score(QUERY, DOCS, raw=True)
+    assert ov == pytest.approx(full, abs=1e-4)
+
+
+def test_openvino_int8_is_calibrated_and_close(tiny_cross_encoder):
+    pytest.importorskip("nncf")
+    calibration = [(q, d) for q in (QUERY, "where do fish live") for d in DOCS]
+    full = Reranker(tiny_cross_encoder, device="cpu").score(QUERY, DOCS, raw=True)
+    int8 = Reranker(tiny_cross_encoder, device="cpu", backend="openvino", quantize="int8",
+                    calibration=calibration).score(QUERY, DOCS, raw=True)
+    assert int8 != pytest.approx(full, abs=1e-6)
+    assert agree(full, int8)
+
+
+def test_openvino_int8_without_calibration_says_what_to_pass(tiny_cross_encoder):
+    with pytest.raises(ValueError, match=r"needs calibration=\[\(query, passage\), \.\.\.\]"):
+        Reranker(tiny_cross_encoder, device="cpu", backend="openvino", quantize="int8")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"backend": "onnx"}, "backend 'torch' or 'openvino'; got quantize=None, backend='onnx'"),
+    ({"quantize": "int4"}, "quantize must be None or 'int8'"),
+    ({"quantize": "int8", "device": "cuda"}, "run on CPU only; device is cuda"),
+])
+def test_bad_options_are_errors(tiny_cross_encoder, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Reranker(tiny_cross_encoder, **{"device": "cpu", **kwargs})
+
+
+def test_missing_openvino_gives_the_pip_command(tiny_cross_encoder, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # makes `import openvino` raise ImportError
+    with pytest.raises(ImportError, match=r"pip install 'rerankforge\[openvino\]'"):
+        Reranker(tiny_cross_encoder, device="cpu", backend="openvino")
