@@ -1,7 +1,7 @@
 """Rerank inference speed and quality: rerankforge's Reranker vs sentence-transformers' CrossEncoder.predict.
 
     python bench/rerank.py [--model runs/train/scifact-a/final] [--data ../shared/data/scifact] [--queries 60]
-                           [--depth 50] [--max-length 256] [--batch-size 32] [--repeats 2] [--calibration-queries 20]
+                           [--depth 50] [--max-length 256] [--batch-size 32] [--repeats 2] [--calibration-queries 20] [--calibration PATH]
                            [--variants float32,bfloat16,int8,openvino-float32,openvino-int8]
 
 Same model, same candidates (the dense first-stage top-`depth` of the SciFact test queries, all-MiniLM-L6-v2),
@@ -65,7 +65,7 @@ def scorers(args) -> dict:
         except ImportError:
             print("OpenVINO variants skipped: pip install 'rerankforge[openvino]'")
             chosen = [v for v in chosen if not v.startswith("openvino")]
-    calibration = calibration_pairs(args) if "openvino-int8" in chosen else None
+    calibration = (args.calibration or calibration_pairs(args)) if "openvino-int8" in chosen else None
     ours = {name: Reranker(args.model, max_length=args.max_length, device="cpu", batch_size=args.batch_size,
                            calibration=calibration, **options[name]) for name in chosen}
     table = {"sentence-transformers CrossEncoder.predict (float32)":
@@ -95,6 +95,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variants", default="float32,bfloat16,int8,openvino-float32,openvino-int8",
                         help="rerankforge variants to time against the peer, comma-separated")
+    parser.add_argument("--calibration", default=None,
+                        help="OpenVINO int8 calibration: a mined training set (runs/mine/x) or query/passage records; "
+                             "default: the first stage's top-10 for --calibration-queries train queries")
     parser.add_argument("--calibration-queries", type=int, default=20, help="train queries for OpenVINO int8")
     args = parser.parse_args()
     import torch

@@ -51,6 +51,8 @@ class RerankerConfig:
     batch_size: int = 32
     threshold: Optional[float] = None  # drop passages whose relevance_score (sigmoid) is below this
     backend: Literal["torch", "openvino"] = "torch"  # openvino: CPU, pip install 'rerankforge[openvino]'
+    quantize: Optional[Literal["int8"]] = None  # CPU; with openvino it needs `calibration`
+    calibration: Optional[str] = None  # (query, passage) records or a mined training set (runs/mine/x)
 
 
 @dataclass
@@ -118,6 +120,9 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
     if cfg.retrieve.top_k < 1:
         problems.append(f"retrieve.top_k must be >= 1, got {cfg.retrieve.top_k}.")
     for name, spec in cfg.rerankers.items():
+        if spec.backend == "openvino" and spec.quantize and not spec.calibration:
+            problems.append(f"rerankers.{name}: backend=openvino with quantize=int8 needs rerankers.{name}.calibration "
+                            f"(a mined training set such as runs/mine/x, or query/passage records).")
         if spec.depth is not None and not 1 <= spec.depth <= cfg.retrieve.top_k:
             problems.append(f"rerankers.{name}.depth must be in [1, retrieve.top_k={cfg.retrieve.top_k}], "
                             f"got {spec.depth}.")

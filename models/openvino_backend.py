@@ -7,6 +7,7 @@ measures both against sentence-transformers' ``CrossEncoder.predict``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -72,3 +73,35 @@ def compile_openvino(model: torch.nn.Module, encode: Callable[[Sequence[tuple[st
         return torch.from_numpy(outputs[0]).reshape(-1).float()
 
     return forward
+
+
+def load_calibration_pairs(path: str, limit: int = 256) -> list[tuple[str, str]]:
+    """Up to ``limit`` (query, passage) pairs for int8 calibration, from a file or folder ``data_prep`` reads.
+
+    Accepts records with ``query`` + ``passage`` (JSONL/TSV/CSV), or a mined training set (``rerankforge mine``'s
+    ``dataset/`` folder, or any file with ``query``, ``positive`` and optional ``negatives``): its query-positive
+    and query-negative pairs are exactly the in-domain pairs a reranker sees.
+
+    Raises:
+        ValueError: the path cannot be read, or no record has the fields above (says which were found).
+    """
+    import ast
+
+    from rerankforge.data_prep.readers import read_records
+
+    folder = Path(path)
+    source = folder / "dataset" if (folder / "dataset" / "state.json").exists() else folder
+    problems, pairs, fields = [], [], set()
+    for _, record in read_records(source, problems):
+        fields |= set(record)
+        passages = [record["passage"]] if "passage" in record else [record.get("positive")]
+        negatives = record.get("negatives") or []
+        passages += ast.literal_eval(negatives) if isinstance(negatives, str) else list(negatives)
+        pairs += [(record["query"], p) for p in passages if "query" in record and p]
+        if len(pairs) >= limit:
+            break
+    if problems or not pairs:
+        found = "; ".join(str(p) for p in problems) or f"records with fields {sorted(fields)}"
+        raise ValueError(f"calibration={path!r}: expected (query, passage) records or a mined training set "
+                         f"(query, positive, negatives); found {found}.")
+    return pairs[:limit]

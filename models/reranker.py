@@ -26,7 +26,8 @@ class Reranker:
             the openvino backend, static int8 calibrated on ``calibration``. CPU only; bench/rerank.py measures the
             speed and the cost in nDCG@10 of each.
         backend: "torch" (default) or "openvino" (CPU; ``pip install 'rerankforge[openvino]'``).
-        calibration: (query, passage) pairs for ``backend="openvino", quantize="int8"``; a few hundred in-domain.
+        calibration: for ``backend="openvino", quantize="int8"``: a few hundred in-domain (query, passage) pairs,
+            or a path to them (records with query + passage, or a mined training set such as runs/mine/x).
     Raises:
         ValueError: an unknown ``quantize`` or ``backend``, or int8/openvino asked for on a non-CPU device.
         ImportError: backend="openvino" without the openvino (and, for int8, nncf) package.
@@ -35,7 +36,7 @@ class Reranker:
     def __init__(self, model_name_or_path: str, max_length: Optional[int] = None, device: Optional[str] = None,
                  dtype: Optional[torch.dtype | str] = None, batch_size: int = 32, gguf_file: Optional[str] = None,
                  quantize: Optional[str] = None, backend: str = "torch",
-                 calibration: Optional[Sequence[tuple[str, str]]] = None):
+                 calibration: Optional[Sequence[tuple[str, str]] | str] = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if quantize not in (None, "int8") or backend not in ("torch", "openvino"):
             raise ValueError(f"quantize must be None or 'int8' and backend 'torch' or 'openvino'; got quantize="
@@ -56,8 +57,10 @@ class Reranker:
         self.batch_size = batch_size
         self._forward = lambda batch: self.model(**batch).logits.view(-1).float()
         if backend == "openvino":
-            from rerankforge.models.openvino_backend import compile_openvino
+            from rerankforge.models.openvino_backend import compile_openvino, load_calibration_pairs
 
+            if isinstance(calibration, str) and quantize:
+                calibration = load_calibration_pairs(calibration)
             self._forward = compile_openvino(self.model.float(), self._encode, quantize, calibration, batch_size)
 
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> dict:

@@ -133,3 +133,21 @@ def test_an_unknown_backend_names_the_key_and_the_choices():
     with pytest.raises(ConfigError, match=r"'rerankers\.a\.backend': Invalid value 'onnx', expected one of "
                                           r"\['torch', 'openvino'\]"):
         load_config(EvalConfig, None, ["rerankers={a: {model: m, backend: onnx}}"])
+
+
+def test_openvino_int8_reranks_with_pairs_from_the_mined_set(with_answers, tiny_encoder, tiny_cross_encoder, mined,
+                                                              tmp_path):
+    pytest.importorskip("nncf")
+    out = tmp_path / "int8"
+    evaluate(eval_cfg(with_answers, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false",
+                      "rerankers.tiny.backend=openvino", "rerankers.tiny.quantize=int8",
+                      f"rerankers.tiny.calibration={mined}"))
+    run = read_trec(out / "runs/tiny.trec")
+    assert set(run) == {"t0", "t1"} and all(len(docs) == 10 for docs in run.values())
+
+
+def test_openvino_int8_without_calibration_is_a_config_problem(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path):
+    with pytest.raises(ConfigError, match=r"rerankers\.tiny: backend=openvino with quantize=int8 needs "
+                                          r"rerankers\.tiny\.calibration"):
+        evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path / "e", "rerankers.tiny.backend=openvino",
+                          "rerankers.tiny.quantize=int8"))

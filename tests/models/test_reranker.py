@@ -69,3 +69,26 @@ def test_missing_openvino_gives_the_pip_command(tiny_cross_encoder, monkeypatch)
     monkeypatch.setitem(sys.modules, "openvino", None)  # makes `import openvino` raise ImportError
     with pytest.raises(ImportError, match=r"pip install 'rerankforge\[openvino\]'"):
         Reranker(tiny_cross_encoder, device="cpu", backend="openvino")
+
+
+def test_calibration_pairs_come_from_a_mined_training_set(mined):
+    from rerankforge.models.openvino_backend import load_calibration_pairs
+
+    rows = [dict(r) for r in __import__("datasets").load_from_disk(str(mined / "dataset"))]
+    pairs = load_calibration_pairs(str(mined), limit=10)
+    assert len(pairs) == 10
+    first = rows[0]  # query-positive first, then that query's negatives
+    assert pairs[:4] == [(first["query"], first["positive"])] + [(first["query"], n) for n in first["negatives"]]
+
+
+def test_calibration_pairs_from_query_passage_records_and_bad_files(tmp_path):
+    from conftest import write_jsonl
+    from rerankforge.models.openvino_backend import load_calibration_pairs
+
+    good = write_jsonl(tmp_path / "pairs.jsonl", [{"query": "q1", "passage": "p1"}, {"query": "q2", "passage": "p2"}])
+    assert load_calibration_pairs(str(good)) == [("q1", "p1"), ("q2", "p2")]
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"question": "q1", "text": "p1"}])
+    with pytest.raises(ValueError, match=r"expected \(query, passage\) records.*fields \['question', 'text'\]"):
+        load_calibration_pairs(str(bad))
+    with pytest.raises(ValueError, match="no such file or folder"):
+        load_calibration_pairs(str(tmp_path / "missing.jsonl"))
