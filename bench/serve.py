@@ -1,7 +1,7 @@
 """Serving under load: N concurrent clients against `rerankforge serve` on loopback, micro-batching on and off.
 
     python bench/serve.py [--model runs/train/scifact-a/final] [--clients 8] [--docs 100] [--seconds 40]
-                          [--max-length 128]
+                          [--max-length 128] [--backend openvino [--quantize int8 --calibration runs/mine/scifact]]
 
 Each client sends Cohere /v2/rerank requests of `--docs` SciFact abstracts back to back for `--seconds` (the
 clients stop by themselves; requests in flight at the deadline still finish and count). Prints requests/s,
@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--backend", default="torch", choices=["torch", "openvino"], help="the server's backend")
+    parser.add_argument("--quantize", default=None, choices=["int8"])
+    parser.add_argument("--calibration", default=None, help="for openvino int8: a mined training set or pairs file")
     args = parser.parse_args()
     from sentence_transformers.cross_encoder import CrossEncoder
 
@@ -96,9 +99,10 @@ def main() -> None:
         peer.predict([(query, d) for d in docs], batch_size=32, show_progress_bar=False)
         single.append(time.perf_counter() - start)
     single_s = min(single)
-    reranker = Reranker(args.model, max_length=args.max_length, device="cpu")
+    reranker = Reranker(args.model, max_length=args.max_length, device="cpu", backend=args.backend,
+                        quantize=args.quantize, calibration=args.calibration)
     print(f"{args.clients} clients x {args.docs}-document requests for {args.seconds:.0f} s per mode, max_length "
-          f"{args.max_length}; one CrossEncoder.predict call of {args.docs} pairs: {single_s * 1000:.0f} ms (best of 3)")
+          f"{args.max_length}, server backend {args.backend} {args.quantize or 'float32'}; one CrossEncoder.predict call of {args.docs} pairs: {single_s * 1000:.0f} ms (best of 3)")
     print("| micro-batching | requests | req/s | p50 ms | p95 ms | p95 / single predict | errors |")
     print("|---|---|---|---|---|---|---|")
     for batching in (True, False):
