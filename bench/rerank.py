@@ -1,7 +1,8 @@
 """Rerank inference speed and quality: rerankforge's Reranker vs sentence-transformers' CrossEncoder.predict.
 
     python bench/rerank.py [--model runs/train/scifact-a/final] [--data ../shared/data/scifact] [--queries 60]
-                           [--depth 50] [--max-length 256] [--batch-size 32] [--repeats 2] [--calibration-queries 20] [--calibration PATH]
+                           [--depth 50] [--max-length 256] [--batch-size 32] [--repeats 2]
+                           [--calibration-queries 20] [--calibration PATH]
                            [--variants float32,bfloat16,int8,openvino-float32,openvino-int8]
 
 Same model, same candidates (the dense first-stage top-`depth` of the SciFact test queries, all-MiniLM-L6-v2),

@@ -102,7 +102,8 @@ def main() -> None:
     reranker = Reranker(args.model, max_length=args.max_length, device="cpu", backend=args.backend,
                         quantize=args.quantize, calibration=args.calibration)
     print(f"{args.clients} clients x {args.docs}-document requests for {args.seconds:.0f} s per mode, max_length "
-          f"{args.max_length}, server backend {args.backend} {args.quantize or 'float32'}; one CrossEncoder.predict call of {args.docs} pairs: {single_s * 1000:.0f} ms (best of 3)")
+          f"{args.max_length}, server backend {args.backend} {args.quantize or 'float32'}; one CrossEncoder.predict "
+          f"call of {args.docs} pairs: {single_s * 1000:.0f} ms (best of 3)")
     print("| micro-batching | requests | req/s | p50 ms | p95 ms | p95 / single predict | errors |")
     print("|---|---|---|---|---|---|---|")
     for batching in (True, False):

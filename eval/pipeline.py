@@ -53,13 +53,15 @@ class Pipeline:
         from rerankforge.models.reranker import Reranker
 
         cfg = self.cfg = cfg.resolved()
-        torch.manual_seed(cfg.seed)  # before loading: an untrained head is drawn from the global generator
         self.texts = texts
         self.retriever = Retriever(cfg.retrieve, doc_ids, [texts[d] for d in doc_ids], cache_dir)
-        self.rerankers = {
-            name: (Reranker(spec.model, max_length=spec.max_length, device=cfg.device, batch_size=spec.batch_size,
-                            gguf_file=spec.gguf_file) if spec.model and load_models else None)
-            for name, spec in cfg.rerankers.items()}
+        with torch.random.fork_rng(devices=[]):  # seeds the loading only, not the caller's generator
+            torch.manual_seed(cfg.seed)  # an untrained head is drawn from the global generator
+            self.rerankers = {
+                name: (Reranker(spec.model, max_length=spec.max_length, device=cfg.device, batch_size=spec.batch_size,
+                                gguf_file=spec.gguf_file, backend=spec.backend, quantize=spec.quantize,
+                                calibration=spec.calibration) if spec.model and load_models else None)
+                for name, spec in cfg.rerankers.items()}
         self.generator = generator if generator is not None else load_generator(cfg.generate, cfg.device)
 
     @classmethod

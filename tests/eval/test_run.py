@@ -117,7 +117,23 @@ def test_a_reranker_without_a_trained_head_scores_the_same_every_run(with_answer
     assert runs[0] == runs[1]
 
 
-def test_openvino_backend_reranks_like_torch(with_answers, tiny_encoder, tiny_cross_encoder, tmp_path):
+@pytest.fixture
+def openvino_compiles(monkeypatch) -> list:
+    """Records the ``quantize`` of every OpenVINO compilation, so a test knows the backend really ran."""
+    from rerankforge.models import openvino_backend
+
+    calls, real = [], openvino_backend.compile_openvino
+
+    def spy(model, encode, quantize=None, *args):
+        calls.append(quantize)
+        return real(model, encode, quantize, *args)
+
+    monkeypatch.setattr(openvino_backend, "compile_openvino", spy)
+    return calls
+
+
+def test_openvino_backend_reranks_like_torch(with_answers, tiny_encoder, tiny_cross_encoder, tmp_path,
+                                             openvino_compiles):
     pytest.importorskip("openvino")
     runs = {}
     for backend in ("torch", "openvino"):
@@ -125,6 +141,7 @@ def test_openvino_backend_reranks_like_torch(with_answers, tiny_encoder, tiny_cr
         evaluate(eval_cfg(with_answers, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false",
                           f"rerankers.tiny.backend={backend}"))
         runs[backend] = read_trec(out / "runs/tiny.trec")
+    assert openvino_compiles == [None]
     for query_id, scores in runs["torch"].items():
         assert runs["openvino"][query_id] == pytest.approx(scores, abs=1e-4)
 
@@ -136,7 +153,7 @@ def test_an_unknown_backend_names_the_key_and_the_choices():
 
 
 def test_openvino_int8_reranks_with_pairs_from_the_mined_set(with_answers, tiny_encoder, tiny_cross_encoder, mined,
-                                                              tmp_path):
+                                                              tmp_path, openvino_compiles):
     pytest.importorskip("nncf")
     out = tmp_path / "int8"
     evaluate(eval_cfg(with_answers, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false",
@@ -144,6 +161,7 @@ def test_openvino_int8_reranks_with_pairs_from_the_mined_set(with_answers, tiny_
                       f"rerankers.tiny.calibration={mined}"))
     run = read_trec(out / "runs/tiny.trec")
     assert set(run) == {"t0", "t1"} and all(len(docs) == 10 for docs in run.values())
+    assert openvino_compiles == ["int8"]
 
 
 def test_openvino_int8_without_calibration_is_a_config_problem(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path):

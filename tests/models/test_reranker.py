@@ -72,9 +72,11 @@ def test_missing_openvino_gives_the_pip_command(tiny_cross_encoder, monkeypatch)
 
 
 def test_calibration_pairs_come_from_a_mined_training_set(mined):
+    from datasets import load_from_disk
+
     from rerankforge.models.openvino_backend import load_calibration_pairs
 
-    rows = [dict(r) for r in __import__("datasets").load_from_disk(str(mined / "dataset"))]
+    rows = [dict(r) for r in load_from_disk(str(mined / "dataset"))]
     pairs = load_calibration_pairs(str(mined), limit=10)
     assert len(pairs) == 10
     first = rows[0]  # query-positive first, then that query's negatives
