@@ -46,7 +46,11 @@ def wire(cfg: QuickstartConfig, data: Path) -> tuple[MineConfig, TrainConfig, Ev
     train.data.train, train.output_dir = str(out / "mine"), str(out / "train")
     ev.data.path, ev.output_dir = str(data), str(out / "eval")
     ev.cache_dir = mine.cache_dir
-    ev.retrieve.encoder = copy.deepcopy(mine.encoder)  # the first stage the reranker was trained behind
+    # the first stage the reranker was trained behind, and that its fusion weight was fitted on (for
+    # mining.candidates=auto, the one mining picked: set when eval starts)
+    ev.retrieve.method, ev.retrieve.rrf_k = mine.mining.candidates, mine.mining.rrf_k
+    ev.retrieve.encoder, ev.retrieve.bm25 = copy.deepcopy(mine.encoder), copy.deepcopy(mine.mining.bm25)
+    ev.retrieve.index = copy.deepcopy(mine.index)
     spec = ev.rerankers.get("finetuned") or RerankerConfig(depth=ev.retrieve.top_k)
     spec.model = str(out / "train" / "final")
     ev.rerankers = {**{k: v for k, v in ev.rerankers.items() if k != "finetuned"}, "finetuned": spec}
@@ -56,9 +60,12 @@ def wire(cfg: QuickstartConfig, data: Path) -> tuple[MineConfig, TrainConfig, Ev
 def stage_keys(mine: MineConfig, train: TrainConfig, ev: EvalConfig, data: Path) -> dict[str, str]:
     """One key per stage: its resolved config plus the key of what it reads, so a change reruns it and all after."""
     inputs = hash_strings([hash_path(p) for p in sorted(data.rglob("*")) if p.is_file()])
-    keys = {"mine": hash_strings([inputs, dump_yaml(mine)])}
-    keys["train"] = hash_strings([keys["mine"], dump_yaml(train)])
-    keys["eval"] = hash_strings([keys["train"], inputs, dump_yaml(ev)])
+    out = str(Path(mine.output_dir).parent)
+    # where the stages write is not what they compute: a quickstart folder moved elsewhere is still reused
+    text = {name: dump_yaml(c).replace(out, "<output_dir>") for name, c in (("mine", mine), ("train", train), ("eval", ev))}
+    keys = {"mine": hash_strings([inputs, text["mine"]])}
+    keys["train"] = hash_strings([keys["mine"], text["train"]])
+    keys["eval"] = hash_strings([keys["train"], inputs, text["eval"]])
     return keys
 
 
@@ -103,6 +110,9 @@ def quickstart(cfg: QuickstartConfig) -> dict:
             continue
         print(f"[{number}/3] {name} ...", flush=True)
         start = time.perf_counter()
+        if name == "eval":  # mining.candidates=auto: eval reranks the first stage mining picked
+            picked = json.loads(outputs["mine"].read_text())["config"]["mining"]["candidates"]
+            ev.retrieve.method = picked
         run_stage(name, mine, train, ev, out)
         stages[name] = {"seconds": time.perf_counter() - start, "reused": False}
         state[name] = {"key": keys[name], "seconds": stages[name]["seconds"]}
@@ -110,16 +120,49 @@ def quickstart(cfg: QuickstartConfig) -> dict:
         write_json(state_file, state)  # after each stage: an interruption keeps what finished
     report = json.loads(outputs["eval"].read_text())
     return {"stages": stages, "data": str(data), "report": str(Path(ev.output_dir) / "report.md"),
-            "checkpoint": str(outputs["train"]), "first_stage": report["first_stage"]["metrics"],
-            "reranked": report["rerankers"]["finetuned"]["metrics"], "depth": report["rerankers"]["finetuned"]["depth"]}
+            "checkpoint": str(outputs["train"]), "first_stage": report["first_stage"]["method"],
+            "first_stages": report["first_stages"], "best_first_stage": report["best_first_stage"],
+            "finetuned": report["rerankers"]["finetuned"]}
+
+
+FIRST_STAGE_NAMES = {"bm25": "BM25 (bm25s, stemmed)", "dense": "dense (bi-encoder + FAISS)",
+                     "hybrid": "hybrid (RRF of BM25 and dense)"}
+
+
+def _verdict(result: dict) -> str:
+    """One plain sentence: did the fine-tuned reranker beat the best first stage, significantly?"""
+    from rerankforge.eval.report import verdict
+
+    best, entry = result["best_first_stage"], result["finetuned"]
+    test = entry["vs_best_first_stage"]["ndcg@10"]
+    text = (f"Final ranking vs the best first stage ({best}): nDCG@10 {test['delta']:+.4f}, paired p = "
+            f"{test['p_value']:.3g} ({test['wins']} queries better / {test['losses']} worse): "
+            f"{verdict(test['delta'], test['p_value'])} it.")
+    if test["p_value"] >= 0.05 or test["delta"] <= 0:
+        text += " The fine-tuned reranker did not help on this data; see the report for the reranker alone."
+    return text
 
 
 def summary_table(result: dict) -> str:
     keys = ("ndcg@10", "mrr@10", "recall@10")
-    rows = ["| run | nDCG@10 | MRR@10 | Recall@10 |", "|---|---|---|---|",
-            "| first stage (bi-encoder + FAISS) | " + " | ".join(f"{result['first_stage'][k]:.4f}" for k in keys) + " |",
-            f"| + fine-tuned reranker (top-{result['depth']}) | " +
-            " | ".join(f"{result['reranked'][k]:.4f}" for k in keys) + " |", ""]
+    entry = result["finetuned"]
+
+    def row(label: str, metrics: dict) -> str:
+        return f"| {label} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |"
+
+    rows = ["| run | nDCG@10 | MRR@10 | Recall@10 |", "|---|---|---|---|"]
+    for method, stage in result["first_stages"].items():
+        marks = [m for m, on in (("reranked", method == result["first_stage"]),
+                                 ("best", method == result["best_first_stage"])) if on]
+        rows.append(row(f"first stage: {FIRST_STAGE_NAMES[method]}" + (f" ({', '.join(marks)})" if marks else ""),
+                        stage["metrics"]))
+    if entry.get("alone"):
+        rows.append(row(f"fine-tuned reranker alone (top-{entry['depth']})", entry["alone"]["metrics"]))
+    fusion = entry.get("fusion")
+    rows.append(row(f"fine-tuned reranker (top-{entry['depth']})" + (
+        f" fused with the first stage ({fusion['method']}, alpha {fusion['alpha']:.2f} fitted on dev)" if fusion else ""),
+        entry["metrics"]))
+    rows += ["", _verdict(result), ""]
     for name, stage in result["stages"].items():
         rows.append(f"{name:>5}: {stage['seconds'] / 60:5.1f} min" + (" (reused from an earlier run)" if stage["reused"] else ""))
     total = sum(s["seconds"] for s in result["stages"].values() if not s["reused"])

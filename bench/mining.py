@@ -46,7 +46,9 @@ def mine_config(args, out_dir: Path, cache_dir: Path):
 
     return load_config(MineConfig, ROOT / "configs" / "data_prep" / "scifact.yaml", [
         f"data.path={args.data}", f"encoder.batch_size={args.batch_size}", f"output_dir={out_dir}",
-        f"cache_dir={cache_dir}", f"max_queries={args.max_queries or 'null'}"])
+        f"cache_dir={cache_dir}", f"max_queries={args.max_queries or 'null'}",
+        # like for like with sentence-transformers' dense miner: no dev split, float32 encoding
+        "mining.candidates=dense", "data.dev_fraction=0", "encoder.dtype=float32"])
 
 
 def run_ours(args, tmp: Path) -> dict:
@@ -54,7 +56,7 @@ def run_ours(args, tmp: Path) -> dict:
     import sentence_transformers  # noqa: F401
     from datasets import load_from_disk
 
-    import rerankforge.data_prep.candidates as candidates
+    import rerankforge.data_prep.index as index
     import rerankforge.data_prep.encode as encode
     from rerankforge.data_prep.mine import mine
 
@@ -63,7 +65,7 @@ def run_ours(args, tmp: Path) -> dict:
     encode.encode_to_file = enc.wrap(original_encode, lambda e, texts, path, *a, **k: len(texts)
                                      if path.name.startswith("corpus") else 0)
     # only corpus encoding counts towards docs/s; queries are timed with it as in the ST run
-    candidates.search = srch.wrap(candidates.search, lambda index, queries, k, **kw: len(queries))
+    index.search = srch.wrap(index.search, lambda idx, queries, k, **kw: len(queries))
     start = time.perf_counter()
     out = mine(mine_config(args, tmp / "out", tmp / "cache"))
     total = time.perf_counter() - start

@@ -86,7 +86,7 @@ def test_ndcg(args, final: Path) -> tuple[float, float]:
     from rerankforge.train.evaluate import build_dev_set
 
     manifest = json.loads((Path(args.mined) / "manifest.json").read_text())
-    dev = build_dev_set(args.data, "test", 100, args.test_queries, manifest["config"])
+    dev = build_dev_set(args.mined, args.data, "test", 100, args.test_queries, manifest["config"])
     reranker = Reranker(str(final), max_length=args.max_length, batch_size=50)
     run: dict[str, dict[str, float]] = {}
     for query_id in dev.qrels:

@@ -1,33 +1,36 @@
-"""Lexical candidates with ``bm25s``, and reciprocal rank fusion for hybrid dense + BM25 candidates."""
+"""Lexical retrieval with ``bm25s`` (stemmed, stopwords removed), and reciprocal rank fusion."""
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from typing import Hashable, Optional, Sequence
 
 import numpy as np
+
+from rerankforge.data_prep.config import BM25Config
+from rerankforge.utils.extras import require
 
 
 class BM25Index:
     """BM25 over a list of texts; ``search`` returns row indices into that list.
 
     Raises:
-        ImportError: bm25s is missing (with the pip command).
+        ImportError: bm25s, or PyStemmer when ``config.stemmer`` is set, is missing (with the pip command).
     """
 
-    def __init__(self, texts: Sequence[str], stopwords: str = "en"):
-        try:
-            import bm25s
-        except ImportError as exc:
-            raise ImportError("BM25 candidates need bm25s: pip install bm25s") from exc
-        self._bm25s = bm25s
-        self.stopwords = stopwords
-        self.retriever = bm25s.BM25()
-        self.retriever.index(bm25s.tokenize(list(texts), stopwords=stopwords, show_progress=False),
-                             show_progress=False)
+    def __init__(self, texts: Sequence[str], config: Optional[BM25Config] = None):
+        self.config = config or BM25Config()
+        self._bm25s = require("bm25s", "BM25 retrieval")
+        self.stemmer = None
+        if self.config.stemmer:
+            self.stemmer = require("Stemmer", f"BM25 with stemmer={self.config.stemmer}").Stemmer(self.config.stemmer)
+        self.retriever = self._bm25s.BM25(k1=self.config.k1, b=self.config.b)
+        self.retriever.index(self._bm25s.tokenize(list(texts), stopwords=self.config.stopwords, stemmer=self.stemmer,
+                                                  show_progress=False), show_progress=False)
         self.size = len(texts)
 
     def _tokens(self, queries: Sequence[str]) -> list[list[str]]:
-        return self._bm25s.tokenize(list(queries), stopwords=self.stopwords, show_progress=False, return_ids=False)
+        return self._bm25s.tokenize(list(queries), stopwords=self.config.stopwords, stemmer=self.stemmer,
+                                    show_progress=False, return_ids=False)
 
     def search(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
         """Top-``k`` ``(row, score)`` per query, best first; documents sharing no term (score 0) are left out."""

@@ -50,6 +50,11 @@ class DataConfig:
     eval_qrels: Optional[str] = None
     # Training queries with the same text as an evaluation query (SciFact has 2): warn, error, or drop them.
     eval_text_overlap: Literal["warn", "error", "drop"] = "warn"
+    # A dev split carved from the labelled queries (seeded), written to dev.jsonl with its first-stage top
+    # dev_depth and never trained on: training selects checkpoints and fits fusion on it. 0 turns it off.
+    dev_fraction: float = 0.1
+    dev_min_queries: int = 50  # where there are enough: never more than a quarter of the queries
+    dev_depth: int = 100
     min_relevance: int = 1
     fields: FieldNames = field(default_factory=FieldNames)
     chunking: ChunkConfig = field(default_factory=ChunkConfig)
@@ -65,6 +70,9 @@ class EncoderConfig:
     device: Optional[str] = None
     query_prompt: Optional[str] = None
     corpus_prompt: Optional[str] = None
+    # float32, bfloat16 (autocast) or auto: bfloat16 where it is fast (CUDA, CPUs with AMX: ~3x), else float32.
+    # Part of the embedding cache key.
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     # Several processes or devices, e.g. ["cuda:0", "cuda:1"]; uses sentence-transformers' multi-process pool.
     multi_process_devices: list[str] = field(default_factory=list)
 
@@ -81,6 +89,16 @@ class IndexConfig:
 
 
 @dataclass
+class BM25Config:
+    """Lexical first stage (bm25s): English stemming (PyStemmer) and stopwords by default; ``null`` turns either off."""
+
+    stemmer: Optional[str] = "english"  # a PyStemmer algorithm name
+    stopwords: Optional[str] = "en"
+    k1: float = 1.5
+    b: float = 0.75
+
+
+@dataclass
 class RescoreConfig:
     """Optional cross-encoder that rescores candidates to drop likely false negatives."""
 
@@ -93,7 +111,8 @@ class RescoreConfig:
 class MiningConfig:
     """Hard-negative selection; option names follow sentence-transformers' ``mine_hard_negatives``."""
 
-    candidates: Literal["dense", "bm25", "hybrid"] = "dense"
+    # auto: whichever of dense, bm25 and hybrid has the best nDCG@10 on the dev split (recorded in the manifest)
+    candidates: Literal["dense", "bm25", "hybrid", "auto"] = "dense"
     range_min: int = 0
     range_max: int = 50
     max_score: Optional[float] = None
@@ -103,7 +122,8 @@ class MiningConfig:
     num_negatives: int = 7
     sampling_strategy: Literal["top", "random"] = "top"
     random_negatives: int = 0  # uniform draws from outside the candidate window (ranks past range_max)
-    rrf_k: int = 60
+    rrf_k: int = 60  # hybrid: reciprocal rank fusion constant
+    bm25: BM25Config = field(default_factory=BM25Config)
     rescore: RescoreConfig = field(default_factory=RescoreConfig)
 
 
@@ -140,6 +160,13 @@ def check_mine_config(cfg: MineConfig) -> list[str]:
         problems.append(f"mining.random_negatives must be >= 0, got {m.random_negatives}.")
     if m.relative_margin is not None and not 0 <= m.relative_margin < 1:
         problems.append(f"mining.relative_margin must be in [0, 1), got {m.relative_margin}.")
+    if m.candidates == "auto" and cfg.data.dev_fraction <= 0:
+        problems.append("mining.candidates=auto picks the first stage on the dev split, but data.dev_fraction is 0; "
+                        "set data.dev_fraction (e.g. 0.1) or name the first stage (dense, bm25 or hybrid).")
+    if not 0 <= cfg.data.dev_fraction < 1:
+        problems.append(f"data.dev_fraction must be in [0, 1), got {cfg.data.dev_fraction}.")
+    if cfg.data.dev_depth < 1:
+        problems.append(f"data.dev_depth must be >= 1, got {cfg.data.dev_depth}.")
     if cfg.encoder.batch_size < 1:
         problems.append(f"encoder.batch_size must be >= 1, got {cfg.encoder.batch_size}.")
     if cfg.max_queries is not None and cfg.max_queries < 1:

@@ -41,6 +41,13 @@ class Encoder:
     resolved: ResolvedModel
     config: EncoderConfig
     fingerprint: str
+    bf16: bool = False  # encode under bfloat16 autocast
+
+    def precision(self):
+        """The context every ``encode`` call runs in: bfloat16 autocast, or nothing."""
+        import torch
+
+        return torch.autocast(self.model.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
     @property
     def dimension(self) -> int:
@@ -55,8 +62,11 @@ def load_encoder(config: EncoderConfig) -> Encoder:
     model = SentenceTransformer(resolved.path, device=config.device)
     if config.max_seq_length:
         model.max_seq_length = config.max_seq_length
-    key = hash_strings([model_fingerprint(resolved), str(model.max_seq_length)])
-    return Encoder(model, resolved, config, key)
+    from rerankforge.models.loading import bf16_is_fast
+
+    bf16 = config.dtype == "bfloat16" or (config.dtype == "auto" and bf16_is_fast(model.device))
+    key = hash_strings([model_fingerprint(resolved), str(model.max_seq_length)] + (["bf16"] if bf16 else []))
+    return Encoder(model, resolved, config, key, bf16)
 
 
 @contextlib.contextmanager
@@ -81,7 +91,7 @@ def encode_to_file(encoder: Encoder, texts: list[str], path: Path, prompt: Optio
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dimension))
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    with _pool(encoder) as pool, tqdm(total=len(texts), desc=desc, unit="text") as bar:
+    with _pool(encoder) as pool, encoder.precision(), tqdm(total=len(texts), desc=desc, unit="text") as bar:
         chunk = encoder.config.batch_size * BATCHES_PER_CHUNK
         for start in range(0, len(order), chunk):
             rows = order[start:start + chunk]

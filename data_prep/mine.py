@@ -8,6 +8,7 @@ optionally rescore them with a cross-encoder, select negatives (pure), write the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections import Counter
@@ -17,9 +18,10 @@ from typing import Optional
 
 from tqdm.auto import tqdm
 
-from rerankforge.data_prep.candidates import first_stage
 from rerankforge.data_prep.config import MineConfig, check_mine_config
+from rerankforge.data_prep.dev_split import carve_dev, dev_records
 from rerankforge.data_prep.encode import default_cache_dir, doc_text, load_encoder
+from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec
 from rerankforge.data_prep.loaders import Corpus, Queries, load_corpus_any, load_qrels, load_queries, resolve_paths
 from rerankforge.data_prep.negatives import FATES, SelectionOptions, sample_easy_negatives, select_negatives
 from rerankforge.data_prep.output import write_mine_output
@@ -40,6 +42,7 @@ class LabelledData:
     positives: dict[str, list[str]]
     inputs: dict[str, dict[str, str]]
     counts: dict[str, int] = field(default_factory=dict)
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)  # graded labels of the queries in positives
 
 
 def _token_spans(cfg: MineConfig):
@@ -84,6 +87,7 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
         counts={"corpus_documents": len(corpus), "queries_labelled": len(qrels),
                 "queries_skipped_no_positive": len(labelled.skipped_no_positive),
                 "queries_beyond_max_queries": len(labelled.positives) - len(query_ids)},
+        qrels={q: qrels[q] for q in query_ids},
     )
 
 
@@ -128,15 +132,19 @@ class MinedQuery:
     rescores: Optional[dict[int, float]] = None
 
 
+def first_stage_spec(cfg: MineConfig) -> FirstStageSpec:
+    """The first stage mining uses; training's dev evaluation and the fitted fusion weight are tied to it."""
+    return FirstStageSpec(cfg.mining.candidates, cfg.encoder, cfg.index, cfg.mining.bm25, cfg.mining.rrf_k)
+
+
 def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_texts: list[str],
-                 encoder, cache_dir: Path) -> tuple[list[MinedQuery], Counter]:
+                 stage: FirstStage, query_ids: list[str]) -> tuple[list[MinedQuery], Counter]:
     """Candidates → (optional rescoring) → pure selection, per query. Returns the results and the fate tally."""
     row_of = {d: i for i, d in enumerate(doc_ids)}
-    query_ids = sorted(data.positives)
     query_texts = [data.queries[q] for q in query_ids]
     positive_rows = [[row_of[d] for d in data.positives[q]] for q in query_ids]
     k = cfg.mining.range_max + max(len(p) for p in positive_rows)
-    cands = first_stage(cfg, encoder, doc_texts, query_texts, k, cache_dir)
+    cands = stage.search(query_texts, k)
     rngs = [query_rng(cfg.seed, q) for q in query_ids]
     easy = [[row_of[d] for d in sample_easy_negatives(
         doc_ids, {doc_ids[r] for r in cands.rows[qi].tolist() + positive_rows[qi]}, cfg.mining.random_negatives,
@@ -147,8 +155,10 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_te
                                       for qi in range(len(query_ids))], query_texts, doc_texts)
     options, tally, mined = selection_options(cfg), Counter({fate: 0 for fate in FATES}), []
     for qi, query_id in enumerate(tqdm(query_ids, desc="Selecting negatives", unit="query")):
-        rows, scores = cands.rows[qi].tolist(), cands.scores[qi].tolist()
-        pos_scores = cands.scorer(qi, positive_rows[qi]).tolist()
+        rows = cands.rows[qi].tolist()
+        # margins need similarities, not fused ranks: hybrid candidates are scored by the bi-encoder
+        scores = (cands.similarity(qi, rows) if cands.score_kind == "rrf" else cands.scores[qi]).tolist()
+        pos_scores = cands.similarity(qi, positive_rows[qi]).tolist()
         filter_scores, filter_pos = scores, pos_scores
         if rescored is not None:
             filter_scores = [rescored[qi][r] for r in rows]
@@ -158,7 +168,7 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_te
         tally.update(chosen.fates)
         hard = [rows[i] for i in chosen.indices]
         mined.append(MinedQuery(query_id, positive_rows[qi], pos_scores, hard + easy[qi],
-                                [scores[i] for i in chosen.indices] + cands.scorer(qi, easy[qi]).tolist(),
+                                [scores[i] for i in chosen.indices] + cands.similarity(qi, easy[qi]).tolist(),
                                 ["hard"] * len(hard) + ["easy"] * len(easy[qi]),
                                 rescored[qi] if rescored is not None else None))
     return mined, tally
@@ -170,10 +180,37 @@ def mine(cfg: MineConfig) -> Path:
     doc_ids = sorted(data.corpus)
     doc_texts = [doc_text(data.corpus[d]) for d in doc_ids]
     encoder = load_encoder(cfg.encoder) if cfg.mining.candidates != "bm25" else None
-    mined, tally = mine_queries(cfg, data, doc_ids, doc_texts, encoder, resolve_cache_dir(cfg))
+    dev_ids = carve_dev(sorted(data.positives), cfg.data.dev_fraction, cfg.data.dev_min_queries, cfg.seed)
+    spec, selection = first_stage_spec(cfg), None
+    if spec.method == "auto":
+        spec.method = "hybrid"  # a hybrid stage runs all three
+    stage = FirstStage(spec, doc_texts, resolve_cache_dir(cfg), encoder, doc_ids)
+    if cfg.mining.candidates == "auto":
+        if not dev_ids:
+            raise DataError([Problem(f"mining.candidates=auto picks the first stage on the dev split, but "
+                                     f"{len(data.positives)} labelled queries leave no dev split (it needs at least "
+                                     "4). Name the first stage (mining.candidates=hybrid, dense or bm25).")])
+        selection = select_first_stage(stage, [data.queries[q] for q in dev_ids], [data.qrels[q] for q in dev_ids])
+        stage.spec.method = max(selection, key=selection.get)
+        cfg = dataclasses.replace(cfg, mining=dataclasses.replace(cfg.mining, candidates=stage.spec.method))
+        logger.info("First stage picked on %d dev queries: %s (nDCG@10 %s).", len(dev_ids), stage.spec.method,
+                    ", ".join(f"{m} {v:.4f}" for m, v in selection.items()))
+    held_out = set(dev_ids)
+    train_ids = [q for q in sorted(data.positives) if q not in held_out]
+    mined, tally = mine_queries(cfg, data, doc_ids, doc_texts, stage, train_ids)
+    dev = dev_records(stage, dev_ids, data.queries, data.qrels, cfg.data.dev_depth, doc_texts) if dev_ids else []
     short = sum(1 for q in mined if q.negative_kinds.count("hard") < cfg.mining.num_negatives)
     if short:
         logger.warning("%d of %d queries got fewer than mining.num_negatives=%d hard negatives. With a margin or "
                        "max_score, negatives must rank below the positive: raise mining.range_max (now %d) or "
                        "loosen the filters.", short, len(mined), cfg.mining.num_negatives, cfg.mining.range_max)
-    return write_mine_output(cfg, data, doc_ids, doc_texts, mined, tally, encoder)
+    return write_mine_output(cfg, data, doc_ids, doc_texts, mined, tally, encoder, dev, selection)
+
+
+def select_first_stage(stage: FirstStage, queries: list[str], qrels: list[dict[str, int]], k: int = 100) -> dict:
+    """nDCG@10 of every method ``stage`` runs, on labelled queries (the dev split): ``{method: value}``."""
+    from rerankforge.eval.metrics import evaluate_run, untied
+
+    labels = {str(i): q for i, q in enumerate(qrels)}
+    return {method: evaluate_run(labels, {str(i): untied(h) for i, h in enumerate(hits)}, ["ndcg@10"])["ndcg@10"]
+            for method, hits in stage.hits_all(queries, k).items()}

@@ -1,6 +1,7 @@
 """Write the mining output: ``dataset/`` (HF datasets), ``config.yaml`` and ``manifest.json``, atomically.
 
-One dataset row per (query, positive). Columns:
+One dataset row per (query, positive); the held-out dev queries go to ``dev.jsonl`` instead
+(``data_prep/dev_split.py``). Columns:
 ``query_id, query, positive_id, positive, positive_score, negative_ids, negatives, negative_scores,
 negative_kinds`` and, when a cross-encoder rescored the candidates, ``positive_rescore, negative_rescores``.
 Scores are first-stage scores (cosine or BM25), kept for distillation.
@@ -12,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from rerankforge.data_prep.dev_split import DEV_FILE, write_dev
 from rerankforge.utils.config import dump_yaml, to_dict
 from rerankforge.utils.io import MANIFEST, atomic_output_dir, git_commit, versions, write_json
 
@@ -68,13 +70,15 @@ def mine_counts(cfg: MineConfig, data: LabelledData, mined: list[MinedQuery], ta
 
 
 def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_texts: list[str],
-                      mined: list[MinedQuery], tally: Counter, encoder: Optional[Encoder]) -> Path:
+                      mined: list[MinedQuery], tally: Counter, encoder: Optional[Encoder],
+                      dev: Optional[list[dict]] = None, selection: Optional[dict[str, float]] = None) -> Path:
     """Write everything into a scratch folder that replaces ``cfg.output_dir`` only once complete."""
     from datasets import Dataset
 
     rescored = bool(cfg.mining.rescore.cross_encoder)
     columns = build_columns(data, doc_ids, doc_texts, mined, rescored)
     counts = mine_counts(cfg, data, mined, tally)
+    counts["queries_dev"] = len(dev or [])
     manifest = {
         "stage": "mine",
         "config": to_dict(cfg),
@@ -85,10 +89,16 @@ def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], d
         "counts": counts,
         "versions": versions(),
         "git_commit": git_commit(),
-        "outputs": {"dataset": "dataset", "columns": list(columns)},
+        "outputs": {"dataset": "dataset", "columns": list(columns), "dev": DEV_FILE if dev else None},
+        # held out of dataset/: training selects checkpoints and fits fusion on these
+        "dev_query_ids": [r["query_id"] for r in dev or []],
+        # mining.candidates=auto: each first stage's dev nDCG@10; config.mining.candidates holds the pick
+        "first_stage_selection": selection,
     }
     with atomic_output_dir(cfg.output_dir) as scratch:
         Dataset.from_dict(columns, features=_features(rescored)).save_to_disk(str(scratch / "dataset"))
+        if dev:
+            write_dev(scratch / DEV_FILE, dev)
         (scratch / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
         write_json(scratch / MANIFEST, manifest)  # last: its presence means the folder is complete
     return Path(cfg.output_dir)

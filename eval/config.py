@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from rerankforge.data_prep.config import EncoderConfig, FieldNames, IndexConfig
+from rerankforge.data_prep.config import BM25Config, EncoderConfig, FieldNames, IndexConfig
 
 DEFAULT_PROMPT = (
     "Answer the question using only the passages below. Cite the passages you use as [1], [2], ...\n\n"
@@ -30,12 +30,29 @@ class EvalDataConfig:
 
 @dataclass
 class RetrieveConfig:
-    """First stage: dense (the data_prep embedding cache + FAISS), BM25 (bm25s), or hybrid (RRF of both)."""
+    """First stage: dense (the data_prep embedding cache + FAISS), BM25 (bm25s, stemmed), or hybrid (RRF of both).
 
-    method: Literal["dense", "bm25", "hybrid"] = "dense"
+    ``compare``: first stages whose metrics the report shows beside the configured one (the best of them is
+    what every reranker must beat); an empty list skips them."""
+
+    method: Literal["dense", "bm25", "hybrid"] = "hybrid"
     top_k: int = 100
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    bm25: BM25Config = field(default_factory=BM25Config)
+    rrf_k: int = 60
+    compare: list[str] = field(default_factory=lambda: ["bm25", "dense", "hybrid"])
+
+
+@dataclass
+class FusionConfig:
+    """Fuse the reranker with the first stage (``models/fusion.py``). ``method``: ``none``, ``interpolation`` of
+    z-scored scores, ``rrf`` of the two rankings, or ``auto`` (the method fitted at training time). ``alpha``:
+    ``auto`` (the weight fitted on the dev split, from the checkpoint's fusion.json) or a number in [0, 1];
+    1 is the reranker alone, 0 the first stage alone."""
+
+    method: Literal["none", "auto", "interpolation", "rrf"] = "none"
+    alpha: str = "auto"
     rrf_k: int = 60
 
 
@@ -49,10 +66,13 @@ class RerankerConfig:
     # keeps its first-stage order below them
     max_length: int = 256
     batch_size: int = 32
+    # float32, bfloat16 (autocast on CPU) or auto: bfloat16 where it is fast (CUDA, CPUs with AMX), else float32
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     threshold: Optional[float] = None  # drop passages whose relevance_score (sigmoid) is below this
     backend: Literal["torch", "openvino"] = "torch"  # openvino: CPU, pip install 'rerankforge[openvino]'
     quantize: Optional[Literal["int8"]] = None  # CPU; with openvino it needs `calibration`
     calibration: Optional[str] = None  # (query, passage) records or a mined training set (runs/mine/x)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
 
 @dataclass
@@ -126,6 +146,19 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
         if spec.depth is not None and not 1 <= spec.depth <= cfg.retrieve.top_k:
             problems.append(f"rerankers.{name}.depth must be in [1, retrieve.top_k={cfg.retrieve.top_k}], "
                             f"got {spec.depth}.")
+        if spec.fusion.method != "none" and not spec.model:
+            problems.append(f"rerankers.{name}.fusion.method={spec.fusion.method} needs rerankers.{name}.model: set "
+                            f"the model, or fusion.method=none (the first stage alone is a row with model: null).")
+        if spec.fusion.alpha != "auto":
+            try:  # fusion.json itself is read when the model loads: the quickstart trains it after this check
+                from rerankforge.models.fusion import resolve_fusion
+
+                resolve_fusion(None, "interpolation", spec.fusion.alpha)
+            except ValueError as exc:
+                problems.append(f"rerankers.{name}: {exc}")
+    for method in cfg.retrieve.compare:
+        if method not in ("dense", "bm25", "hybrid"):
+            problems.append(f"retrieve.compare has {method!r}; expected any of ['bm25', 'dense', 'hybrid'].")
     g = cfg.generate
     if g.top_n < 1 or any(n < 1 for n in g.top_n_sweep):
         problems.append(f"generate.top_n and generate.top_n_sweep must be >= 1, got {g.top_n} and {g.top_n_sweep}.")

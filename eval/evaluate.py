@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from rerankforge.eval.answers import answer_in_context, exact_match, token_f1
 from rerankforge.eval.data import EvalData
 from rerankforge.eval.generate import Generation, answer_text
-from rerankforge.eval.metrics import paired_test, per_query
+from rerankforge.eval.metrics import paired_test, per_query, untied
 from rerankforge.eval.pipeline import Pipeline, Reranked
 from rerankforge.eval.retrieve import Hits
 
@@ -69,28 +69,32 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)), "mean": float(arr.mean())}
 
 
-TIE_STEP = 1e-6  # visible in TREC files (6 decimals), far below real score gaps (RRF ranks differ by ~3e-4)
-
-
-def untied(hits: Hits) -> dict[str, float]:
-    """``hits`` as a run whose scores strictly decrease in the pipeline's order.
-
-    Tied scores (common with RRF) would otherwise be re-ordered by trec_eval's doc-id tie-break, and the metrics
-    would describe a ranking the pipeline never produced. A tied score is lowered by ``TIE_STEP`` per tie.
-    """
-    run, previous = {}, float("inf")
-    for doc_id, score in hits:
-        previous = min(float(score), previous - TIE_STEP)
-        run[doc_id] = previous
-    return run
-
-
 def runs_of(records: list[QueryRecord], names: list[str]) -> dict[str, dict[str, dict[str, float]]]:
-    """``{"first_stage": run, reranker: run}`` in BEIR's ``{query_id: {doc_id: score}}`` shape."""
+    """``{"first_stage": run, reranker: run, reranker-alone: run}`` in BEIR's ``{query_id: {doc_id: score}}``
+    shape; ``<name>-alone`` (the reranker without fusion) exists for the rerankers that fuse."""
     runs = {"first_stage": {r.query_id: untied(r.first_stage) for r in records}}
     for name in names:
         runs[name] = {r.query_id: untied(r.reranked[name].hits) for r in records}
+        if records and records[0].reranked[name].alone is not None:
+            runs[f"{name}-alone"] = {r.query_id: untied(r.reranked[name].alone) for r in records}
     return runs
+
+
+def compare_first_stages(pipeline: Pipeline, data: EvalData) -> dict[str, dict[str, dict[str, float]]]:
+    """Runs of every first stage in ``retrieve.compare`` over the labelled queries, keyed by method."""
+    from rerankforge.eval.retrieve import Retriever
+
+    cfg = pipeline.cfg.retrieve
+    if not cfg.compare:
+        return {}
+    retriever = pipeline.retriever
+    if retriever.method != "hybrid":  # a hybrid stage runs all three methods; the encoder is shared
+        ids = retriever.stage.doc_ids
+        retriever = Retriever(cfg, ids, [pipeline.texts[d] for d in ids], retriever.stage.cache_dir, "hybrid",
+                              retriever.stage.encoder)
+    query_ids = list(data.qrels)
+    hits = retriever.search_all([data.queries[q] for q in query_ids])
+    return {method: {q: untied(h) for q, h in zip(query_ids, hits[method])} for method in cfg.compare}
 
 
 def answer_summary(records: list[QueryRecord], name: str, answers: dict[str, list[str]], texts: dict[str, str],
@@ -107,21 +111,45 @@ def answer_summary(records: list[QueryRecord], name: str, answers: dict[str, lis
             "prompt_tokens": float(np.mean(tokens)), "queries": len(rows)}
 
 
-def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord]) -> dict:
-    """The content of ``report.json`` (also what ``report.md`` and the plots are drawn from)."""
+def _mean(values: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {m: float(np.mean(list(v.values()))) for m, v in values.items()}
+
+
+def _vs(reference: dict, values: dict, metrics: list[str]) -> dict:
+    return {m: paired_test(reference[m], values[m]) for m in metrics}
+
+
+def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
+              first_stages: dict[str, dict[str, dict[str, float]]] | None = None) -> dict:
+    """The content of ``report.json`` (also what ``report.md`` and the plots are drawn from).
+
+    ``first_stages`` (from ``compare_first_stages``) adds a row per first stage; the best of them and the
+    configured one by nDCG@10 (or the first metric) is what every reranker is tested against.
+    """
     cfg = pipeline.cfg
     names = list(pipeline.rerankers)
     runs = runs_of(records, names)
     values = {name: per_query(data.qrels, run, cfg.metrics) for name, run in runs.items()}
+    stages = {method: per_query(data.qrels, run, cfg.metrics) for method, run in (first_stages or {}).items()}
+    stages[cfg.retrieve.method] = values["first_stage"]  # the run that was reranked, query by query
+    key = "ndcg@10" if "ndcg@10" in cfg.metrics else cfg.metrics[0]
+    best = max(stages, key=lambda m: np.mean(list(stages[m][key].values())))
     baseline = names[0]
     sizes = sorted(set(cfg.generate.top_n_sweep) | {cfg.generate.top_n})
     rerankers = {}
     for name in names:
         spec = cfg.rerankers[name]
+        fusion = pipeline.fusion.get(name)
         entry = {"model": spec.model, "depth": spec.depth, "threshold": spec.threshold,
-                 "metrics": {m: float(np.mean(list(v.values()))) for m, v in values[name].items()}}
+                 "fusion": None if fusion is None else {"method": fusion[0], "alpha": fusion[1]},  # rrf_k: config
+                 "metrics": _mean(values[name])}
         if name != baseline:
-            entry["vs_" + baseline] = {m: paired_test(values[baseline][m], values[name][m]) for m in cfg.metrics}
+            entry["vs_" + baseline] = _vs(values[baseline], values[name], cfg.metrics)
+        if spec.model:
+            entry["vs_best_first_stage"] = _vs(stages[best], values[name], cfg.metrics)
+        if f"{name}-alone" in values:
+            alone = values[f"{name}-alone"]
+            entry["alone"] = {"metrics": _mean(alone), "vs_best_first_stage": _vs(stages[best], alone, cfg.metrics)}
         if pipeline.generator is not None:
             entry["answers"] = answer_summary(records, name, data.answers, pipeline.texts, cfg.generate.top_n)
             entry["answers_by_top_n"] = {n: answer_summary(records, name, data.answers, pipeline.texts, n)
@@ -136,10 +164,13 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord]) ->
                  "queries_with_answers": sum(r.query_id in data.answers for r in records), "sources": data.sources},
         "first_stage": {"method": cfg.retrieve.method, "top_k": cfg.retrieve.top_k,
                         "encoder": cfg.retrieve.encoder.name_or_path if cfg.retrieve.method != "bm25" else None,
-                        "metrics": {m: float(np.mean(list(v.values()))) for m, v in values["first_stage"].items()},
+                        "metrics": _mean(values["first_stage"]),
                         "latency_ms": {"retrieve": percentiles([r.retrieve_ms for r in records])}},
+        "first_stages": {method: {"metrics": _mean(v), "vs_best_first_stage": _vs(stages[best], v, cfg.metrics)}
+                         for method, v in stages.items()},
+        "best_first_stage": best,
         "generate": {"kind": cfg.generate.kind, "model": cfg.generate.model, "top_n": cfg.generate.top_n},
         "baseline": baseline,
         "rerankers": rerankers,
-        "per_query": {name: values[name] for name in runs},
+        "per_query": {**{name: values[name] for name in runs}, **{f"first_stage:{m}": v for m, v in stages.items()}},
     }

@@ -6,7 +6,7 @@ Computed by ir-measures (trec_eval's definitions); this module only maps our key
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 _NAMES = {"ndcg": "nDCG", "mrr": "RR", "recall": "R", "map": "AP", "precision": "P"}
 
@@ -74,3 +74,19 @@ def paired_test(baseline: dict[str, float], system: dict[str, float]) -> dict[st
         p_value = float(ttest_rel([system[q] for q in queries], [baseline[q] for q in queries]).pvalue)
         p_value = 0.0 if p_value != p_value else p_value  # nan: constant non-zero difference
     return {"delta": delta, "p_value": p_value, "wins": wins, "losses": losses, "ties": len(queries) - wins - losses}
+
+
+TIE_STEP = 1e-6  # visible in TREC files (6 decimals), far below real score gaps (RRF ranks differ by ~3e-4)
+
+
+def untied(hits: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """``hits`` as a run whose scores strictly decrease in the pipeline's order.
+
+    Tied scores (common with RRF) would otherwise be re-ordered by trec_eval's doc-id tie-break, and the metrics
+    would describe a ranking the pipeline never produced. A tied score is lowered by ``TIE_STEP`` per tie.
+    """
+    run, previous = {}, float("inf")
+    for doc_id, score in hits:
+        previous = min(float(score), previous - TIE_STEP)
+        run[doc_id] = previous
+    return run

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,30 +15,48 @@ from typing import Optional
 from rerankforge.eval.config import EvalConfig, RerankerConfig
 from rerankforge.eval.generate import Generation, Generator, load_generator
 from rerankforge.eval.retrieve import Hits, Retriever
+from rerankforge.models.reranker import sigmoid
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Reranked:
     """A reranked run for one query, and the passages that pass ``threshold`` (best first)."""
 
-    hits: Hits  # every first-stage hit: reranked top-`depth` (relevance scores), then the rest (negative scores)
+    hits: Hits  # every first-stage hit: reranked top-`depth` (final scores), then the rest (negative scores)
     passing: list[str]  # doc ids at or above the threshold, in reranked order
+    alone: Optional[Hits] = None  # with fusion: the reranker's own order (relevance scores), for the report
 
 
-def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: dict[str, str]) -> Reranked:
+def _with_tail(head: list[tuple[str, float]], tail: Hits) -> Hits:
+    """Sort ``head`` by score (stable) and append ``tail`` with scores -1, -2, ... so scores agree with order."""
+    ranked = sorted(head, key=lambda item: -item[1])
+    return ranked + [(d, -float(i)) for i, (d, _) in enumerate(tail, start=1)]
+
+
+def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: dict[str, str],
+                fusion: Optional[tuple[str, float, int]] = None) -> Reranked:
     """Rerank the top ``spec.depth`` of ``hits`` with ``reranker`` (None keeps the first-stage order).
 
-    Reranked docs get their ``relevance_score`` (sigmoid, in (0, 1)); docs past the depth keep their first-stage
-    order below them with scores -1, -2, ..., so a run's scores always agree with its order.
+    Reranked docs get their ``relevance_score`` (sigmoid, in (0, 1)), or with ``fusion=(method, alpha, rrf_k)`` the
+    fused score of their logit and first-stage score; docs past the depth keep their first-stage order below
+    them with scores -1, -2, .... ``threshold`` always applies to the relevance score.
     """
+    from rerankforge.models.fusion import fuse
+
     head, tail = hits[: spec.depth], hits[spec.depth:]
     if reranker is None:
         return Reranked(list(hits), [d for d, _ in head])
-    scores = reranker.score(query, [texts[d] for d, _ in head])
-    ranked = sorted(((d, s) for (d, _), s in zip(head, scores)), key=lambda item: -item[1])
-    tail_scores = [(d, -float(i)) for i, (d, _) in enumerate(tail, start=1)]
-    passing = [d for d, s in ranked if spec.threshold is None or s >= spec.threshold]
-    return Reranked(ranked + tail_scores, passing)
+    logits = reranker.score(query, [texts[d] for d, _ in head], raw=True)
+    relevance = {d: sigmoid(x) for (d, _), x in zip(head, logits)}
+    alone = _with_tail([(d, relevance[d]) for d, _ in head], tail)
+    final = alone
+    if fusion is not None:
+        fused = fuse(logits, [s for _, s in head], *fusion)
+        final = _with_tail([(d, float(f)) for (d, _), f in zip(head, fused)], tail)
+    passing = [d for d, _ in final[: len(head)] if spec.threshold is None or relevance[d] >= spec.threshold]
+    return Reranked(final, passing, alone if fusion is not None else None)
 
 
 class Pipeline:
@@ -59,10 +78,36 @@ class Pipeline:
             torch.manual_seed(cfg.seed)  # an untrained head is drawn from the global generator
             self.rerankers = {
                 name: (Reranker(spec.model, max_length=spec.max_length, device=cfg.device, batch_size=spec.batch_size,
-                                gguf_file=spec.gguf_file, backend=spec.backend, quantize=spec.quantize,
+                                gguf_file=spec.gguf_file, dtype=spec.dtype, backend=spec.backend, quantize=spec.quantize,
                                 calibration=spec.calibration) if spec.model and load_models else None)
                 for name, spec in cfg.rerankers.items()}
+        self.fusion = {name: self._fusion(name, spec) for name, spec in cfg.rerankers.items()}
         self.generator = generator if generator is not None else load_generator(cfg.generate, cfg.device)
+
+    def _fusion(self, name: str, spec: RerankerConfig) -> Optional[tuple[str, float, int]]:
+        """``(method, alpha, rrf_k)`` of a reranker's fusion, or None; warns when the weight was fitted on
+        another first stage or depth than this pipeline's."""
+        from rerankforge.models.fusion import read_fusion, resolve_fusion
+        from rerankforge.utils.config import ConfigError
+
+        if not spec.model:
+            return None
+        try:
+            resolved = resolve_fusion(spec.model, spec.fusion.method, spec.fusion.alpha)
+        except ValueError as exc:
+            raise ConfigError(f"rerankers.{name}: {exc}") from None
+        if resolved is None:
+            return None
+        fitted = read_fusion(spec.model) if "auto" in (spec.fusion.method, spec.fusion.alpha) else None
+        if fitted is None:
+            return (*resolved, spec.fusion.rrf_k)
+        fitted_on = fitted.get("first_stage", {}).get("method")
+        if fitted_on not in (None, self.cfg.retrieve.method) or fitted.get("depth", spec.depth) != spec.depth:
+            logger.warning("rerankers.%s: its fusion weight was fitted on the %s first stage at depth %s; this "
+                           "pipeline reranks %s at depth %d. Rerank the same first stage and depth, or set "
+                           "rerankers.%s.fusion.alpha.", name, fitted_on, fitted.get("depth"), self.cfg.retrieve.method,
+                           spec.depth, name)
+        return (*resolved, int(fitted.get("rrf_k", spec.fusion.rrf_k)))
 
     @classmethod
     def from_config(cls, cfg: EvalConfig) -> "Pipeline":
@@ -75,7 +120,7 @@ class Pipeline:
         return cls(cfg, doc_ids, {d: doc_text(data.corpus[d]) for d in doc_ids}, cache)
 
     def rerank(self, name: str, query: str, hits: Hits) -> Reranked:
-        return rerank_hits(self.rerankers[name], self.cfg.rerankers[name], query, hits, self.texts)
+        return rerank_hits(self.rerankers[name], self.cfg.rerankers[name], query, hits, self.texts, self.fusion[name])
 
     def generate(self, query: str, doc_ids: list[str], top_n: Optional[int] = None) -> Optional[Generation]:
         if self.generator is None:
@@ -103,6 +148,7 @@ class Pipeline:
             "reranker": name,
             "answer": generation.answer if generation else None,
             "prompt_tokens": generation.prompt_tokens if generation else 0,
+            "fusion": None if self.fusion[name] is None else dict(zip(("method", "alpha"), self.fusion[name][:2])),
             "passages": [{"doc_id": d, "text": self.texts[d], "score": scores[d]} for d in reranked.passing[:top_n]],
             "timings_ms": {"retrieve": 1000 * (t_retrieve - start), "rerank": 1000 * (t_rerank - t_retrieve),
                            "generate": 1000 * (t_generate - t_rerank), "total": 1000 * (t_generate - start)},

@@ -45,22 +45,37 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}"
 
 
+def _best_first_stage(summary: dict) -> tuple[str, dict]:
+    best = summary.get("best_first_stage", summary["first_stage"]["method"])
+    return best, summary.get("first_stages", {}).get(best, summary["first_stage"])["metrics"]
+
+
+def verdict(delta: float, p_value: float) -> str:
+    """Plain words for a paired comparison at p < 0.05."""
+    if p_value >= 0.05:
+        return "no significant difference from"
+    return "significantly above" if delta > 0 else "significantly below"
+
+
 def _headline(summary: dict) -> str:
-    """One sentence per reranker: its nDCG@10 against the first stage, with the paired test against the baseline."""
-    first = summary["first_stage"]["metrics"].get("ndcg@10")
+    """One sentence per reranker: its nDCG@10 against the best first stage, with the paired test."""
+    best, best_metrics = _best_first_stage(summary)
+    first = best_metrics.get("ndcg@10")
     if first is None:
         return ""
-    parts = [f"nDCG@10 of the first stage: {first:.4f}."]
+    parts = [f"nDCG@10 of the best first stage ({best}): {first:.4f}."]
     for name, entry in summary["rerankers"].items():
         if not entry["model"]:
             continue
-        value = entry["metrics"]["ndcg@10"]
-        verdict = "above" if value > first else "below" if value < first else "level with"
-        text = f"**{name}** (top-{entry['depth']}): {value:.4f}, {value - first:+.4f}, {verdict} the first stage"
-        test = entry.get("vs_" + summary["baseline"], {}).get("ndcg@10")
-        if test and summary["baseline"] != name:
-            text += f" (vs {summary['baseline']}: paired t-test p = {test['p_value']:.3g}, " \
-                    f"{test['wins']} queries better / {test['losses']} worse)"
+        test = entry.get("vs_best_first_stage", {}).get("ndcg@10")
+        fused = f", fused with the first stage ({entry['fusion']['method']}, alpha {entry['fusion']['alpha']:.2f})" \
+            if entry.get("fusion") else ""
+        text = f"**{name}** (top-{entry['depth']}{fused}): {entry['metrics']['ndcg@10']:.4f}"
+        if test:
+            text += (f", {test['delta']:+.4f}: {verdict(test['delta'], test['p_value'])} {best} (paired t-test "
+                     f"p = {test['p_value']:.3g}, {test['wins']} queries better / {test['losses']} worse)")
+        if entry.get("alone"):
+            text += f"; the reranker alone: {entry['alone']['metrics']['ndcg@10']:.4f}"
         answers = entry.get("answers")
         if answers:
             text += (f"; answer token F1 {answers['f1']:.3f}, gold answer in the {summary['generate']['top_n']} "
@@ -80,10 +95,32 @@ def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
            f"{summary['data']['queries']} queries over {summary['data']['corpus_documents']} documents; first stage "
            f"{fs['method']} top-{fs['top_k']}" + (f" ({fs['encoder']})" if fs["encoder"] else "") + ".", "",
            _headline(summary), "", "## Retrieval", ""]
-    rows = [["first stage", "-", "-"] + [_fmt(fs["metrics"][m]) for m in metrics]]
-    rows += [[name, str(e["model"] or "none"), str(e["depth"]) if e["model"] else "-"] + [_fmt(e["metrics"][m]) for m in metrics]
-             for name, e in rr.items()]
+    best, _ = _best_first_stage(summary)
+    stages = summary.get("first_stages") or {fs["method"]: fs}
+    rows = [[f"first stage: {method}" + (" (reranked)" if method == fs["method"] else "") +
+             (" (best)" if method == best else ""), "-", "-"] + [_fmt(v["metrics"][m]) for m in metrics]
+            for method, v in stages.items()]
+    for name, e in rr.items():
+        depth = str(e["depth"]) if e["model"] else "-"
+        if e.get("alone"):
+            rows.append([f"{name} alone", str(e["model"]), depth] + [_fmt(e["alone"]["metrics"][m]) for m in metrics])
+        label = f"{name} fused ({e['fusion']['method']}, alpha {e['fusion']['alpha']:.2f})" if e.get("fusion") else name
+        rows.append([label, str(e["model"] or "none"), depth] + [_fmt(e["metrics"][m]) for m in metrics])
     out += _table(["run", "reranker", "depth"] + metrics, rows)
+    tested = [(n, e) for n, e in rr.items() if e.get("vs_best_first_stage")]
+    if tested:
+        out += ["", f"## Against the best first stage, {best} (paired t-test over queries)", ""]
+        rows = []
+        for name, e in tested:
+            variants = ([(f"{name} alone", e["alone"]["vs_best_first_stage"])] if e.get("alone") else []) + \
+                [(name + (" fused" if e.get("fusion") else ""), e["vs_best_first_stage"])]
+            for label, tests in variants:
+                for m in ("ndcg@10", "mrr@10", "recall@10"):
+                    t = tests.get(m)
+                    if t:
+                        rows.append([label, m, f"{t['delta']:+.4f}", f"{t['p_value']:.3g}",
+                                     f"{t['wins']}/{t['losses']}/{t['ties']}", verdict(t["delta"], t["p_value"])])
+        out += _table(["reranker", "metric", "mean delta", "p-value", "wins/losses/ties", "verdict"], rows)
     compared = [n for n in rr if n != baseline]
     if compared:
         out += ["", f"## Against {baseline} (paired t-test over queries)", ""]

@@ -26,7 +26,7 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     """
     from rerankforge.data_prep.encode import default_cache_dir, doc_text
     from rerankforge.eval.data import load_eval_data
-    from rerankforge.eval.evaluate import run_pipeline, runs_of, summarize
+    from rerankforge.eval.evaluate import compare_first_stages, run_pipeline, runs_of, summarize
     from rerankforge.eval.pipeline import Pipeline
     from rerankforge.eval.report import write_report
 
@@ -41,14 +41,16 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     doc_ids = sorted(data.corpus)
     pipeline = Pipeline(cfg, doc_ids, {d: doc_text(data.corpus[d]) for d in doc_ids}, cache)
     records = run_pipeline(pipeline, data)
-    summary = summarize(pipeline, data, records)
+    first_stages = compare_first_stages(pipeline, data)
+    summary = summarize(pipeline, data, records, first_stages)
     manifest = {"stage": "eval", "config": to_dict(cfg),
                 "inputs": {name: {"path": path, "sha256": hash_path(path)} for name, path in data.sources.items()},
                 "counts": {k: v for k, v in summary["data"].items() if k != "sources"},
                 "versions": versions(), "git_commit": git_commit(), "command": command}
     with atomic_output_dir(cfg.output_dir) as scratch:
-        write_report(scratch, summary, records, data.answers, runs_of(records, list(pipeline.rerankers)), command,
-                     cfg.plots)
+        runs = {**runs_of(records, list(pipeline.rerankers)),
+                **{f"first_stage-{method}": run for method, run in first_stages.items()}}
+        write_report(scratch, summary, records, data.answers, runs, command, cfg.plots)
         (scratch / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
         write_json(scratch / "manifest.json", manifest)
     return Path(cfg.output_dir) / "report.md"

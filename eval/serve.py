@@ -35,6 +35,7 @@ class ServeConfig:
     max_length: int = 512
     batch_size: int = 32
     device: Optional[str] = None
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"  # auto: bfloat16 on CUDA and CPUs with AMX
     backend: Literal["torch", "openvino"] = "torch"  # openvino: CPU, pip install 'rerankforge[openvino]'
     quantize: Optional[Literal["int8"]] = None  # CPU; with openvino it needs `calibration`
     calibration: Optional[str] = None  # (query, passage) records or a mined training set (runs/mine/x)
@@ -164,7 +165,7 @@ def create_app(cfg: ServeConfig, reranker=None, pipeline=None):
         if not cfg.model:
             raise ValueError("No model to serve: pass --model PATH (a rerankforge final/ folder or Hub id).")
         reranker = Reranker(cfg.model, max_length=cfg.max_length, device=cfg.device, batch_size=cfg.batch_size,
-                            backend=cfg.backend, quantize=cfg.quantize, calibration=cfg.calibration)
+                            dtype=cfg.dtype, backend=cfg.backend, quantize=cfg.quantize, calibration=cfg.calibration)
     batcher = MicroBatcher(lambda pairs: reranker.score_pairs(pairs, raw=True), cfg.batch_wait_ms,
                            cfg.max_batch_pairs, cfg.micro_batching)
     token = os.environ.get(cfg.token_env) if cfg.token_env else None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Union
 
 from pydantic import BaseModel, Field
+
+from rerankforge.models.reranker import sigmoid
 
 
 class TextDocument(BaseModel, extra="allow"):
@@ -42,10 +43,6 @@ class QueryRequest(BaseModel):
     query: str
     reranker: Optional[str] = None  # a name from the pipeline config's rerankers (default: the last)
     top_n: Optional[int] = Field(default=None, ge=1)
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 def ranked(logits: list[float]) -> list[int]:

@@ -22,7 +22,7 @@ def hub_datasets(data: dict) -> list[str]:
 def _metrics_table(metrics: list[dict]) -> str:
     evals = [m for m in metrics if "dev/ndcg@10" in m]
     if not evals:
-        return "No dev evaluation was run (set `data.dev` in the training config).\n"
+        return "No dev evaluation was run (mine with `data.dev_fraction` > 0, or set `data.dev`).\n"
     best = max(evals, key=lambda m: m["dev/ndcg@10"])
     rows = ["| run | nDCG@10 | MRR@10 |", "|---|---|---|",
             f"| first stage (dev) | {best['dev/first_stage_ndcg@10']:.4f} | {best['dev/first_stage_mrr@10']:.4f} |",
@@ -30,7 +30,21 @@ def _metrics_table(metrics: list[dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def write_model_card(folder: Path, cfg, mine_manifest: dict, metrics: list[dict]) -> None:
+def _fusion_text(fusion: dict | None) -> str:
+    if not fusion:
+        return ("No fusion weight was fitted (no dev split). Its scores can still be fused with a first stage at "
+                "a weight of your choosing.\n")
+    first = fusion.get("first_stage", {})
+    return (f"Fused with its first stage ({first.get('method')}), this reranker ranks best: `fusion.json` holds "
+            f"the weight fitted on {fusion.get('dev_queries')} dev queries, {fusion['method']} with alpha "
+            f"{fusion['alpha']:.2f} (1 = reranker alone, 0 = first stage alone). Dev nDCG@10: first stage "
+            f"{fusion['first_stage_alone']:.4f}, reranker alone {fusion['reranker_alone']:.4f}, fused "
+            f"{fusion['methods'][fusion['method']][fusion['metric']]:.4f}. `rerankforge eval` and the server's "
+            "`/v1/query` apply it with `fusion: {method: auto}`; plain rerank calls return the reranker's own "
+            "scores.\n")
+
+
+def write_model_card(folder: Path, cfg, mine_manifest: dict, metrics: list[dict], fusion: dict | None = None) -> None:
     """Write ``folder/README.md`` with Hub metadata, data and mining settings, training config and dev metrics."""
     mine = mine_manifest.get("config", {})
     encoder = mine.get("encoder", {}).get("name_or_path")
@@ -63,6 +77,8 @@ scores = model.predict([("query", "passage")])
 
 ## Dev metrics
 {_metrics_table(metrics)}
+## Fusion with the first stage
+{_fusion_text(fusion)}
 ## Intended use and limitations
 Rerank the top candidates of a first-stage retriever over the same kind of text it was trained on. It was
 trained on {mine_manifest.get('counts', {}).get('rows', 'a few hundred')} labelled pairs from one domain: expect

@@ -7,11 +7,17 @@ sentence-transformers' ``CrossEncoder.predict``.
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torch
 
-from rerankforge.models.loading import load_seq_cls, load_tokenizer
+from rerankforge.models.loading import bf16_is_fast, load_seq_cls, load_tokenizer
+
+
+def sigmoid(x: float) -> float:
+    """The relevance score of a logit, without overflow for large negative logits."""
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 class Reranker:
@@ -21,7 +27,9 @@ class Reranker:
         max_length: tokens per (query, passage) pair; only the passage is truncated. Default: the tokenizer's
             ``model_max_length`` when it is sane, else 512.
         device: e.g. "cpu", "cuda:0"; default CUDA when available.
-        dtype: e.g. ``torch.bfloat16`` or "bfloat16"; default float32.
+        dtype: ``torch.float32`` (default), ``torch.bfloat16`` (on CPU: bfloat16 autocast over float32 weights,
+            which is faster there than bfloat16 weights), or "auto": bfloat16 where ``bf16_is_fast`` says it
+            pays off (CUDA, AMX CPUs), else float32. Strings name torch dtypes.
         quantize: "int8": with the torch backend, PyTorch dynamic int8 quantization of the Linear layers; with
             the openvino backend, static int8 calibrated on ``calibration``. CPU only; bench/rerank.py measures the
             speed and the cost in nDCG@10 of each.
@@ -47,15 +55,21 @@ class Reranker:
         model = load_seq_cls(model_name_or_path, gguf_file, tokenizer=self.tokenizer)
         if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merge once, score at full speed
             model = model.merge_and_unload()
+        if dtype == "auto":
+            dtype = torch.bfloat16 if bf16_is_fast(self.device) and backend == "torch" and not quantize else None
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
-        self.model = model.to(device=self.device, dtype=dtype or torch.float32).eval()
+        self.dtype = dtype or torch.float32
+        cpu_autocast = self.dtype == torch.bfloat16 and self.device.type == "cpu"
+        self.model = model.to(device=self.device, dtype=torch.float32 if cpu_autocast else self.dtype).eval()
         if quantize == "int8" and backend == "torch":
             self.model = torch.ao.quantization.quantize_dynamic(self.model.float(), {torch.nn.Linear}, dtype=torch.qint8)
         limit = getattr(self.tokenizer, "model_max_length", None) or 512
         self.max_length = max_length or (limit if limit <= 8192 else 512)
         self.batch_size = batch_size
         self._forward = lambda batch: self.model(**batch).logits.view(-1).float()
+        if cpu_autocast and backend == "torch" and not quantize:
+            self._forward = torch.autocast("cpu", dtype=torch.bfloat16)(self._forward)
         if backend == "openvino":
             from rerankforge.models.openvino_backend import compile_openvino, load_calibration_pairs
 

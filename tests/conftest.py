@@ -111,10 +111,36 @@ def mined(beir_dir, tmp_path, tiny_encoder) -> Path:
     from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
     from rerankforge.data_prep.mine import mine
 
-    cfg = MineConfig(data=DataConfig(path=str(beir_dir)), encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
+    cfg = MineConfig(data=DataConfig(path=str(beir_dir), dev_fraction=0),
+                     encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
                      mining=MiningConfig(range_max=30, num_negatives=3, relative_margin=None),
                      output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
     return mine(cfg)
+
+
+@pytest.fixture
+def mined_dev(tmp_path, tiny_encoder) -> tuple[Path, Path]:
+    """(BEIR folder, mining output) with a hybrid first stage and a dev split of 4 of the 16 train queries,
+    each with its first-stage top 6 in dev.jsonl."""
+    from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+    from rerankforge.data_prep.mine import mine
+
+    beir = make_beir(tmp_path / "beir-dev", n_train=16, n_test=3)
+    cfg = MineConfig(data=DataConfig(path=str(beir), dev_fraction=0.25, dev_min_queries=2, dev_depth=6),
+                     encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
+                     mining=MiningConfig(candidates="hybrid", range_max=20, num_negatives=3, relative_margin=None),
+                     output_dir=str(tmp_path / "mined-dev"), cache_dir=str(tmp_path / "cache"))
+    return beir, mine(cfg)
+
+
+def with_fusion(model: str, folder: Path, method: str = "interpolation", alpha: float = 0.35) -> str:
+    """A copy of ``model`` with a fusion.json as training writes it."""
+    import shutil
+
+    shutil.copytree(model, folder)
+    (folder / "fusion.json").write_text(json.dumps({"method": method, "alpha": alpha, "rrf_k": 60, "methods": {
+        "interpolation": {"alpha": alpha}, "rrf": {"alpha": alpha}}}))
+    return str(folder)
 
 
 def train_cfg(mined: Path, beir_dir: Path, init: str, out: Path, *overrides: str):
@@ -124,7 +150,7 @@ def train_cfg(mined: Path, beir_dir: Path, init: str, out: Path, *overrides: str
 
     return load_config(TrainConfig, None, [
         f"model.name_or_path={init}", "model.max_length=48", "model.max_query_length=16",
-        f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_depth=10",
+        f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_split=test", "data.dev_depth=10",
         "batch_size=2", "max_steps=4", "eval_every=2", "optim.lr=1e-3", "optim.warmup_ratio=0",
         f"output_dir={out}", *overrides])
 

@@ -36,15 +36,30 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
         q, d, s = line.split("\t")
         qrels.setdefault(q, {})[d] = int(s)
     qrels = {q: qrels[q] for q in sorted(qrels)[:12]}
-    for name, run_name in (("first_stage", "first_stage"), ("finetuned", "finetuned")):
+    finetuned = report["rerankers"]["finetuned"]
+    runs = {f"first_stage-{m}": report["first_stages"][m]["metrics"] for m in ("bm25", "dense", "hybrid")}
+    runs.update({"finetuned": finetuned["metrics"], "finetuned-alone": finetuned["alone"]["metrics"]})
+    for run_name, metrics in runs.items():  # every printed row is its run file's metrics
         got = evaluate_run(qrels, read_trec(out / "eval" / "runs" / f"{run_name}.trec"), ["ndcg@10", "mrr@10"])
-        metrics = report["first_stage"]["metrics"] if name == "first_stage" else report["rerankers"][name]["metrics"]
-        assert metrics["ndcg@10"] == pytest.approx(got["ndcg@10"], abs=1e-6)
+        assert metrics["ndcg@10"] == pytest.approx(got["ndcg@10"], abs=1e-6), run_name
         assert f"{metrics['ndcg@10']:.4f}" in printed and f"{metrics['mrr@10']:.4f}" in printed
+    # mining held out a dev split and picked the first stage on it; eval reranked that one, fused by the fitted weight
+    manifest = json.loads((out / "mine" / "manifest.json").read_text())
+    picked = manifest["config"]["mining"]["candidates"]
+    assert len(manifest["dev_query_ids"]) == 10 and report["first_stage"]["method"] == picked
+    fusion = json.loads((out / "train" / "final" / "fusion.json").read_text())
+    assert finetuned["fusion"] == {"method": fusion["method"], "alpha": fusion["alpha"]}
+    best = report["best_first_stage"]
+    assert "(best)" in printed and f"Final ranking vs the best first stage ({best})" in printed
     assert f"checkpoint: {out / 'train' / 'final'}" in printed
 
     assert main(["quickstart", f"output_dir={out}", *REDUCED]) == 0  # again: nothing is recomputed
     again = capsys.readouterr().out
     assert again.count("unchanged since its last run") == 3
+    import shutil
+
+    shutil.copytree(out, tmp_path / "moved")  # a finished folder moved elsewhere is still reused
+    assert main(["quickstart", f"output_dir={tmp_path / 'moved'}", *REDUCED]) == 0
+    assert capsys.readouterr().out.count("unchanged since its last run") == 3
     assert main(["quickstart", f"output_dir={out}", *REDUCED[:-1], "eval.retrieve.top_k=10"]) == 0
     assert capsys.readouterr().out.count("unchanged since its last run") == 2  # only eval reran

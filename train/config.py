@@ -19,6 +19,9 @@ class ModelConfig:
     gguf_file: Optional[str] = None  # a .gguf file inside name_or_path, loaded through transformers
     max_length: int = 256
     max_query_length: int = 64  # queries longer than this are cut first; passages take the rest
+    # Sets every dropout probability of the model (null keeps its own, 0.1 for BERTs). 0 trains ~2x faster on
+    # CPU, where dropout's random masks over the attention maps cost as much as the matmuls.
+    dropout: Optional[float] = None
 
 
 @dataclass
@@ -35,14 +38,15 @@ class LoraConfig:
 
 @dataclass
 class TrainDataConfig:
-    """``train`` is a ``rerankforge mine`` output folder; ``dev`` a BEIR folder whose ``dev_split`` is reranked."""
+    """``train`` is a ``rerankforge mine`` output folder. ``dev``: ``mined`` (the split mining held out, in
+    ``<train>/dev.jsonl``), a BEIR folder whose ``dev_split`` is reranked, or null for no dev evaluation."""
 
     train: str = "runs/mine/scifact"
     group_size: int = 8  # 1 positive + group_size - 1 negatives
     max_rows: Optional[int] = None
-    dev: Optional[str] = None
-    dev_split: str = "test"
-    dev_depth: int = 100  # first-stage candidates reranked per dev query
+    dev: Optional[str] = "mined"
+    dev_split: str = "dev"  # only for a BEIR folder in `dev`
+    dev_depth: int = 100  # first-stage candidates reranked per dev query; use the depth eval will rerank
     dev_max_queries: Optional[int] = None
 
 
@@ -84,10 +88,13 @@ class TrainConfig:
     resume_from: Optional[str] = None  # "latest" or a checkpoint folder
     output_dir: str = "runs/train/scifact-minilm"
     log_with: list[str] = field(default_factory=list)  # e.g. [wandb], [tensorboard]
+    # null: what `accelerate launch`/its config says; auto: bf16 where it is fast (CUDA, CPUs with AMX), else no
+    mixed_precision: Optional[str] = None  # no, bf16, fp16 or auto (YAML reads a bare `no` as false: also fine)
     seed: int = 42
 
 
 TRACKERS = ("wandb", "tensorboard")  # accelerate trackers that work offline
+PRECISIONS = {"no": "no", "bf16": "bf16", "fp16": "fp16", "auto": "auto", "False": "no", "false": "no"}
 
 
 def check_train_config(cfg: TrainConfig) -> list[str]:
@@ -105,8 +112,12 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
     if cfg.model.max_query_length >= cfg.model.max_length:
         problems.append(f"model.max_query_length ({cfg.model.max_query_length}) must be below model.max_length "
                         f"({cfg.model.max_length}) so that passages keep some tokens.")
+    if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
+        problems.append(f"model.dropout must be in [0, 1) or null, got {cfg.model.dropout}.")
     if not 0 <= cfg.optim.warmup_ratio < 1:
         problems.append(f"optim.warmup_ratio must be in [0, 1), got {cfg.optim.warmup_ratio}.")
+    if cfg.mixed_precision is not None and cfg.mixed_precision not in PRECISIONS:
+        problems.append(f"mixed_precision must be one of {list(PRECISIONS)[:4]} or null, got {cfg.mixed_precision!r}.")
     for tracker in cfg.log_with:
         if tracker not in TRACKERS:
             problems.append(f"log_with has {tracker!r}; expected any of {list(TRACKERS)}.")

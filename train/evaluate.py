@@ -1,59 +1,58 @@
 """Dev evaluation during training: rerank each dev query's first-stage top-k, report nDCG@10 and MRR@10.
 
-The first stage is the one the training data was mined with (its encoder and index settings are read from
-the mining manifest), and its embeddings come from the same cache. Scores are computed on every process and
+The dev queries are the split mining held out, with the candidates of the first stage the training data was
+mined with (or, for a BEIR folder, that same first stage run again). Scores are computed on every process and
 gathered with ``gather_for_metrics``, so 2 processes report the same numbers as 1.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from rerankforge.data_prep.dev_split import DEV_FILE, DevSet, dev_records, dev_set, read_dev
 from rerankforge.eval.metrics import evaluate_run
 
 METRICS = ("ndcg@10", "mrr@10")
+logger = logging.getLogger(__name__)
 
 
-@dataclass
-class DevSet:
-    """``pairs[i] = (query_id, doc_id, query, passage)``; ``first_stage`` is the run being reranked."""
-
-    qrels: dict[str, dict[str, int]]
-    first_stage: dict[str, dict[str, float]]
-    pairs: list[tuple[str, str, str, str]]
-
-
-def build_dev_set(folder: str, split: str, depth: int, max_queries: int | None, mine_config: dict) -> DevSet:
-    """First-stage top-``depth`` of the ``split`` queries of the BEIR ``folder``, with the mining encoder."""
-    from rerankforge.data_prep.candidates import dense_candidates
+def build_dev_set(train_folder: str, dev: str, split: str, depth: int, max_queries: int | None,
+                  mine_config: dict) -> DevSet | None:
+    """The dev set: ``dev="mined"`` reads the split ``rerankforge mine`` held out (``<train_folder>/dev.jsonl``;
+    None, with a warning, when mining held none out); a BEIR folder has its ``split`` queries retrieved with the
+    mining first stage, top ``depth``."""
+    if dev == "mined":
+        path = Path(train_folder) / DEV_FILE
+        if not path.exists():
+            logger.warning("No dev split in %s (mined with data.dev_fraction=0, or too few queries): training "
+                           "keeps the last step and fits no fusion weight. Mine with data.dev_fraction=0.1 or set "
+                           "data.dev to a BEIR folder.", train_folder)
+            return None
+        return read_dev(path, depth, max_queries)
     from rerankforge.data_prep.config import MineConfig
-    from rerankforge.data_prep.encode import doc_text, load_encoder
+    from rerankforge.data_prep.encode import doc_text
+    from rerankforge.data_prep.first_stage import FirstStage
     from rerankforge.data_prep.loaders import load_corpus, load_qrels, load_queries
-    from rerankforge.data_prep.mine import resolve_cache_dir
+    from rerankforge.data_prep.mine import first_stage_spec, resolve_cache_dir
     from rerankforge.data_prep.problems import DataError
     from rerankforge.utils.config import from_dict
 
     mine_cfg = from_dict(MineConfig, mine_config)
     problems: list = []
-    corpus = load_corpus(Path(folder) / "corpus.jsonl", mine_cfg.data.fields, problems)
-    queries = load_queries(Path(folder) / "queries.jsonl", mine_cfg.data.fields, problems)
-    qrels = load_qrels(Path(folder) / "qrels" / f"{split}.tsv", mine_cfg.data.fields, problems)
+    corpus = load_corpus(Path(dev) / "corpus.jsonl", mine_cfg.data.fields, problems)
+    queries = load_queries(Path(dev) / "queries.jsonl", mine_cfg.data.fields, problems)
+    qrels = load_qrels(Path(dev) / "qrels" / f"{split}.tsv", mine_cfg.data.fields, problems)
     if problems:
         raise DataError(problems)
     query_ids = sorted(q for q in qrels if q in queries)[:max_queries]
     doc_ids = sorted(corpus)
     doc_texts = [doc_text(corpus[d]) for d in doc_ids]
-    cands = dense_candidates(mine_cfg, load_encoder(mine_cfg.encoder), doc_texts, [queries[q] for q in query_ids],
-                             depth, resolve_cache_dir(mine_cfg))
-    first_stage, pairs = {}, []
-    for qi, query_id in enumerate(query_ids):
-        first_stage[query_id] = {doc_ids[r]: float(s) for r, s in zip(cands.rows[qi], cands.scores[qi])}
-        pairs += [(query_id, doc_ids[r], queries[query_id], doc_texts[r]) for r in cands.rows[qi]]
-    return DevSet({q: qrels[q] for q in query_ids}, first_stage, pairs)
+    stage = FirstStage(first_stage_spec(mine_cfg), doc_texts, resolve_cache_dir(mine_cfg), doc_ids=doc_ids)
+    return dev_set(dev_records(stage, query_ids, queries, qrels, depth, doc_texts))
 
 
 def dev_loader(dev: DevSet, collator, batch_size: int) -> torch.utils.data.DataLoader:
@@ -68,8 +67,9 @@ def dev_loader(dev: DevSet, collator, batch_size: int) -> torch.utils.data.DataL
 
 
 @torch.no_grad()
-def evaluate(model, loader, dev: DevSet, accelerator) -> dict[str, float]:
-    """Rerank the dev first stage with ``model``; metrics of the reranked and the first-stage runs."""
+def evaluate(model, loader, dev: DevSet, accelerator) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Rerank the dev first stage with ``model``: metrics of the reranked and first-stage runs, and the
+    reranked run (raw logits) itself."""
     model.eval()
     indices, scores = [], []
     for batch_indices, batch in tqdm(loader, desc="Dev reranking", leave=False,
@@ -85,4 +85,4 @@ def evaluate(model, loader, dev: DevSet, accelerator) -> dict[str, float]:
         reranked[query_id][doc_id] = s
     metrics = {f"dev/{k}": v for k, v in evaluate_run(dev.qrels, reranked, METRICS).items()}
     metrics.update({f"dev/first_stage_{k}": v for k, v in evaluate_run(dev.qrels, dev.first_stage, METRICS).items()})
-    return metrics
+    return metrics, reranked

@@ -14,13 +14,14 @@ import argparse
 import json
 import logging
 import math
+import shutil
 import sys
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from rerankforge.models.loading import add_lora, head_modules, load_seq_cls, load_tokenizer
+from rerankforge.models.loading import add_lora, bf16_is_fast, head_modules, load_seq_cls, load_tokenizer
 from rerankforge.train.checkpoint import Progress, resume_dir, save_checkpoint, save_final
 from rerankforge.train.config import TrainConfig, check_train_config
 from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
@@ -30,6 +31,7 @@ from rerankforge.utils.config import ConfigError, dump_yaml, load_config, to_dic
 from rerankforge.utils.io import git_commit, hash_path, versions, write_json
 
 logger = logging.getLogger("rerankforge.train")
+BEST_DEV_RUN = "best_dev_run.json"
 
 
 def compute_loss(cfg: TrainConfig, scores: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
@@ -62,6 +64,24 @@ def sanity_check(model, batch: dict, group_size: int) -> None:
     if scores.std().item() < 1e-6:
         logger.warning("Scores collapse to a constant (%.4g) on the first batch: the head may not see the input "
                        "(check pad_token_id for decoders) or the learning rate is too high.", scores.mean().item())
+
+
+def set_dropout(model, p: float) -> None:
+    """Every ``torch.nn.Dropout`` of ``model`` drops with probability ``p``."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+
+
+def resolve_precision(mixed_precision: str) -> str:
+    """accelerate's precision name; ``auto`` becomes ``bf16`` on a device where bfloat16 is fast, else ``no``."""
+    from rerankforge.train.config import PRECISIONS
+
+    if PRECISIONS[mixed_precision] != "auto":
+        return PRECISIONS[mixed_precision]
+    from accelerate import PartialState
+
+    return "bf16" if bf16_is_fast(PartialState().device) else "no"
 
 
 def param_groups(model, lr: float, head_multiplier: float) -> list[dict]:
@@ -107,8 +127,9 @@ def main(cfg: TrainConfig) -> Path:
 
     # 2. Accelerator: devices, precision and processes come from `accelerate launch` / its config file.
     out = Path(cfg.output_dir)
+    precision = {} if cfg.mixed_precision is None else {"mixed_precision": resolve_precision(cfg.mixed_precision)}
     accelerator = Accelerator(gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-                              log_with=cfg.log_with or None,
+                              log_with=cfg.log_with or None, **precision,
                               project_config=ProjectConfiguration(project_dir=str(out), automatic_checkpoint_naming=True,
                                                                   total_limit=cfg.keep_checkpoints))
     set_seed(cfg.seed)
@@ -120,18 +141,23 @@ def main(cfg: TrainConfig) -> Path:
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.gguf_file)
     collator = GroupCollator(tokenizer, cfg.model.max_length, cfg.model.max_query_length)
     sampler = EpochBatches([sum(map(len, g.passages)) for g in groups], cfg.batch_size, cfg.seed)
-    train_dl = torch.utils.data.DataLoader(groups, batch_sampler=sampler, collate_fn=collator)
+    # its own generator: creating an epoch's iterator draws a seed, which must not move the global RNG that
+    # dropout uses, or a resumed run would train differently from an uninterrupted one
+    train_dl = torch.utils.data.DataLoader(groups, batch_sampler=sampler, collate_fn=collator,
+                                           generator=torch.Generator().manual_seed(cfg.seed))
     dev = None
     if cfg.data.dev:
         with accelerator.main_process_first():
-            dev = build_dev_set(cfg.data.dev, cfg.data.dev_split, cfg.data.dev_depth, cfg.data.dev_max_queries,
-                                data_counts["mine_manifest"]["config"])
+            dev = build_dev_set(cfg.data.train, cfg.data.dev, cfg.data.dev_split, cfg.data.dev_depth,
+                                cfg.data.dev_max_queries, data_counts["mine_manifest"]["config"])
         train_queries = {g.query_id for g in groups}
-        if train_queries & set(dev.qrels):
+        if dev is not None and train_queries & set(dev.qrels):
             raise ValueError(f"{len(train_queries & set(dev.qrels))} dev queries are also training queries.")
 
     # 4. Model: one logit; LoRA is a config block on the same model.
     model = load_seq_cls(cfg.model.name_or_path, cfg.model.gguf_file, tokenizer=tokenizer)
+    if cfg.model.dropout is not None:
+        set_dropout(model, cfg.model.dropout)
     if cfg.lora.enabled:
         model = add_lora(model, cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules)
 
@@ -163,7 +189,8 @@ def main(cfg: TrainConfig) -> Path:
     accelerator.init_trackers("rerankforge", config=tracker_config(cfg),
                               init_kwargs={"wandb": {"dir": str(out)}})  # wandb/ next to the run, not in the cwd
 
-    # 9. Loop.
+    # 9. Loop. from_pretrained returns a model in eval mode: switch dropout on before the first step.
+    model.train()
     metrics_file = out / "metrics.jsonl"
     bar = tqdm(total=total_steps, initial=progress.step, desc="Training", disable=not accelerator.is_main_process)
     stop = progress.step >= total_steps
@@ -188,8 +215,9 @@ def main(cfg: TrainConfig) -> Path:
                       "lr": scheduler.get_last_lr()[0]}
             last = progress.step >= total_steps
             if dev_dl is not None and (last or (cfg.eval_every and progress.step % cfg.eval_every == 0)):
-                record.update(evaluate(model, dev_dl, dev, accelerator))
-                stop = keep_best(cfg, accelerator, model, tokenizer, progress, record["dev/ndcg@10"], out)
+                dev_metrics, dev_run = evaluate(model, dev_dl, dev, accelerator)
+                record.update(dev_metrics)
+                stop = keep_best(cfg, accelerator, model, tokenizer, progress, record["dev/ndcg@10"], dev_run, out)
             log(accelerator, record, metrics_file, bar)
             if cfg.save_every and progress.step % cfg.save_every == 0 and not last:
                 save_checkpoint(accelerator)
@@ -200,31 +228,62 @@ def main(cfg: TrainConfig) -> Path:
             progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
     bar.close()
 
-    # 10. Final model (the best by dev nDCG@10 when there is a dev set), card and manifest.
+    # 10. Final model (the best by dev nDCG@10 when there is a dev set), fusion weight, card and manifest.
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        final = out / "final"
-        if dev_dl is None or not (out / "best").exists():
-            save_final(accelerator.unwrap_model(model), tokenizer, final, cfg.model.max_length, cfg.lora.export,
-                       cfg.model.name_or_path)
-        else:
-            (out / "best").replace(final)
-        write_train_manifest(cfg, out, data_counts, progress)
+        finish(cfg, accelerator.unwrap_model(model), tokenizer, dev, data_counts, progress)
     accelerator.end_training()
     return out / "final"
 
 
-def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: float, out: Path) -> bool:
-    """Save the best model so far to ``best/``; True when early stopping says stop."""
+def finish(cfg: TrainConfig, model, tokenizer, dev, data_counts: dict, progress: Progress) -> None:
+    """``final/`` is the best checkpoint on dev (else the last step), with ``fusion.json``; then the manifest."""
+    out = Path(cfg.output_dir)
+    final = out / "final"
+    if dev is None or not (out / "best").exists():
+        save_final(model, tokenizer, final, cfg.model.max_length, cfg.lora.export, cfg.model.name_or_path)
+    else:
+        if final.exists():
+            shutil.rmtree(final)
+        (out / "best").replace(final)
+    fusion = write_fusion(final, dev, out / BEST_DEV_RUN, data_counts["mine_manifest"]["config"]) if dev else None
+    write_train_manifest(cfg, out, data_counts, progress, fusion)
+
+
+def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: float, dev_run: dict, out: Path) -> bool:
+    """Save the best model so far to ``best/`` and its dev scores; True when early stopping says stop."""
     if score > progress.best:
         progress.best, progress.bad_evals = score, 0
         if accelerator.is_main_process:
             save_final(accelerator.unwrap_model(model), tokenizer, out / "best", cfg.model.max_length,
                        cfg.lora.export, cfg.model.name_or_path)
+            write_json(out / BEST_DEV_RUN, dev_run)  # beside best/, so a resumed run can still fit fusion
     else:
         progress.bad_evals += 1
     accelerator.wait_for_everyone()
     return bool(cfg.early_stopping_patience and progress.bad_evals >= cfg.early_stopping_patience)
+
+
+def write_fusion(final: Path, dev, dev_run_file: Path, mine_config: dict) -> dict | None:
+    """Fit the fusion weight on the best model's dev scores and write it beside the checkpoint."""
+    from rerankforge.data_prep.config import MineConfig
+    from rerankforge.data_prep.mine import first_stage_spec
+    from rerankforge.models.fusion import FUSION_FILE, fit_fusion
+    from rerankforge.utils.config import from_dict
+
+    if not dev_run_file.exists() or not dev.qrels:
+        logger.warning("No dev scores of the kept checkpoint in %s: no fusion weight fitted. eval can still fuse "
+                       "with rerankers.<name>.fusion.method=interpolation and a fusion.alpha.", dev_run_file.parent)
+        return None
+    spec = first_stage_spec(from_dict(MineConfig, mine_config))
+    fusion = fit_fusion(dev.qrels, dev.first_stage, json.loads(dev_run_file.read_text()), rrf_k=spec.rrf_k)
+    fusion.update(first_stage=spec.describe(), dev_queries=len(dev.qrels),
+                  depth=max((len(docs) for docs in dev.first_stage.values()), default=0))
+    write_json(final / FUSION_FILE, fusion)
+    logger.info("Fusion fitted on %d dev queries: %s alpha=%.2f, dev nDCG@10 %.4f (reranker alone %.4f, first "
+                "stage %.4f).", len(dev.qrels), fusion["method"], fusion["alpha"],
+                fusion["methods"][fusion["method"]]["ndcg@10"], fusion["reranker_alone"], fusion["first_stage_alone"])
+    return fusion
 
 
 def log(accelerator, record: dict, metrics_file: Path, bar) -> None:
@@ -235,17 +294,20 @@ def log(accelerator, record: dict, metrics_file: Path, bar) -> None:
         bar.set_postfix({k.replace("dev/", ""): round(v, 4) for k, v in record.items() if k in ("loss", "dev/ndcg@10")})
 
 
-def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progress: Progress) -> None:
+def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progress: Progress,
+                         fusion: dict | None = None) -> None:
     from rerankforge.models.card import write_model_card
 
     manifest = {"stage": "train", "config": to_dict(cfg), "versions": versions(), "git_commit": git_commit(),
                 "inputs": {"train": {"path": cfg.data.train, "sha256": hash_path(Path(cfg.data.train) / "dataset")}},
                 "counts": {k: v for k, v in data_counts.items() if k != "mine_manifest"},
-                "steps": progress.step, "best_dev_ndcg@10": None if progress.best == float("-inf") else progress.best}
+                "steps": progress.step, "best_dev_ndcg@10": None if progress.best == float("-inf") else progress.best,
+                "fusion": None if fusion is None else {k: fusion[k] for k in ("method", "alpha", "reranker_alone",
+                                                                                "first_stage_alone")}}
     write_json(out / "manifest.json", manifest)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] \
         if (out / "metrics.jsonl").exists() else []
-    write_model_card(out / "final", cfg, data_counts["mine_manifest"], metrics)
+    write_model_card(out / "final", cfg, data_counts["mine_manifest"], metrics, fusion)
 
 
 def cli(argv=None) -> int:

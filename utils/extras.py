@@ -15,6 +15,8 @@ EXTRAS = {
     "matplotlib": ("matplotlib", None),
     "openai": ("openai", "eval"),
     "gguf": ("gguf", "gguf"),
+    "bm25s": ("bm25s", None),
+    "Stemmer": ("PyStemmer", None),
 }
 
 

@@ -13,7 +13,8 @@ from rerankforge.utils.io import MANIFEST
 
 
 def make_cfg(beir_dir: Path, tmp_path: Path, encoder: str, **mining) -> MineConfig:
-    return MineConfig(data=DataConfig(path=str(beir_dir)), encoder=EncoderConfig(name_or_path=encoder, batch_size=8),
+    return MineConfig(data=DataConfig(path=str(beir_dir), dev_fraction=0),
+                      encoder=EncoderConfig(name_or_path=encoder, batch_size=8),
                       mining=MiningConfig(range_max=20, num_negatives=4, **mining),
                       output_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"))
 
@@ -179,3 +180,23 @@ def test_text_folder_corpus_chunked_by_encoder_tokens(tmp_path, tiny_encoder):
     assert data.corpus["guides/cats.md#0"]["text"].startswith("the cat sat on the mat")
     ds, _ = read(mine(cfg))
     assert ds[0]["positive_id"] == "guides/cats.md#0" and len(ds[0]["negative_ids"]) == 3
+
+
+def test_auto_first_stage_is_the_best_on_the_dev_split(tmp_path, tiny_encoder):
+    from conftest import make_beir
+
+    beir = make_beir(tmp_path / "beir", n_train=16, n_test=3)
+    cfg = make_cfg(beir, tmp_path, tiny_encoder, candidates="auto", relative_margin=None)
+    cfg.data.dev_fraction, cfg.data.dev_min_queries = 0.25, 2
+    _, manifest = read(mine(cfg))
+    picked = manifest["config"]["mining"]["candidates"]
+    scores = manifest["first_stage_selection"]
+    assert set(scores) == {"dense", "bm25", "hybrid"} and scores[picked] == max(scores.values())
+    assert len(manifest["dev_query_ids"]) == 4
+
+
+def test_auto_first_stage_without_a_dev_split_is_a_config_problem(beir_dir, tmp_path, tiny_encoder):
+    from rerankforge.data_prep.problems import DataError
+
+    with pytest.raises(DataError, match="mining.candidates=auto picks the first stage on the dev split"):
+        mine(make_cfg(beir_dir, tmp_path, tiny_encoder, candidates="auto"))

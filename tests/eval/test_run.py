@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import read_trec, write_jsonl
+from conftest import read_trec, with_fusion, write_jsonl
 from rerankforge.eval.config import EvalConfig
 from rerankforge.eval.metrics import evaluate_run
 from rerankforge.eval.run import evaluate
@@ -72,6 +72,61 @@ def test_reranked_tail_keeps_first_stage_order_below_the_reranked_head(with_answ
     assert not (out / "plots").exists()
 
 
+def ranked(run: dict, query_id: str) -> list[str]:
+    return sorted(run[query_id], key=lambda d: -run[query_id][d])
+
+
+def test_first_stages_side_by_side_and_tested_against_the_best(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path):
+    out = tmp_path / "eval"
+    evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false"))
+    summary = json.loads((out / "report.json").read_text())
+    qrels = {"t0": {"d1": 1}, "t1": {"d6": 1}}
+    stages = summary["first_stages"]
+    assert set(stages) == {"bm25", "dense", "hybrid"}
+    for method, entry in stages.items():  # each row is its own run file's metrics
+        run = read_trec(out / "runs" / f"first_stage-{method}.trec")
+        assert entry["metrics"]["ndcg@10"] == pytest.approx(evaluate_run(qrels, run)["ndcg@10"], abs=1e-6)
+    best = summary["best_first_stage"]
+    assert stages[best]["metrics"]["ndcg@10"] == max(e["metrics"]["ndcg@10"] for e in stages.values())
+    assert stages["hybrid"]["metrics"] == summary["first_stage"]["metrics"]  # the reranked one, computed twice
+    delta = summary["rerankers"]["tiny"]["vs_best_first_stage"]["ndcg@10"]["delta"]
+    assert delta == pytest.approx(summary["rerankers"]["tiny"]["metrics"]["ndcg@10"] - stages[best]["metrics"]["ndcg@10"])
+    assert f"## Against the best first stage, {best}" in (out / "report.md").read_text()
+
+
+def test_fusion_auto_reads_fusion_json_and_the_report_shows_both(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path):
+    model = with_fusion(tiny_cross_encoder, tmp_path / "fused-model", "interpolation", 0.35)
+    out = tmp_path / "eval"
+    evaluate(eval_cfg(beir_dir, tiny_encoder, model, out, "generate.kind=none", "plots=false",
+                      "rerankers.tiny.fusion.method=auto"))
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["rerankers"]["tiny"]["fusion"] == {"method": "interpolation", "alpha": 0.35}
+    assert set(summary["rerankers"]["tiny"]["alone"]) == {"metrics", "vs_best_first_stage"}
+    assert (out / "runs" / "tiny-alone.trec").exists()
+    assert "tiny fused (interpolation, alpha 0.35)" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("method", ["interpolation", "rrf"])
+def test_fusion_end_points_reproduce_the_reranker_and_the_first_stage(beir_dir, tiny_encoder, tiny_cross_encoder,
+                                                                      tmp_path, method):
+    runs = {}
+    for alpha in ("1", "0"):
+        out = tmp_path / f"eval-{alpha}"
+        evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false",
+                          f"rerankers.tiny.fusion.method={method}", f"rerankers.tiny.fusion.alpha={alpha}"))
+        runs[alpha] = {name: read_trec(out / "runs" / f"{name}.trec") for name in ("tiny", "tiny-alone", "first_stage")}
+    for query_id in runs["1"]["tiny"]:
+        assert ranked(runs["1"]["tiny"], query_id) == ranked(runs["1"]["tiny-alone"], query_id)
+        assert ranked(runs["0"]["tiny"], query_id) == ranked(runs["0"]["first_stage"], query_id)
+        assert ranked(runs["0"]["tiny-alone"], query_id) != ranked(runs["0"]["first_stage"], query_id)
+
+
+def test_fusion_auto_without_fusion_json_is_a_config_problem(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path):
+    cfg = eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path / "eval", "rerankers.tiny.fusion.method=auto")
+    with pytest.raises(ConfigError, match=r"rerankers.tiny: fusion.method=auto, fusion.alpha=auto reads the weight"):
+        evaluate(cfg)
+
+
 def test_every_config_problem_is_reported_at_once(tmp_path):
     cfg = load_config(EvalConfig, None, ["retrieve.top_k=5", "rerankers.ft.depth=50", "generate.kind=openai",
                                          "generate.prompt=no fields", "metrics=[ndcg@x, bleu]"])
@@ -97,7 +152,7 @@ def test_missing_files_and_unknown_ids_are_data_errors(beir_dir, tmp_path):
 
 
 def test_tied_first_stage_scores_keep_the_pipeline_order_in_runs_and_metrics():
-    from rerankforge.eval.evaluate import untied
+    from rerankforge.eval.metrics import untied
 
     hits = [("b", 0.5), ("a", 0.5), ("c", 0.4), ("d", 0.4)]
     run = untied(hits)

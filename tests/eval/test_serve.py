@@ -14,7 +14,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
-from conftest import DOCS, QUERY  # noqa: E402
+from conftest import DOCS, QUERY, with_fusion  # noqa: E402
 from rerankforge.eval.serve import MicroBatcher, ServeConfig, create_app  # noqa: E402
 from rerankforge.models.reranker import Reranker  # noqa: E402
 
@@ -167,6 +167,30 @@ def test_query_endpoint_runs_retrieve_rerank_generate(reranker, beir_dir, tiny_e
         assert bad.status_code == 422 and "choose one of none, tiny" in bad.json()["message"]
     finally:
         live.stop()
+
+
+def test_query_endpoint_applies_the_fitted_fusion_weight(reranker, beir_dir, tiny_encoder, tiny_cross_encoder,
+                                                        tmp_path):
+    from rerankforge.eval.config import EvalConfig
+    from rerankforge.eval.pipeline import Pipeline
+    from rerankforge.utils.config import load_config
+
+    model = with_fusion(tiny_cross_encoder, tmp_path / "fused-model", "rrf", 0.4)
+    cfg = load_config(EvalConfig, None, [
+        f"data.path={beir_dir}", "retrieve.top_k=8", f"retrieve.encoder.name_or_path={tiny_encoder}",
+        "rerankers={tiny: {model: " + model + ", depth: 6, max_length: 48, fusion: {method: auto}}}",
+        "generate.kind=none", "generate.top_n=3", f"cache_dir={tmp_path / 'cache'}"])
+    pipeline = Pipeline.from_config(cfg)
+    live = LiveServer(create_app(ServeConfig(model="tiny", max_length=48), reranker=reranker, pipeline=pipeline))
+    try:
+        body = httpx.post(f"{live.url}/v1/query", json={"query": "cat sat protein"}).json()
+    finally:
+        live.stop()
+    assert body["fusion"] == {"method": "rrf", "alpha": 0.4}
+    hits = pipeline.retriever.search(["cat sat protein"])[0]
+    expected = pipeline.rerank("tiny", "cat sat protein", hits)
+    assert [p["doc_id"] for p in body["passages"]] == expected.passing[:3]
+    assert expected.alone is not None
 
 
 def test_openvino_backend_serves_the_same_scores(tiny_cross_encoder, reranker):

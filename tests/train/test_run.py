@@ -28,6 +28,54 @@ def test_training_writes_final_model_metrics_manifest_and_card(mined, beir_dir, 
     assert (out / "config.yaml").exists()
 
 
+def test_mined_dev_split_selects_the_checkpoint_and_fits_fusion(mined_dev, tmp_path, tiny_cross_encoder):
+    from rerankforge.data_prep.dev_split import read_dev
+    from rerankforge.eval.metrics import evaluate_run
+
+    beir, mined = mined_dev
+    final = main(train_cfg(mined, beir, tiny_cross_encoder, tmp_path / "run", "data.dev=mined", "data.dev_depth=6"))
+    fusion = json.loads((final / "fusion.json").read_text())
+    assert fusion["method"] in ("interpolation", "rrf") and 0 <= fusion["alpha"] <= 1
+    assert fusion["dev_queries"] == 4 and fusion["depth"] == 6 and fusion["first_stage"]["method"] == "hybrid"
+    # the curve's end points are the first stage alone and the kept checkpoint alone, on the mined dev split
+    dev = read_dev(mined / "dev.jsonl", 6)
+    best_run = json.loads((final.parent / "best_dev_run.json").read_text())
+    assert fusion["first_stage_alone"] == pytest.approx(evaluate_run(dev.qrels, dev.first_stage)["ndcg@10"])
+    assert fusion["reranker_alone"] == pytest.approx(evaluate_run(dev.qrels, best_run)["ndcg@10"])
+    manifest = json.loads((final.parent / "manifest.json").read_text())
+    assert manifest["best_dev_ndcg@10"] == pytest.approx(fusion["reranker_alone"])
+    assert manifest["fusion"]["alpha"] == fusion["alpha"]
+    assert f"alpha {fusion['alpha']:.2f}" in (final / "README.md").read_text()
+
+
+@pytest.mark.parametrize("dropout", [None, 0.0])
+def test_every_step_trains_in_train_mode_with_the_configured_dropout(mined, beir_dir, tmp_path, tiny_cross_encoder,
+                                                                     monkeypatch, dropout):
+    import rerankforge.train.run as run
+
+    seen, original = [], run.group_scores
+
+    def spy(model, batch, group_size):
+        if torch.is_grad_enabled():  # a training step, not the sanity check
+            seen.append((model.training, {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}))
+        return original(model, batch, group_size)
+
+    monkeypatch.setattr(run, "group_scores", spy)
+    main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "eval_every=2",
+                   f"model.dropout={'null' if dropout is None else dropout}"))
+    # from_pretrained hands back a model in eval mode; the loop must not train the first steps without dropout
+    assert [training for training, _ in seen] == [True] * 4
+    assert all(ps == ({0.1} if dropout is None else {0.0}) for _, ps in seen)
+
+
+def test_mixed_precision_auto_follows_the_hardware():
+    from rerankforge.models.loading import bf16_is_fast
+    from rerankforge.train.run import resolve_precision
+
+    assert resolve_precision("auto") == ("bf16" if bf16_is_fast("cpu") else "no")
+    assert resolve_precision("False") == "no" and resolve_precision("bf16") == "bf16"
+
+
 def test_final_loads_everywhere_with_the_same_scores(mined, beir_dir, tmp_path, tiny_cross_encoder):
     from sentence_transformers import CrossEncoder
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline

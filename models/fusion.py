@@ -1,0 +1,121 @@
+"""Fuse a reranker with the first stage it reranks, and fit the weight on a dev split.
+
+``interpolation``: ``alpha * z(reranker logits) + (1 - alpha) * z(first-stage scores)``, each z-scored over one
+query's reranked candidates (so a cosine, a BM25 score and an RRF score all land on one scale).
+``rrf``: ``alpha / (k + reranker rank) + (1 - alpha) / (k + first-stage rank)``.
+``alpha = 1`` is the reranker alone and ``alpha = 0`` the first stage alone, for both methods. Training writes the
+fitted weights to ``fusion.json`` beside the checkpoint; eval, serve and the model card read it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+FUSION_FILE = "fusion.json"
+METHODS = ("interpolation", "rrf")
+ALPHA_GRID = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+def zscore(values: Sequence[float]) -> np.ndarray:
+    """``(x - mean) / std``; all zeros when the values are constant (then the order is left to the caller)."""
+    arr = np.asarray(values, dtype=np.float64)
+    std = arr.std()
+    return (arr - arr.mean()) / std if std > 0 else np.zeros_like(arr)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based rank of each value, best (highest) first; ties keep list order."""
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
+    return ranks
+
+
+def fuse(reranker: Sequence[float], first_stage: Sequence[float], method: str, alpha: float,
+         rrf_k: int = 60) -> np.ndarray:
+    """Fused scores of one query's candidates, in the order given (the first stage's order, best first).
+
+    ``reranker`` are raw logits; ``first_stage`` the first-stage scores (only their order counts for ``rrf``).
+    """
+    if method not in METHODS:
+        raise ValueError(f"fusion method must be one of {list(METHODS)}, got {method!r}.")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"fusion alpha must be in [0, 1], got {alpha}.")
+    r = np.asarray(reranker, dtype=np.float64)
+    if method == "interpolation":
+        return alpha * zscore(r) + (1 - alpha) * zscore(first_stage)
+    first_ranks = np.arange(1, len(r) + 1, dtype=np.float64)  # candidates arrive in first-stage order
+    return alpha / (rrf_k + _ranks(r)) + (1 - alpha) / (rrf_k + first_ranks)
+
+
+def fuse_run(first_stage: dict[str, dict[str, float]], reranker: dict[str, dict[str, float]], method: str,
+             alpha: float, rrf_k: int = 60) -> dict[str, dict[str, float]]:
+    """``fuse`` over a run: each query's docs in ``reranker`` fused with their ``first_stage`` scores.
+    ``first_stage[q]`` lists its docs best first (dict order); ties in the result keep that order."""
+    from rerankforge.eval.metrics import untied
+
+    fused = {}
+    for query_id, scores in reranker.items():
+        docs = [d for d in first_stage[query_id] if d in scores]  # the first stage's order, best first
+        values = fuse([scores[d] for d in docs], [first_stage[query_id][d] for d in docs], method, alpha, rrf_k)
+        # ranked as the pipeline ranks it: by fused score, ties in first-stage order
+        fused[query_id] = untied(sorted(zip(docs, values.tolist()), key=lambda item: -item[1]))
+    return fused
+
+
+def fit_fusion(qrels: dict[str, dict[str, int]], first_stage: dict[str, dict[str, float]],
+               reranker: dict[str, dict[str, float]], metric: str = "ndcg@10", rrf_k: int = 60) -> dict:
+    """Try every alpha of ``ALPHA_GRID`` with both methods on a labelled dev run; the best by ``metric``.
+
+    Ties go to the alpha nearest 0.5. Returns what ``fusion.json`` holds: ``method``, ``alpha``, and per method
+    its best alpha and every alpha's score.
+    """
+    from rerankforge.eval.metrics import evaluate_run
+
+    methods = {}
+    for method in METHODS:
+        curve = {alpha: evaluate_run(qrels, fuse_run(first_stage, reranker, method, alpha, rrf_k), [metric])[metric]
+                 for alpha in ALPHA_GRID}
+        best = max(curve, key=lambda a: (round(curve[a], 10), -abs(a - 0.5)))
+        methods[method] = {"alpha": best, metric: curve[best], "curve": {str(a): v for a, v in curve.items()}}
+    method = max(METHODS, key=lambda m: methods[m][metric])
+    return {"method": method, "alpha": methods[method]["alpha"], "metric": metric, "rrf_k": rrf_k,
+            "reranker_alone": methods["interpolation"]["curve"]["1.0"],
+            "first_stage_alone": methods["interpolation"]["curve"]["0.0"], "methods": methods}
+
+
+def read_fusion(model: str | Path) -> Optional[dict]:
+    """The ``fusion.json`` beside a checkpoint, or None when it has none (or ``model`` is not a local folder)."""
+    path = Path(model) / FUSION_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def resolve_fusion(model: Optional[str], method: str, alpha: str) -> Optional[tuple[str, float]]:
+    """``(method, alpha)`` from a config's ``fusion.method`` / ``fusion.alpha`` (None: no fusion).
+
+    ``method=auto`` takes the fitted method, ``alpha=auto`` the fitted weight, both from ``<model>/fusion.json``.
+
+    Raises:
+        ValueError: ``auto`` without a fusion.json, or an alpha that is neither ``auto`` nor a number in [0, 1].
+    """
+    if method == "none":
+        return None
+    fitted = read_fusion(model) if model else None
+    if "auto" in (method, alpha) and fitted is None:
+        raise ValueError(f"fusion.method={method}, fusion.alpha={alpha} reads the weight fitted on the dev split "
+                         f"from {model}/{FUSION_FILE}, which does not exist (rerankforge train writes it when the "
+                         "training data has a dev split). Set fusion.method=interpolation fusion.alpha=0.5, or "
+                         "fusion.method=none.")
+    method = fitted["method"] if method == "auto" else method
+    if alpha == "auto":
+        return method, float(fitted["methods"][method]["alpha"])
+    try:
+        value = float(alpha)
+    except ValueError:
+        raise ValueError(f"fusion.alpha must be 'auto' or a number in [0, 1], got {alpha!r}.") from None
+    if not 0 <= value <= 1:
+        raise ValueError(f"fusion.alpha must be 'auto' or a number in [0, 1], got {alpha!r}.")
+    return method, value

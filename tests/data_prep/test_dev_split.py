@@ -1,0 +1,43 @@
+"""The dev split: carved from the training queries (seeded), written with its first-stage candidates, and kept
+out of both the training rows and the evaluation split."""
+
+import json
+
+from datasets import load_from_disk
+
+from rerankforge.data_prep.dev_split import carve_dev, read_dev
+
+
+def test_carve_dev_sizes_and_seed():
+    ids = [f"q{i}" for i in range(809)]
+    dev = carve_dev(ids, 0.1, 50, seed=42)
+    assert len(dev) == 81 and dev == sorted(dev) and set(dev) <= set(ids)
+    assert dev == carve_dev(list(reversed(ids)), 0.1, 50, seed=42)  # input order does not matter
+    assert dev != carve_dev(ids, 0.1, 50, seed=1)
+    assert len(carve_dev(ids[:300], 0.1, 50, seed=42)) == 50  # at least min_queries where there are enough
+    assert len(carve_dev(ids[:100], 0.1, 50, seed=42)) == 25  # but never more than a quarter
+    assert carve_dev(ids, 0.0, 50, seed=42) == [] and carve_dev(ids[:3], 0.1, 50, seed=42) == []
+
+
+def test_dev_queries_are_neither_trained_on_nor_test_queries(mined_dev):
+    beir, out = mined_dev
+    manifest = json.loads((out / "manifest.json").read_text())
+    dev_ids = manifest["dev_query_ids"]
+    trained = set(load_from_disk(str(out / "dataset"))["query_id"])
+    test_ids = {line.split("\t")[0] for line in (beir / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    assert len(dev_ids) == 4 and not set(dev_ids) & trained and not set(dev_ids) & test_ids
+    counts = manifest["counts"]
+    assert counts["queries_dev"] + counts["queries_mined"] == counts["queries_labelled"] == 16
+    records = [json.loads(line) for line in (out / "dev.jsonl").read_text().splitlines()]
+    assert [r["query_id"] for r in records] == dev_ids
+    for record in records:
+        assert len(record["doc_ids"]) == len(record["scores"]) == len(record["passages"]) == 6
+        assert record["scores"] == sorted(record["scores"], reverse=True)  # RRF scores, best first
+        assert record["qrels"] and all(v >= 1 for v in record["qrels"].values())
+
+
+def test_read_dev_cuts_each_query_to_depth(mined_dev):
+    _, out = mined_dev
+    dev = read_dev(out / "dev.jsonl", depth=3)
+    assert len(dev.qrels) == 4 and all(len(docs) == 3 for docs in dev.first_stage.values())
+    assert len(dev.pairs) == 12 and dev.pairs[0][0] == sorted(dev.qrels)[0]

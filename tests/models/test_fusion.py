@@ -1,0 +1,81 @@
+"""Fusion of a reranker with its first stage: the end points reproduce each side exactly, the fitted weight is
+the best on dev, and a config's `auto` reads fusion.json."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rerankforge.models.fusion import FUSION_FILE, fit_fusion, fuse, fuse_run, resolve_fusion, zscore
+
+
+def order(scores) -> list[int]:
+    return sorted(range(len(scores)), key=lambda i: -scores[i])  # stable, as the pipeline sorts
+
+
+RERANKER = [0.3, 2.5, -1.0, 2.5, 0.9]  # raw logits, a tie at 1 and 3
+FIRST = [0.91, 0.88, 0.80, 0.80, 0.42]  # first-stage scores, best first, a tie at 2 and 3
+
+
+@pytest.mark.parametrize("method", ["interpolation", "rrf"])
+def test_alpha_one_is_the_reranker_and_alpha_zero_the_first_stage(method):
+    assert order(fuse(RERANKER, FIRST, method, 1.0)) == order(RERANKER) == [1, 3, 4, 0, 2]
+    assert order(fuse(RERANKER, FIRST, method, 0.0)) == [0, 1, 2, 3, 4]
+
+
+def test_interpolation_is_a_weighted_sum_of_z_scores():
+    fused = fuse(RERANKER, FIRST, "interpolation", 0.3)
+    assert np.allclose(fused, 0.3 * zscore(RERANKER) + 0.7 * zscore(FIRST))
+    assert np.allclose(zscore([2.0, 2.0]), [0.0, 0.0])  # constant: no signal, no NaN
+
+
+def test_rrf_by_hand():
+    fused = fuse([1.0, 3.0, 2.0], [9.0, 8.0, 7.0], "rrf", 0.5, rrf_k=60)
+    assert fused[0] == pytest.approx(0.5 / 63 + 0.5 / 61)
+    assert fused[1] == pytest.approx(0.5 / 61 + 0.5 / 62)
+
+
+def test_bad_method_or_alpha_is_an_error():
+    with pytest.raises(ValueError, match="fusion method must be one of"):
+        fuse([1.0], [1.0], "sum", 0.5)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\], got 1.5"):
+        fuse([1.0], [1.0], "rrf", 1.5)
+
+
+def dev_data():
+    """Two queries where the reranker is right on one and the first stage on the other, so a mix wins."""
+    qrels = {"q1": {"a": 1}, "q2": {"y": 1}}
+    first = {"q1": {"a": 0.2, "b": 0.9, "c": 0.5}, "q2": {"y": 0.9, "x": 0.3, "z": 0.1}}
+    reranker = {"q1": {"a": 5.0, "b": 0.0, "c": 0.1}, "q2": {"x": 3.0, "y": 2.9, "z": -4.0}}
+    return qrels, first, reranker
+
+
+def test_fit_fusion_finds_a_weight_that_beats_both_ends():
+    fitted = fit_fusion(*dev_data())
+    interp = fitted["methods"]["interpolation"]
+    assert 0 < interp["alpha"] < 1
+    assert interp["ndcg@10"] == pytest.approx(1.0)  # both positives at rank 1
+    assert fitted["reranker_alone"] < 1.0 and fitted["first_stage_alone"] < 1.0
+    assert interp["curve"]["1.0"] == fitted["reranker_alone"]
+    qrels, first, reranker = dev_data()
+    assert fuse_run(first, reranker, "interpolation", 1.0)["q1"]["a"] == max(
+        fuse_run(first, reranker, "interpolation", 1.0)["q1"].values())
+    assert first == dev_data()[1] and reranker == dev_data()[2]  # inputs untouched
+
+
+def test_resolve_fusion_reads_fusion_json(tmp_path):
+    (tmp_path / FUSION_FILE).write_text(json.dumps({"method": "rrf", "alpha": 0.4, "methods": {
+        "rrf": {"alpha": 0.4}, "interpolation": {"alpha": 0.65}}}))
+    assert resolve_fusion(str(tmp_path), "auto", "auto") == ("rrf", 0.4)
+    assert resolve_fusion(str(tmp_path), "interpolation", "auto") == ("interpolation", 0.65)
+    assert resolve_fusion(str(tmp_path), "auto", "0.25") == ("rrf", 0.25)
+    assert resolve_fusion(str(tmp_path), "none", "auto") is None
+
+
+def test_resolve_fusion_errors_say_what_to_set(tmp_path):
+    with pytest.raises(ValueError, match=r"fusion.json, which does not exist .* fusion.method=interpolation "
+                                         r"fusion.alpha=0.5"):
+        resolve_fusion(str(tmp_path), "auto", "auto")
+    with pytest.raises(ValueError, match="fusion.alpha must be 'auto' or a number in \\[0, 1\\], got 'high'"):
+        resolve_fusion(str(tmp_path), "interpolation", "high")
+    assert resolve_fusion(str(tmp_path), "interpolation", "0.5") == ("interpolation", 0.5)
