@@ -25,7 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default=str(ROOT / "configs" / "quickstart.yaml"), help="a quickstart config")
     parser.add_argument("--datasets", default="scifact,covidqa", help="comma-separated BEIR folder names")
-    parser.add_argument("--data-dir", default=os.environ.get("RERANKFORGE_DATA_DIR", str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=os.environ.get("RERANKFORGE_DATA_DIR",
+                                                            str(ROOT.parent / "shared" / "data")))
     parser.add_argument("--out", default="runs/bench-quality")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="quickstart config overrides")
     return parser.parse_args(argv)
@@ -60,6 +61,9 @@ def rows_for(name: str, result: dict) -> list[list[str]]:
 
 
 def main(argv=None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     table = [["data set", "run", "nDCG@10", "MRR@10", "Recall@10", "p vs best first stage (nDCG@10 delta)"]]
     times = [["data set", "mine s", "train s", "eval s", "total min", "reused"]]

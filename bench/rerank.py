@@ -32,7 +32,8 @@ def candidates(args, split: str = "test"):
     data = load_eval_data(EvalDataConfig(path=args.data, split=split, max_queries=args.queries))
     doc_ids = sorted(data.corpus)
     texts = {d: doc_text(data.corpus[d]) for d in doc_ids}
-    retriever = Retriever(RetrieveConfig(method="dense", top_k=args.depth), doc_ids, [texts[d] for d in doc_ids], default_cache_dir())
+    retriever = Retriever(RetrieveConfig(method="dense", top_k=args.depth), doc_ids, [texts[d] for d in doc_ids],
+                          default_cache_dir())
     query_ids = list(data.qrels)
     hits = retriever.search([data.queries[q] for q in query_ids])
     return data.qrels, [(q, data.queries[q], [(d, texts[d]) for d, _ in h]) for q, h in zip(query_ids, hits)]

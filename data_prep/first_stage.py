@@ -91,8 +91,9 @@ class FirstStage:
         if len(queries) > self.encoder.config.batch_size:
             return np.asarray(cached_embeddings(self.encoder, list(queries), "queries", self.cache_dir, prompt)[0])
         with self.encoder.precision():
-            vectors = self.encoder.model.encode(list(queries), prompt=prompt, batch_size=self.encoder.config.batch_size,
-                                                normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            vectors = self.encoder.model.encode(list(queries), prompt=prompt,
+                                                batch_size=self.encoder.config.batch_size, normalize_embeddings=True,
+                                                convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
     def _dense(self, vectors: np.ndarray, k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -109,10 +110,14 @@ class FirstStage:
         vectors = self.encode_queries(queries) if self.encoder is not None and needs_dense else None
         out = {}
         if vectors is not None:
-            cosine = lambda query, rows: np.asarray(self.docs[list(rows)], dtype=np.float32) @ vectors[query]  # noqa: E731
+            def cosine(query: int, rows: Sequence[int]) -> np.ndarray:
+                return np.asarray(self.docs[list(rows)], dtype=np.float32) @ vectors[query]
+
             out["dense"] = Candidates(*self._dense(vectors, k), cosine, "cosine")
         if self.bm25 is not None and needs_bm25:
-            lexical = lambda query, rows: self.bm25.scores(queries[query], rows).astype(np.float32)  # noqa: E731
+            def lexical(query: int, rows: Sequence[int]) -> np.ndarray:
+                return self.bm25.scores(queries[query], rows).astype(np.float32)
+
             out["bm25"] = Candidates(*_as_arrays(self.bm25.search(queries, k)), lexical, "bm25")
         if len(out) == 2:
             fused = [reciprocal_rank_fusion([d.tolist(), b.tolist()], k=self.spec.rrf_k)[:k]

@@ -88,6 +88,41 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def _retrieval_rows(summary: dict, metrics: list[str]) -> list[list[str]]:
+    """Every first stage, then each reranker (alone and fused where it fuses)."""
+    fs, (best, _) = summary["first_stage"], _best_first_stage(summary)
+    stages = summary.get("first_stages") or {fs["method"]: fs}
+    rows = [[f"first stage: {method}" + (" (reranked)" if method == fs["method"] else "") +
+             (" (best)" if method == best else ""), "-", "-"] + [_fmt(v["metrics"][m]) for m in metrics]
+            for method, v in stages.items()]
+    for name, e in summary["rerankers"].items():
+        depth = str(e["depth"]) if e["model"] else "-"
+        if e.get("alone"):
+            rows.append([f"{name} alone", str(e["model"]), depth] + [_fmt(e["alone"]["metrics"][m]) for m in metrics])
+        label = f"{name} fused ({e['fusion']['method']}, alpha {e['fusion']['alpha']:.2f})" if e.get("fusion") else name
+        rows.append([label, str(e["model"] or "none"), depth] + [_fmt(e["metrics"][m]) for m in metrics])
+    return rows
+
+
+def _against_best(summary: dict) -> list[str]:
+    """The paired tests of every reranker (alone and fused) against the best first stage, with a verdict."""
+    tested = [(n, e) for n, e in summary["rerankers"].items() if e.get("vs_best_first_stage")]
+    if not tested:
+        return []
+    rows = []
+    for name, e in tested:
+        variants = ([(f"{name} alone", e["alone"]["vs_best_first_stage"])] if e.get("alone") else []) + \
+            [(name + (" fused" if e.get("fusion") else ""), e["vs_best_first_stage"])]
+        for label, tests in variants:
+            for m in ("ndcg@10", "mrr@10", "recall@10"):
+                t = tests.get(m)
+                if t:
+                    rows.append([label, m, f"{t['delta']:+.4f}", f"{t['p_value']:.3g}",
+                                 f"{t['wins']}/{t['losses']}/{t['ties']}", verdict(t["delta"], t["p_value"])])
+    return ["", f"## Against the best first stage, {_best_first_stage(summary)[0]} (paired t-test over queries)",
+            ""] + _table(["reranker", "metric", "mean delta", "p-value", "wins/losses/ties", "verdict"], rows)
+
+
 def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
     metrics = list(summary["first_stage"]["metrics"])
     fs, rr, baseline = summary["first_stage"], summary["rerankers"], summary["baseline"]
@@ -95,32 +130,8 @@ def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
            f"{summary['data']['queries']} queries over {summary['data']['corpus_documents']} documents; first stage "
            f"{fs['method']} top-{fs['top_k']}" + (f" ({fs['encoder']})" if fs["encoder"] else "") + ".", "",
            _headline(summary), "", "## Retrieval", ""]
-    best, _ = _best_first_stage(summary)
-    stages = summary.get("first_stages") or {fs["method"]: fs}
-    rows = [[f"first stage: {method}" + (" (reranked)" if method == fs["method"] else "") +
-             (" (best)" if method == best else ""), "-", "-"] + [_fmt(v["metrics"][m]) for m in metrics]
-            for method, v in stages.items()]
-    for name, e in rr.items():
-        depth = str(e["depth"]) if e["model"] else "-"
-        if e.get("alone"):
-            rows.append([f"{name} alone", str(e["model"]), depth] + [_fmt(e["alone"]["metrics"][m]) for m in metrics])
-        label = f"{name} fused ({e['fusion']['method']}, alpha {e['fusion']['alpha']:.2f})" if e.get("fusion") else name
-        rows.append([label, str(e["model"] or "none"), depth] + [_fmt(e["metrics"][m]) for m in metrics])
-    out += _table(["run", "reranker", "depth"] + metrics, rows)
-    tested = [(n, e) for n, e in rr.items() if e.get("vs_best_first_stage")]
-    if tested:
-        out += ["", f"## Against the best first stage, {best} (paired t-test over queries)", ""]
-        rows = []
-        for name, e in tested:
-            variants = ([(f"{name} alone", e["alone"]["vs_best_first_stage"])] if e.get("alone") else []) + \
-                [(name + (" fused" if e.get("fusion") else ""), e["vs_best_first_stage"])]
-            for label, tests in variants:
-                for m in ("ndcg@10", "mrr@10", "recall@10"):
-                    t = tests.get(m)
-                    if t:
-                        rows.append([label, m, f"{t['delta']:+.4f}", f"{t['p_value']:.3g}",
-                                     f"{t['wins']}/{t['losses']}/{t['ties']}", verdict(t["delta"], t["p_value"])])
-        out += _table(["reranker", "metric", "mean delta", "p-value", "wins/losses/ties", "verdict"], rows)
+    out += _table(["run", "reranker", "depth"] + metrics, _retrieval_rows(summary, metrics))
+    out += _against_best(summary)
     compared = [n for n in rr if n != baseline]
     if compared:
         out += ["", f"## Against {baseline} (paired t-test over queries)", ""]

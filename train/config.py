@@ -19,7 +19,7 @@ class ModelConfig:
     gguf_file: Optional[str] = None  # a .gguf file inside name_or_path, loaded through transformers
     max_length: int = 256
     max_query_length: int = 64  # queries longer than this are cut first; passages take the rest
-    # Sets every dropout probability of the model (null keeps its own, 0.1 for BERTs). 0 trains ~2x faster on
+    # Sets the p of every torch.nn.Dropout in the model (null keeps its own, 0.1 for BERTs). 0 trains ~2x faster on
     # CPU, where dropout's random masks over the attention maps cost as much as the matmuls.
     dropout: Optional[float] = None
 

@@ -151,8 +151,11 @@ def main(cfg: TrainConfig) -> Path:
             dev = build_dev_set(cfg.data.train, cfg.data.dev, cfg.data.dev_split, cfg.data.dev_depth,
                                 cfg.data.dev_max_queries, data_counts["mine_manifest"]["config"])
         train_queries = {g.query_id for g in groups}
-        if dev is not None and train_queries & set(dev.qrels):
-            raise ValueError(f"{len(train_queries & set(dev.qrels))} dev queries are also training queries.")
+        overlap = sorted(train_queries & set(dev.qrels)) if dev is not None else []
+        if overlap:
+            raise ValueError(f"{len(overlap)} dev queries are also training queries (e.g. {overlap[:5]}): data.dev="
+                             f"{cfg.data.dev} split {cfg.data.dev_split} overlaps {cfg.data.train}. Use data.dev=mined "
+                             "(the split mining held out) or a dev split disjoint from the mined queries.")
 
     # 4. Model: one logit; LoRA is a config block on the same model.
     model = load_seq_cls(cfg.model.name_or_path, cfg.model.gguf_file, tokenizer=tokenizer)

@@ -90,3 +90,18 @@ def test_dump_round_trips(tmp_path):
     cfg = load_config(MineConfig, None, ["seed=7"])
     (tmp_path / "c.yaml").write_text(dump_yaml(cfg))
     assert load_config(MineConfig, tmp_path / "c.yaml") == cfg
+
+
+def test_quickstart_recipe_is_the_one_the_readme_measured():
+    """README's figures for `rerankforge quickstart` come from exactly these settings (bench/quality.py); change
+    one and the figures must be measured again."""
+    cfg = load_config(QuickstartConfig, CONFIGS / "quickstart.yaml")
+    finetuned = cfg.eval.rerankers["finetuned"]
+    assert cfg.mine.mining.candidates == "auto" and cfg.mine.data.dev_fraction == 0.1
+    # the fusion weight is fitted at the depth eval reranks
+    assert cfg.mine.data.dev_depth == cfg.train.data.dev_depth == finetuned.depth == 20
+    assert cfg.train.data.dev == "mined" and finetuned.fusion.method == "auto" and finetuned.fusion.alpha == "auto"
+    assert (cfg.train.optim.lr, cfg.train.optim.head_lr_multiplier, cfg.train.model.dropout) == (2e-4, 10, 0.0)
+    assert (cfg.train.max_steps, cfg.train.eval_every, cfg.train.batch_size, cfg.train.data.group_size) == (300, 50, 4, 8)
+    assert cfg.train.model.max_length == finetuned.max_length == 256
+    assert cfg.train.mixed_precision == "auto" and cfg.mine.encoder.dtype == finetuned.dtype == "auto"
