@@ -34,6 +34,8 @@ def test_recipe_learning_rate_makes_the_listwise_loss_fall(tmp_path):
                             output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache")))
     cfg = load_config(TrainConfig, root / "configs" / "train" / "scifact-minilm.yaml", [
         f"data.train={mined}", "data.dev=null", "model.max_length=128", "max_steps=40", "save_every=null",
+        # other tests in this process already set up accelerate's global state at full precision
+        "mixed_precision=null",
         f"output_dir={tmp_path / 'run'}"])
     assert cfg.optim.lr == recipe.optim.lr and cfg.loss.name == "listwise_ce"
     main(cfg)

@@ -175,7 +175,8 @@ def test_two_cpu_processes_report_the_same_dev_metrics_as_one(mined, beir_dir, t
 
     script = Path(__file__).resolve().parents[2] / "train" / "run.py"
     args = [f"model.name_or_path={tiny_cross_encoder}", "model.max_length=48", "model.max_query_length=16",
-            f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_depth=7", "batch_size=1",
+            f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_split=test",
+            "data.dev_depth=7", "batch_size=1",
             "max_steps=2", "eval_every=1", "optim.lr=0.0"]  # lr 0: both runs evaluate the same weights
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no"]
