@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import traceback
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from rerankforge import __version__
 from rerankforge.utils.config import ConfigError, dump_yaml, load_config
+from rerankforge.utils.progress import quiet_progress_when_not_a_tty
 
 
 def _mine(args: argparse.Namespace) -> int:
@@ -84,8 +88,6 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from rerankforge.quickstart import QuickstartConfig, quickstart, summary_table
 
     default = Path(__file__).resolve().parent / "configs" / "quickstart.yaml"
@@ -135,18 +137,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_log(command: str) -> Path:
+    """Where an error's traceback goes: ``$RERANKFORGE_ERROR_LOG`` (set by the quickstart for its train stage),
+    else a file in the temp folder."""
+    import tempfile
+
+    from rerankforge.quickstart import ERROR_LOG_ENV
+
+    default = Path(tempfile.gettempdir()) / f"rerankforge-{command}-{os.getpid()}.log"
+    return Path(os.environ.get(ERROR_LOG_ENV) or default)
+
+
+def _report(command: str, message: str, details: str = "") -> Optional[Path]:
+    """Print ``rerankforge <command>: error: <message>``; keep it (and ``details``) in the error log when the
+    caller asked for one (or there are details to keep). Returns the log's path when written."""
+    from rerankforge.quickstart import ERROR_LOG_ENV
+
+    line = f"rerankforge {command}: error: {message}"
+    log = None
+    if details or os.environ.get(ERROR_LOG_ENV):
+        log = _error_log(command)
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(line.splitlines()[0] + "\n\n" + (details or message) + "\n", encoding="utf-8")
+        except OSError:
+            log = None
+    if details and log:
+        line += f" (full traceback: {log}; set RERANKFORGE_DEBUG=1 to raise it here)"
+    print(line, file=sys.stderr)
+    return log
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    quiet_progress_when_not_a_tty()  # before tqdm is imported: a log gets one progress line per ~10 s, not per step
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from rerankforge.data_prep.problems import DataError
     from rerankforge.models.publish import PushError
     from rerankforge.models.resolve import ModelNotFoundError
+    from rerankforge.quickstart import StageError, one_line
 
     try:
         return COMMANDS[args.command][1](args)
+    except KeyboardInterrupt:
+        kept = "; finished stages are kept and reused by the next run" if args.command == "quickstart" else ""
+        print(f"rerankforge {args.command}: interrupted{kept}", file=sys.stderr)
+        return 130
+    except StageError as exc:
+        _report(args.command, str(exc))
+        return exc.exit_code
     except (ConfigError, DataError, ModelNotFoundError, FileNotFoundError, PushError) as exc:
-        print(f"rerankforge {args.command}: error: {exc}", file=sys.stderr)
+        _report(args.command, str(exc))
         return 2
+    except Exception as exc:  # a bug or an environment problem: one line, the traceback in a file
+        if os.environ.get("RERANKFORGE_DEBUG") == "1":
+            raise
+        _report(args.command, one_line(exc), traceback.format_exc())
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,15 +4,23 @@ mine the train split → train a reranker (``configs/quickstart.yaml``) → eval
 fine-tuned reranker on the test split → print a table and the report's path. Each stage writes its usual folder
 under ``output_dir``; a stage whose inputs and config are unchanged since it last finished is reused, so an
 interrupted quickstart picks up where it stopped.
+
+Before any stage runs, ``check_all`` checks every stage's config and data (cheap: no model is loaded) and reports
+every problem at once. A stage that fails raises ``StageError``: one message naming the stage, what it read, the
+error, and the finished stages a rerun reuses; the traceback goes to ``<output_dir>/<stage>-error.log``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import os
+import re
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -20,10 +28,20 @@ from typing import Optional
 from rerankforge.data_prep.config import MineConfig
 from rerankforge.eval.config import EvalConfig, RerankerConfig
 from rerankforge.train.config import TrainConfig
-from rerankforge.utils.config import dump_yaml
+from rerankforge.utils.config import ConfigError, dump_yaml
 from rerankforge.utils.io import hash_path, hash_strings, write_json
 
 STAGES = ("mine", "train", "eval")
+ERROR_LOG_ENV = "RERANKFORGE_ERROR_LOG"  # `rerankforge <command>` writes its error (and traceback) there when set
+
+
+class StageError(RuntimeError):
+    """A quickstart stage failed. The message is one line: the stage, its input, the error, what to do, the stages
+    a rerun reuses and where the traceback is (``log``). ``exit_code``: 2 for bad input, else 1."""
+
+    def __init__(self, message: str, stage: str, log: Optional[Path] = None, exit_code: int = 1):
+        super().__init__(message)
+        self.stage, self.log, self.exit_code = stage, log, exit_code
 
 
 @dataclass
@@ -51,6 +69,7 @@ def wire(cfg: QuickstartConfig, data: Path) -> tuple[MineConfig, TrainConfig, Ev
     ev.retrieve.method, ev.retrieve.rrf_k = mine.mining.candidates, mine.mining.rrf_k
     ev.retrieve.encoder, ev.retrieve.bm25 = copy.deepcopy(mine.encoder), copy.deepcopy(mine.mining.bm25)
     ev.retrieve.index = copy.deepcopy(mine.index)
+    ev.data.chunking = copy.deepcopy(mine.data.chunking)  # long documents: scored the way they were trained
     spec = ev.rerankers.get("finetuned") or RerankerConfig(depth=ev.retrieve.top_k)
     spec.model = str(out / "train" / "final")
     ev.rerankers = {**{k: v for k, v in ev.rerankers.items() if k != "finetuned"}, "finetuned": spec}
@@ -70,11 +89,27 @@ def stage_keys(mine: MineConfig, train: TrainConfig, ev: EvalConfig, data: Path)
 
 
 def _run_train(train: TrainConfig, folder: Path) -> None:
-    """Training runs as its own process (``python -m rerankforge train``): stages talk through files."""
+    """Training runs as its own process (``python -m rerankforge train``): stages talk through files.
+
+    Raises:
+        StageError: the process exited with an error (its error line and the log with its traceback)."""
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "quickstart-train.yaml"
     config.write_text(dump_yaml(train), encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "rerankforge", "train", "--config", str(config)], check=True)
+    log = folder / "train-error.log"
+    log.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "rerankforge", "train", "--config", str(config)]
+    code = subprocess.run(command, env={**os.environ, ERROR_LOG_ENV: str(log)}).returncode
+    if code == 0:
+        return
+    written = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    error = written[0].split(": error: ", 1)[-1] if written else (
+        f"the process was killed by signal {-code}{' (out of memory?)' if code == -9 else ''}" if code < 0
+        else f"the process exited with code {code}; its error is printed above")
+    if not written:
+        _write_log(log, f"{' '.join(command)}: {error}", "")
+    raise StageError(_failure_message("train", train_input(train), error, log), "train", log,
+                     exit_code=2 if code == 2 else 1)
 
 
 def run_stage(name: str, mine: MineConfig, train: TrainConfig, ev: EvalConfig, out: Path) -> None:
@@ -90,13 +125,131 @@ def run_stage(name: str, mine: MineConfig, train: TrainConfig, ev: EvalConfig, o
         evaluate(ev, command="rerankforge quickstart")
 
 
+def _qualify(text: str, stage: str, schema: type, leading_key: bool = False) -> str:
+    """Config keys in a stage's message as the quickstart spells them: ``data.answers`` → ``eval.data.answers``
+    (and, with ``leading_key``, a config problem's first word: ``batch_size must be ...``)."""
+    names = "|".join(f.name for f in dataclasses.fields(schema))
+    text = re.sub(rf"(?<![\w./<-])((?:{names})\.[A-Za-z_])", rf"{stage}.\1", text)
+    return re.sub(rf"^((?:{names})(?=[ =]))", rf"{stage}.\1", text) if leading_key else text
+
+
+def check_all(mine: MineConfig, train: TrainConfig, ev: EvalConfig) -> None:
+    """Every stage's config and data checks, before any compute (no model is loaded, nothing is encoded).
+
+    Runs the checks each stage starts with: mining's config checks, then its loaders + validation
+    (``load_labelled_data``), the train config checks, the eval config checks and ``load_eval_data``.
+
+    Raises:
+        DataError: every problem found (config problems included). ConfigError: config problems only.
+    """
+    from rerankforge.data_prep.config import check_mine_config
+    from rerankforge.data_prep.mine import load_labelled_data
+    from rerankforge.data_prep.problems import DataError, Problem
+    from rerankforge.eval.config import check_eval_config
+    from rerankforge.eval.data import load_eval_data
+    from rerankforge.train.config import check_train_config
+
+    def qualified(problems, stage: str, schema: type) -> list[Problem]:
+        return [dataclasses.replace(p, message=_qualify(p.message, stage, schema)) for p in problems]
+
+    mine_config = [_qualify(p, "mine", MineConfig, leading_key=True) for p in check_mine_config(mine)]
+    config = mine_config + [_qualify(p, "train", TrainConfig, leading_key=True) for p in check_train_config(train)]
+    config += [_qualify(p, "eval", EvalConfig, leading_key=True) for p in check_eval_config(ev)]
+    data: list[Problem] = []
+    try:
+        if not mine_config:  # what `rerankforge mine` checks first: files, loaders, validate
+            load_labelled_data(mine)
+    except DataError as exc:
+        data += qualified(exc.problems, "mine", MineConfig)
+    try:
+        labelled = load_eval_data(ev.data)
+        if not labelled.qrels:
+            data.append(Problem(f"no query with a positive label in the eval split (eval.data.split="
+                                f"{ev.data.split}); nothing to evaluate.", labelled.sources.get("qrels")))
+    except DataError as exc:
+        data += qualified(exc.problems, "eval", EvalConfig)
+    if data:
+        raise DataError([Problem(p) for p in config] + data)
+    if config:
+        raise ConfigError("Config problems:\n" + "\n".join(f"  - {p}" for p in config))
+
+
+def mine_input(mine: MineConfig) -> str:
+    return f"the data folder {mine.data.path}"
+
+
+def train_input(train: TrainConfig) -> str:
+    return f"the mined set {train.data.train} and the model {train.model.name_or_path}"
+
+
+def eval_input(ev: EvalConfig) -> str:
+    return f"the data folder {ev.data.path} and the checkpoint {ev.rerankers['finetuned'].model}"
+
+
+def _write_log(log: Path, summary: str, details: str) -> Path:
+    """``summary`` (the one-line error) first, then ``details`` (the traceback); falls back to the temp folder."""
+    import tempfile
+
+    text = summary + "\n\n" + details
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(text, encoding="utf-8")
+    except OSError:
+        log = Path(tempfile.gettempdir()) / log.name
+        log.write_text(text, encoding="utf-8")
+    return log
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (+ how many lines more)."""
+    lines = str(exc).strip().splitlines() or [""]
+    more = f" (+{len(lines) - 1} more lines)" if len(lines) > 1 else ""
+    return f"{type(exc).__name__}: {lines[0]}{more}".rstrip(": ")
+
+
+def _failure_message(stage: str, source: str, error: str, log: Path) -> str:
+    """One line. When a stage runs, every stage before it has finished (run or reused): a rerun reuses them."""
+    finished = STAGES[:STAGES.index(stage)]
+    kept = (f"the finished stage{'s' if len(finished) > 1 else ''} ({', '.join(finished)}) "
+            f"{'are' if len(finished) > 1 else 'is'} kept and reused" if finished else "no stage had finished yet")
+    return (f"the {stage} stage failed (input: {source}): {error.rstrip('.')}. Fix the cause and run the same "
+            f"command again: {kept}. Full traceback: {log}")
+
+
+def _run_guarded(name: str, mine: MineConfig, train: TrainConfig, ev: EvalConfig, out: Path) -> None:
+    """``run_stage``, with any failure turned into a ``StageError`` (traceback in ``<out>/<name>-error.log``)."""
+    from rerankforge.data_prep.problems import DataError
+
+    try:
+        run_stage(name, mine, train, ev, out)
+        (out / f"{name}-error.log").unlink(missing_ok=True)  # an earlier failure's log: fixed now
+    except StageError:
+        raise
+    except Exception as exc:
+        error = one_line(exc)
+        log = _write_log(out / f"{name}-error.log", error, traceback.format_exc())
+        source = {"mine": mine_input(mine), "train": train_input(train), "eval": eval_input(ev)}[name]
+        message = _failure_message(name, source, error, log)
+        if isinstance(exc, (DataError, ConfigError)) and len(str(exc).splitlines()) > 1:
+            message += "\n" + "\n".join(str(exc).splitlines()[1:])  # the problems themselves (short: DataError)
+        raise StageError(message, name, log,
+                         exit_code=2 if isinstance(exc, (DataError, ConfigError, FileNotFoundError)) else 1) from exc
+
+
 def quickstart(cfg: QuickstartConfig) -> dict:
-    """Run (or reuse) every stage; returns ``{"stages": {name: {"seconds", "reused"}}, "report": ..., ...}``."""
+    """Run (or reuse) every stage; returns ``{"stages": {name: {"seconds", "reused"}}, "report": ..., ...}``.
+
+    Raises:
+        DataError, ConfigError: before any stage runs, every problem of every stage's config and data.
+        StageError: a stage failed; the stages that finished are kept for the next run.
+    """
     from rerankforge.data_prep.download import resolve_dataset
 
     data = resolve_dataset(cfg.dataset, cfg.data, Path(cfg.mine.cache_dir).expanduser() if cfg.mine.cache_dir else None)
     mine, train, ev = wire(cfg, data)
     out = Path(cfg.output_dir)
+    print("[0/3] checking the config and data of every stage ...", flush=True)
+    check_all(mine, train, ev)
     state_file = out / "stages.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     keys, stages = stage_keys(mine, train, ev, data), {}
@@ -113,7 +266,7 @@ def quickstart(cfg: QuickstartConfig) -> dict:
         if name == "eval":  # mining.candidates=auto: eval reranks the first stage mining picked
             picked = json.loads(outputs["mine"].read_text())["config"]["mining"]["candidates"]
             ev.retrieve.method = picked
-        run_stage(name, mine, train, ev, out)
+        _run_guarded(name, mine, train, ev, out)
         stages[name] = {"seconds": time.perf_counter() - start, "reused": False}
         state[name] = {"key": keys[name], "seconds": stages[name]["seconds"]}
         out.mkdir(parents=True, exist_ok=True)

@@ -43,24 +43,34 @@ def start_server(app):
     return server, thread, f"http://127.0.0.1:{port}"
 
 
-def load(url: str, clients: int, seconds: float, query: str, docs: list[str]) -> dict:
+def load(url: str, clients: int, seconds: float, query: str, docs: list[str], long_fraction: float = 0.0) -> dict:
+    """Requests per client until the deadline; a seeded ``long_fraction`` of them carry a ~3,000-token query.
+    Latencies and ``errors`` count the ordinary requests; ``long`` / ``long_errors`` the long-query ones."""
     import httpx
 
-    latencies, errors, lock = [], [0], threading.Lock()
-    deadline = time.monotonic() + seconds
+    latencies, errors, lock = [], {"ordinary": 0, "long": 0, "long_ok": 0}, threading.Lock()
+    deadline, long_query = time.monotonic() + seconds, " ".join([query] * 350)
 
-    def client():
+    def client(seed: int):
+        rng = random.Random(seed)
         with httpx.Client(timeout=300) as http:
             while time.monotonic() < deadline:
+                is_long = rng.random() < long_fraction
                 start = time.perf_counter()
                 try:
-                    ok = http.post(f"{url}/v2/rerank", json={"query": query, "documents": docs}).status_code == 200
+                    body = {"query": long_query if is_long else query, "documents": docs}
+                    ok = http.post(f"{url}/v2/rerank", json=body).status_code == 200
                 except httpx.HTTPError:
                     ok = False
                 with lock:
-                    (latencies.append(time.perf_counter() - start) if ok else errors.__setitem__(0, errors[0] + 1))
+                    if is_long:
+                        errors["long_ok" if ok else "long"] += 1
+                    elif ok:
+                        latencies.append(time.perf_counter() - start)
+                    else:
+                        errors["ordinary"] += 1
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -69,7 +79,8 @@ def load(url: str, clients: int, seconds: float, query: str, docs: list[str]) ->
     elapsed = time.perf_counter() - start
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan")
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "errors": errors[0],
+    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "errors": errors["ordinary"],
+            "long": errors["long"] + errors["long_ok"], "long_errors": errors["long"],
             "p50": statistics.median(ordered) if ordered else float("nan"), "p95": p95}
 
 
@@ -84,6 +95,8 @@ def main() -> None:
     parser.add_argument("--backend", default="torch", choices=["torch", "openvino"], help="the server's backend")
     parser.add_argument("--quantize", default=None, choices=["int8"])
     parser.add_argument("--calibration", default=None, help="for openvino int8: a mined training set or pairs file")
+    parser.add_argument("--long-query-fraction", type=float, default=0.0,
+                        help="share of requests whose query is ~3,000 tokens (they must not fail, nor fail others)")
     args = parser.parse_args()
     from sentence_transformers.cross_encoder import CrossEncoder
 
@@ -104,17 +117,19 @@ def main() -> None:
     print(f"{args.clients} clients x {args.docs}-document requests for {args.seconds:.0f} s per mode, max_length "
           f"{args.max_length}, server backend {args.backend} {args.quantize or 'float32'}; one CrossEncoder.predict "
           f"call of {args.docs} pairs: {single_s * 1000:.0f} ms (best of 3)")
-    print("| micro-batching | requests | req/s | p50 ms | p95 ms | p95 / single predict | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print("| micro-batching | requests | req/s | p50 ms | p95 ms | p95 / single predict | errors | long-query "
+          "requests (errors) |")
+    print("|---|---|---|---|---|---|---|---|")
     for batching in (True, False):
         app = create_app(ServeConfig(model=args.model, max_length=args.max_length, micro_batching=batching,
                                      max_documents=max(1000, args.docs)), reranker=reranker)
         server, thread, url = start_server(app)
-        result = load(url, args.clients, args.seconds, query, docs)
+        result = load(url, args.clients, args.seconds, query, docs, args.long_query_fraction)
         server.should_exit = True
         thread.join(timeout=30)
         print(f"| {'on' if batching else 'off'} | {result['requests']} | {result['rps']:.2f} | {result['p50'] * 1000:.0f} "
-              f"| {result['p95'] * 1000:.0f} | {result['p95'] / single_s:.2f}x | {result['errors']} |")
+              f"| {result['p95'] * 1000:.0f} | {result['p95'] / single_s:.2f}x | {result['errors']} | {result['long']} "
+              f"({result['long_errors']}) |")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ class BM25Index:
         if self.config.stemmer:
             self.stemmer = require("Stemmer", f"BM25 with stemmer={self.config.stemmer}").Stemmer(self.config.stemmer)
         self.retriever = self._bm25s.BM25(k1=self.config.k1, b=self.config.b)
+        # bm25s' own tqdm bars (one line every ~10 s in a log: utils/progress.py): a long corpus takes minutes
         self.retriever.index(self._bm25s.tokenize(list(texts), stopwords=self.config.stopwords, stemmer=self.stemmer,
-                                                  show_progress=False), show_progress=False)
+                                                  show_progress=True), show_progress=True)
         self.size = len(texts)
 
     def _tokens(self, queries: Sequence[str]) -> list[list[str]]:

@@ -20,11 +20,20 @@ class FieldNames:
 
 @dataclass
 class ChunkConfig:
-    """How a folder of .txt/.md files is split into passages."""
+    """How documents are split into passages, and how passage scores make a document's score.
+
+    ``mode``: ``folders`` chunks folders of .txt/.md files only (their passages are the unit: ids
+    ``<file>#<i>``, qrels name passages); ``all`` chunks every corpus format into passages ``<doc_id>#<i>`` and
+    keeps documents as the unit: qrels name documents, runs and metrics are per document, each document scored
+    from its passages by ``aggregate``: ``max`` (MaxP, its best passage), ``first`` (FirstP, its first passage
+    only) or ``sum``. Mining then trains on the best passage of each relevant document. ``off``: no chunking.
+    """
 
     size: int = 200
     overlap: int = 32
     unit: Literal["tokens", "chars"] = "tokens"
+    mode: Literal["folders", "all", "off"] = "folders"
+    aggregate: Literal["max", "first", "sum"] = "max"
 
     def __post_init__(self) -> None:
         if self.size <= 0 or not 0 <= self.overlap < self.size:

@@ -29,13 +29,31 @@ def carve_dev(query_ids: Sequence[str], fraction: float, min_queries: int, seed:
 
 
 def dev_records(stage, query_ids: list[str], queries: dict[str, str], qrels: dict[str, dict[str, int]], depth: int,
-                doc_texts: Sequence[str]) -> list[dict]:
-    """One record per dev query with its first-stage top ``depth`` from ``stage`` (a ``FirstStage``)."""
-    cands = stage.search([queries[q] for q in query_ids], depth)
-    return [{"query_id": q, "query": queries[q], "qrels": qrels[q],
-             "doc_ids": [stage.doc_ids[r] for r in rows.tolist()], "scores": [float(s) for s in scores],
-             "passages": [doc_texts[r] for r in rows.tolist()]}
-            for q, rows, scores in zip(query_ids, cands.rows, cands.scores)]
+                doc_texts: Sequence[str], documents=None) -> list[dict]:
+    """One record per dev query with its first-stage top ``depth`` from ``stage`` (a ``FirstStage``).
+
+    With ``documents`` (a chunked corpus; qrels name documents) the top ``depth`` documents, pooled from passages
+    by ``documents.aggregate``, each with the text of its best-ranked passage."""
+    if documents is None:
+        cands = stage.search([queries[q] for q in query_ids], depth)
+        return [{"query_id": q, "query": queries[q], "qrels": qrels[q],
+                 "doc_ids": [stage.doc_ids[r] for r in rows.tolist()], "scores": [float(s) for s in scores],
+                 "passages": [doc_texts[r] for r in rows.tolist()]}
+                for q, rows, scores in zip(query_ids, cands.rows, cands.scores)]
+    from rerankforge.data_prep.chunking import PASSAGES_PER_DOCUMENT
+
+    text_of = dict(zip(stage.doc_ids, doc_texts))
+    all_hits = stage.hits([queries[q] for q in query_ids], min(depth * PASSAGES_PER_DOCUMENT, len(stage.doc_ids)))
+    records = []
+    for q, hits in zip(query_ids, all_hits):
+        best: dict[str, str] = {}
+        for passage_id, _ in hits:  # best first: a document's first passage seen is its best-ranked
+            if documents.aggregate != "first" or documents.position[passage_id] == 0:
+                best.setdefault(documents.document_of[passage_id], passage_id)
+        pooled = documents.pool_hits(hits, depth)
+        records.append({"query_id": q, "query": queries[q], "qrels": qrels[q], "doc_ids": [d for d, _ in pooled],
+                        "scores": [s for _, s in pooled], "passages": [text_of[best[d]] for d, _ in pooled]})
+    return records
 
 
 def write_dev(path: Path, records: list[dict]) -> None:

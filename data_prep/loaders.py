@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional
 
+from rerankforge.data_prep.chunking import TokenSpans, chunk_text
 from rerankforge.data_prep.config import ChunkConfig, DataConfig, FieldNames
 from rerankforge.data_prep.problems import Problem, first_few
 from rerankforge.data_prep.readers import read_records
@@ -20,8 +21,6 @@ from rerankforge.data_prep.readers import read_records
 Corpus = dict[str, dict[str, str]]
 Queries = dict[str, str]
 Qrels = dict[str, dict[str, int]]
-# text -> list of (start, end) character spans of its tokens; used to chunk text files by tokens.
-TokenSpans = Callable[[str], list[tuple[int, int]]]
 TEXT_SUFFIXES = (".txt", ".md")
 
 
@@ -84,34 +83,18 @@ def load_qrels(path: str | Path, fields: FieldNames, problems: list[Problem]) ->
     return qrels
 
 
-def windows(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
-    """``[start, end)`` windows of ``size`` units over ``length`` units, consecutive ones sharing ``overlap``."""
-    return [(start, min(start + size, length)) for start in range(0, max(length - overlap, 1), size - overlap)
-            if start < length]
-
-
-def chunk_text(text: str, chunking: ChunkConfig, token_spans: Optional[TokenSpans] = None) -> list[str]:
-    """Split ``text`` into windows of ``chunking.size`` tokens (or chars) overlapping by ``chunking.overlap``.
-
-    Passages are slices of the original text, so nothing is re-tokenized or normalised.
-    """
-    if chunking.unit == "chars":
-        pieces = [text[s:e] for s, e in windows(len(text), chunking.size, chunking.overlap)]
-    else:
-        if token_spans is None:
-            raise ValueError("data.chunking.unit=tokens needs a tokenizer; none was given.")
-        spans = token_spans(text)
-        pieces = [text[spans[s][0]:spans[e - 1][1]] for s, e in windows(len(spans), chunking.size, chunking.overlap)]
-    return [p.strip() for p in pieces if p.strip()]
-
-
 def load_text_folder(folder: str | Path, chunking: ChunkConfig, token_spans: Optional[TokenSpans] = None) -> Corpus:
-    """Corpus from every .txt/.md file under ``folder``; passage ids are ``<relative path>#<index>``."""
+    """Corpus from every .txt/.md file under ``folder``. With ``chunking.mode=folders`` (default) passage ids are
+    ``<relative path>#<index>``; otherwise each file is one document ``<relative path>`` (``mode=all`` chunks it
+    later, keeping the document as the unit)."""
     folder, corpus = Path(folder), {}
     for file in sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file()):
         relative = file.relative_to(folder).as_posix()
-        title = file.stem.replace("_", " ")
-        for index, passage in enumerate(chunk_text(file.read_text(encoding="utf-8"), chunking, token_spans)):
+        title, text = file.stem.replace("_", " "), file.read_text(encoding="utf-8")
+        if chunking.mode != "folders":
+            corpus[relative] = {"title": title, "text": text}
+            continue
+        for index, passage in enumerate(chunk_text(text, chunking, token_spans)):
             corpus[f"{relative}#{index}"] = {"title": title, "text": passage}
     return corpus
 

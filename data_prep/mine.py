@@ -18,6 +18,7 @@ from typing import Optional
 
 from tqdm.auto import tqdm
 
+from rerankforge.data_prep.chunking import Documents, split_corpus, tokenizer_spans
 from rerankforge.data_prep.config import MineConfig, check_mine_config
 from rerankforge.data_prep.dev_split import carve_dev, dev_records
 from rerankforge.data_prep.encode import default_cache_dir, doc_text, load_encoder
@@ -43,16 +44,10 @@ class LabelledData:
     inputs: dict[str, dict[str, str]]
     counts: dict[str, int] = field(default_factory=dict)
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)  # graded labels of the queries in positives
-
-
-def _token_spans(cfg: MineConfig):
-    """Token character spans from the bi-encoder's tokenizer, for chunking text folders by tokens."""
-    from transformers import AutoTokenizer
-
-    from rerankforge.models.resolve import resolve_model
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.encoder.name_or_path).path)
-    return lambda text: tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    # data.chunking.mode=all: corpus holds passages, positives and qrels name documents until
+    # positives_from_documents picks each relevant document's best passage
+    documents: Optional[Documents] = None
+    excluded: dict[str, set[str]] = field(default_factory=dict)  # never a negative: every passage of a positive
 
 
 def load_labelled_data(cfg: MineConfig) -> LabelledData:
@@ -68,8 +63,10 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     missing = [Problem(f"{name} file not found: {p}", str(p)) for name, p in paths.items() if p and not p.exists()]
     if missing:
         raise DataError(missing)
-    chunk_by_tokens = paths["corpus"].is_dir() and cfg.data.chunking.unit == "tokens"
-    corpus = load_corpus_any(paths["corpus"], cfg.data, problems, _token_spans(cfg) if chunk_by_tokens else None)
+    chunking = cfg.data.chunking
+    chunk_folder = paths["corpus"].is_dir() and chunking.unit == "tokens" and chunking.mode == "folders"
+    corpus = load_corpus_any(paths["corpus"], cfg.data, problems,
+                             tokenizer_spans(cfg.encoder.name_or_path) if chunk_folder else None)
     queries = load_queries(paths["queries"], cfg.data.fields, problems)
     qrels = load_qrels(paths["qrels"], cfg.data.fields, problems)
     eval_qrels = load_qrels(paths["eval_qrels"], cfg.data.fields, problems) if paths["eval_qrels"] else None
@@ -81,10 +78,12 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     for warning in problems:
         logger.warning("%s", warning)
     query_ids = sorted(labelled.positives)[: cfg.max_queries]
+    passages, documents = split_corpus(corpus, chunking, cfg.encoder.name_or_path)
     return LabelledData(
-        corpus, queries, {q: labelled.positives[q] for q in query_ids},
+        passages, queries, {q: labelled.positives[q] for q in query_ids},
         inputs={name: {"path": str(p), "sha256": hash_path(p)} for name, p in paths.items() if p},
-        counts={"corpus_documents": len(corpus), "queries_labelled": len(qrels),
+        documents=documents,
+        counts={"corpus_documents": len(corpus), "corpus_passages": len(passages), "queries_labelled": len(qrels),
                 "queries_skipped_no_positive": len(labelled.skipped_no_positive),
                 "queries_beyond_max_queries": len(labelled.positives) - len(query_ids)},
         qrels={q: qrels[q] for q in query_ids},
@@ -147,7 +146,8 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_te
     cands = stage.search(query_texts, k)
     rngs = [query_rng(cfg.seed, q) for q in query_ids]
     easy = [[row_of[d] for d in sample_easy_negatives(
-        doc_ids, {doc_ids[r] for r in cands.rows[qi].tolist() + positive_rows[qi]}, cfg.mining.random_negatives,
+        doc_ids, {doc_ids[r] for r in cands.rows[qi].tolist() + positive_rows[qi]} | data.excluded.get(query_ids[qi], set()),
+        cfg.mining.random_negatives,
         rngs[qi])] for qi in range(len(query_ids))]
     rescored = None
     if cfg.mining.rescore.cross_encoder:
@@ -163,7 +163,8 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_te
         if rescored is not None:
             filter_scores = [rescored[qi][r] for r in rows]
             filter_pos = [rescored[qi][r] for r in positive_rows[qi]]
-        chosen = select_negatives([doc_ids[r] for r in rows], filter_scores, set(data.positives[query_id]),
+        not_negatives = set(data.positives[query_id]) | data.excluded.get(query_id, set())
+        chosen = select_negatives([doc_ids[r] for r in rows], filter_scores, not_negatives,
                                   min(filter_pos), options, rngs[qi])
         tally.update(chosen.fates)
         hard = [rows[i] for i in chosen.indices]
@@ -190,15 +191,19 @@ def mine(cfg: MineConfig) -> Path:
             raise DataError([Problem(f"mining.candidates=auto picks the first stage on the dev split, but "
                                      f"{len(data.positives)} labelled queries leave no dev split (it needs at least "
                                      "4). Name the first stage (mining.candidates=hybrid, dense or bm25).")])
-        selection = select_first_stage(stage, [data.queries[q] for q in dev_ids], [data.qrels[q] for q in dev_ids])
+        selection = select_first_stage(stage, [data.queries[q] for q in dev_ids], [data.qrels[q] for q in dev_ids],
+                                       documents=data.documents)
         stage.spec.method = max(selection, key=selection.get)
         cfg = dataclasses.replace(cfg, mining=dataclasses.replace(cfg.mining, candidates=stage.spec.method))
         logger.info("First stage picked on %d dev queries: %s (nDCG@10 %s).", len(dev_ids), stage.spec.method,
                     ", ".join(f"{m} {v:.4f}" for m, v in selection.items()))
+    if data.documents is not None:
+        data = positives_from_documents(data, stage, doc_ids)
     held_out = set(dev_ids)
     train_ids = [q for q in sorted(data.positives) if q not in held_out]
     mined, tally = mine_queries(cfg, data, doc_ids, doc_texts, stage, train_ids)
-    dev = dev_records(stage, dev_ids, data.queries, data.qrels, cfg.data.dev_depth, doc_texts) if dev_ids else []
+    dev = dev_records(stage, dev_ids, data.queries, data.qrels, cfg.data.dev_depth, doc_texts,
+                      data.documents) if dev_ids else []
     short = sum(1 for q in mined if q.negative_kinds.count("hard") < cfg.mining.num_negatives)
     if short:
         logger.warning("%d of %d queries got fewer than mining.num_negatives=%d hard negatives. With a margin or "
@@ -207,10 +212,43 @@ def mine(cfg: MineConfig) -> Path:
     return write_mine_output(cfg, data, doc_ids, doc_texts, mined, tally, encoder, dev, selection)
 
 
-def select_first_stage(stage: FirstStage, queries: list[str], qrels: list[dict[str, int]], k: int = 100) -> dict:
-    """nDCG@10 of every method ``stage`` runs, on labelled queries (the dev split): ``{method: value}``."""
+def positives_from_documents(data: LabelledData, stage: FirstStage, doc_ids: list[str]) -> LabelledData:
+    """Document-level qrels on a chunked corpus: each relevant document's positive is its passage closest to the
+    query (bi-encoder cosine; BM25 when the first stage has no bi-encoder), and no passage of a relevant document
+    may be a negative."""
+    import numpy as np
+
+    documents, row_of = data.documents, {d: i for i, d in enumerate(doc_ids)}
+    query_ids = sorted(data.positives)
+    texts = [data.queries[q] for q in query_ids]
+    vectors = stage.encode_queries(texts) if stage.encoder is not None else None
+    positives, excluded = {}, {}
+    for qi, query_id in enumerate(query_ids):
+        best = []
+        for doc_id in data.positives[query_id]:
+            rows = [row_of[p] for p in documents.chunks[doc_id]]
+            scores = (np.asarray(stage.docs[rows]) @ vectors[qi] if vectors is not None
+                      else stage.bm25.scores(texts[qi], rows))
+            best.append(doc_ids[rows[int(np.argmax(scores))]])
+        positives[query_id] = best
+        excluded[query_id] = {p for d, rel in data.qrels.get(query_id, {}).items() if rel > 0
+                              for p in documents.chunks.get(d, [])}
+    counts = {**data.counts, "positives_from_documents": sum(len(v) for v in positives.values())}
+    logger.info("Document-level labels: %d positives are the best passage (by %s) of a relevant document.",
+                counts["positives_from_documents"], "cosine" if vectors is not None else "BM25")
+    return dataclasses.replace(data, positives=positives, excluded=excluded, counts=counts)
+
+
+def select_first_stage(stage: FirstStage, queries: list[str], qrels: list[dict[str, int]], k: int = 100,
+                       documents: Optional[Documents] = None) -> dict:
+    """nDCG@10 of every method ``stage`` runs, on labelled queries (the dev split): ``{method: value}``; with
+    ``documents``, of the document runs pooled from passages."""
+    from rerankforge.data_prep.chunking import PASSAGES_PER_DOCUMENT
     from rerankforge.eval.metrics import evaluate_run, untied
 
     labels = {str(i): q for i, q in enumerate(qrels)}
+    depth = k if documents is None else min(k * PASSAGES_PER_DOCUMENT, len(stage.doc_ids))
+    pooled = {method: hits if documents is None else [documents.pool_hits(h, k) for h in hits]
+              for method, hits in stage.hits_all(queries, depth).items()}
     return {method: evaluate_run(labels, {str(i): untied(h) for i, h in enumerate(hits)}, ["ndcg@10"])["ndcg@10"]
-            for method, hits in stage.hits_all(queries, k).items()}
+            for method, hits in pooled.items()}

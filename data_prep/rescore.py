@@ -7,9 +7,10 @@ from rerankforge.models.resolve import resolve_model
 
 
 def rescore_pairs(config: RescoreConfig, pairs: list[tuple[str, str]], device: str | None = None) -> list[float]:
-    """Cross-encoder scores (sigmoid for one-logit models) of ``(query, passage)`` pairs, in order."""
-    from sentence_transformers import CrossEncoder
+    """One-logit cross-encoder scores (the sigmoid, as ``CrossEncoder.predict``) of ``(query, passage)`` pairs, in
+    order, through the same pair encoder as training and reranking (no length of either text fails)."""
+    from rerankforge.models.reranker import Reranker
 
-    model = CrossEncoder(resolve_model(config.cross_encoder).path, max_length=config.max_length, device=device)
-    scores = model.predict(pairs, batch_size=config.batch_size, show_progress_bar=True, convert_to_numpy=True)
-    return [float(s) for s in scores]
+    model = Reranker(resolve_model(config.cross_encoder).path, max_length=config.max_length, device=device,
+                     batch_size=config.batch_size)
+    return model.score_pairs(pairs, progress=True)

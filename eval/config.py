@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from rerankforge.data_prep.config import BM25Config, EncoderConfig, FieldNames, IndexConfig
+from rerankforge.data_prep.config import BM25Config, ChunkConfig, EncoderConfig, FieldNames, IndexConfig
 
 DEFAULT_PROMPT = (
     "Answer the question using only the passages below. Cite the passages you use as [1], [2], ...\n\n"
@@ -23,9 +23,16 @@ class EvalDataConfig:
     qrels: Optional[str] = None
     split: str = "test"
     # {"_id": query id, "answers": [str, ...]} per line; default <path>/answers.jsonl when it exists.
+    # "none": no gold answers, even when <path>/answers.jsonl exists (e.g. a file of another shape).
     answers: Optional[str] = None
+    # The field of each answers record holding its gold answers: a string (one answer) or a list of strings,
+    # e.g. long_answer for PubMedQA-style records. null: read no answers (like answers: none).
+    answers_field: Optional[str] = "answers"
     max_queries: Optional[int] = None  # the first N labelled queries (sorted by id): quick runs, tests
     fields: FieldNames = field(default_factory=FieldNames)
+    # chunking.mode=all: long documents become passages; first stage, reranking and metrics per document
+    # (MaxP/FirstP/sum by chunking.aggregate); qrels name documents. Chunks by the retrieve encoder's tokenizer.
+    chunking: ChunkConfig = field(default_factory=lambda: ChunkConfig(mode="off"))
 
 
 @dataclass

@@ -28,22 +28,54 @@ def eval_paths(cfg: EvalDataConfig) -> dict[str, Optional[Path]]:
     def pick(explicit: Optional[str], beir_name: str) -> Optional[Path]:
         return Path(explicit).expanduser() if explicit else (base / beir_name if base else None)
 
-    answers = pick(cfg.answers, "answers.jsonl")
+    off = answers_disabled(cfg)
+    answers = None if off else pick(cfg.answers, "answers.jsonl")
     return {"corpus": pick(cfg.corpus, "corpus.jsonl"), "queries": pick(cfg.queries, "queries.jsonl"),
             "qrels": pick(cfg.qrels, f"qrels/{cfg.split}.tsv"),
             "answers": answers if cfg.answers or (answers and answers.exists()) else None}
 
 
-def load_answers(path: Path, problems: list[Problem]) -> dict[str, list[str]]:
-    """``{query_id: [gold answer, ...]}`` from JSONL lines ``{"_id": ..., "answers": [...]}``."""
+NO_ANSWERS = "none"  # data.answers=none: evaluate without gold answers even when <path>/answers.jsonl exists
+
+
+def answers_disabled(cfg: EvalDataConfig) -> bool:
+    return (cfg.answers or "").strip().lower() == NO_ANSWERS or not cfg.answers_field
+
+
+def load_answers(path: Path, problems: list[Problem], answers_field: str = "answers") -> dict[str, list[str]]:
+    """``{query_id: [gold answer, ...]}`` from JSONL lines ``{"_id": ..., "<answers_field>": [...]}``; a string
+    value is one answer. Records without the field make one problem for the whole file (naming the keys found
+    and the config keys that fix it), not one per record."""
     answers: dict[str, list[str]] = {}
+    lacking, keys_found, records = [], set(), 0
     for line, record in read_records(path, problems):
-        query_id, golds = record.get("_id"), record.get("answers")
-        if query_id is None or not isinstance(golds, list) or not all(isinstance(g, str) for g in golds):
-            problems.append(Problem('expected {"_id": "<query id>", "answers": ["<text>", ...]}, got keys '
-                                    f"{sorted(record)}.", str(path), line))
+        records += 1
+        query_id, golds = record.get("_id"), record.get(answers_field)
+        if answers_field not in record:
+            lacking.append(line)
+            keys_found.update(record)
+            continue
+        if query_id is None:
+            problems.append(Problem('no "_id" field (the query id).', str(path), line))
+            continue
+        if isinstance(golds, str):
+            golds = [golds]
+        if not isinstance(golds, list) or not all(isinstance(g, str) for g in golds):
+            problems.append(Problem(f'"{answers_field}" must be a string or a list of strings, got '
+                                    f"{type(golds).__name__}.", str(path), line))
             continue
         answers[str(query_id)] = [g for g in golds if g.strip()]
+    if lacking:
+        candidates = sorted(k for k in keys_found if k != "_id")
+        fix = (f"data.answers_field to the field holding the gold answers (one of {', '.join(candidates)}; e.g. "
+               f"data.answers_field={candidates[-1]})" if candidates else "data.answers_field to the field holding "
+               "the gold answers")
+        problems.append(Problem(
+            f'{len(lacking):,} of {records:,} answer records have no "{answers_field}" field (first at line '
+            f'{lacking[0]}); keys found: {sorted(keys_found)}. Expected one record per query like '
+            f'{{"_id": "<query id>", "{answers_field}": ["<gold answer>", ...]}} (a string is one answer). Set '
+            f"{fix}, or data.answers={NO_ANSWERS} to evaluate without "
+            "answers.", str(path)))
     return answers
 
 
@@ -64,7 +96,7 @@ def load_eval_data(cfg: EvalDataConfig, need_qrels: bool = True) -> EvalData:
     corpus = load_corpus(paths["corpus"], cfg.fields, problems)
     queries = load_queries(paths["queries"], cfg.fields, problems)
     qrels = load_qrels(paths["qrels"], cfg.fields, problems) if need_qrels else {}
-    answers = load_answers(paths["answers"], problems) if need_qrels and paths["answers"] else {}
+    answers = load_answers(paths["answers"], problems, cfg.answers_field) if need_qrels and paths["answers"] else {}
     if need_qrels:
         check_ids(corpus, queries, qrels, str(paths["qrels"]), problems)
     errors = [p for p in problems if p.level == "error"]

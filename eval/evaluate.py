@@ -45,13 +45,13 @@ def run_pipeline(pipeline: Pipeline, data: EvalData) -> list[QueryRecord]:
     records = []
     for query_id in tqdm(list(data.qrels), desc="Evaluating queries", unit="query"):
         query = data.queries[query_id]
-        hits, ms = _timed(lambda q: pipeline.retriever.search([q])[0], query)
+        hits, ms = _timed(pipeline.first_stage, query)
         record = QueryRecord(query_id, query, hits, ms)
         for name in pipeline.rerankers:
             record.reranked[name], record.rerank_ms[name] = _timed(pipeline.rerank, name, query, hits)
             if pipeline.generator is None:
                 continue
-            passing = record.reranked[name].passing
+            passing = record.reranked[name].passages
             outputs = {}
             for n in sizes:
                 outputs[n], ms = _timed(pipeline.generate, query, passing, n)
@@ -91,7 +91,7 @@ def compare_first_stages(pipeline: Pipeline, data: EvalData) -> dict[str, dict[s
     if retriever.method != "hybrid":  # a hybrid stage runs all three methods; the encoder is shared
         ids = retriever.stage.doc_ids
         retriever = Retriever(cfg, ids, [pipeline.texts[d] for d in ids], retriever.stage.cache_dir, "hybrid",
-                              retriever.stage.encoder)
+                              retriever.stage.encoder, pipeline.documents)
     query_ids = list(data.qrels)
     hits = retriever.search_all([data.queries[q] for q in query_ids])
     return {method: {q: untied(h) for q, h in zip(query_ids, hits[method])} for method in cfg.compare}
@@ -105,7 +105,7 @@ def answer_summary(records: list[QueryRecord], name: str, answers: dict[str, lis
         return {}
     em = [exact_match(answer_text(r.generations[name][n].answer), answers[r.query_id]) for r in rows]
     f1 = [token_f1(answer_text(r.generations[name][n].answer), answers[r.query_id]) for r in rows]
-    ctx = [answer_in_context([texts[d] for d in r.reranked[name].passing[:n]], answers[r.query_id]) for r in rows]
+    ctx = [answer_in_context([texts[p] for p in r.reranked[name].passages[:n]], answers[r.query_id]) for r in rows]
     tokens = [r.generations[name][n].prompt_tokens for r in rows]
     return {"exact_match": float(np.mean(em)), "f1": float(np.mean(f1)), "answer_in_context": float(np.mean(ctx)),
             "prompt_tokens": float(np.mean(tokens)), "queries": len(rows)}
@@ -160,7 +160,9 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
                                "total": percentiles(total)}
         rerankers[name] = entry
     return {
-        "data": {"queries": len(records), "corpus_documents": len(pipeline.texts),
+        "data": {"queries": len(records), "corpus_passages": len(pipeline.texts),
+                 "corpus_documents": len(pipeline.documents.chunks) if pipeline.documents else len(pipeline.texts),
+                 "document_scoring": pipeline.documents.aggregate if pipeline.documents else None,
                  "queries_with_answers": sum(r.query_id in data.answers for r in records), "sources": data.sources},
         "first_stage": {"method": cfg.retrieve.method, "top_k": cfg.retrieve.top_k,
                         "encoder": cfg.retrieve.encoder.name_or_path if cfg.retrieve.method != "bm25" else None,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from rerankforge.data_prep.chunking import Documents, pool
 from rerankforge.eval.config import EvalConfig, RerankerConfig
 from rerankforge.eval.generate import Generation, Generator, load_generator
 from rerankforge.eval.retrieve import Hits, Retriever
@@ -27,6 +28,12 @@ class Reranked:
     hits: Hits  # every first-stage hit: reranked top-`depth` (final scores), then the rest (negative scores)
     passing: list[str]  # doc ids at or above the threshold, in reranked order
     alone: Optional[Hits] = None  # with fusion: the reranker's own order (relevance scores), for the report
+    evidence: dict[str, str] = field(default_factory=dict)  # chunked documents: doc id -> its best passage id
+
+    @property
+    def passages(self) -> list[str]:
+        """The passage ids behind ``passing`` (what a generator reads): a chunked document's best passage."""
+        return [self.evidence.get(d, d) for d in self.passing]
 
 
 def _with_tail(head: list[tuple[str, float]], tail: Hits) -> Hits:
@@ -35,45 +42,69 @@ def _with_tail(head: list[tuple[str, float]], tail: Hits) -> Hits:
     return ranked + [(d, -float(i)) for i, (d, _) in enumerate(tail, start=1)]
 
 
+def _score_documents(reranker, query: str, doc_ids: list[str], texts: dict[str, str],
+                     documents: Documents) -> tuple[list[float], dict[str, str]]:
+    """One logit per document pooled from its passages' logits (``sum`` pools relevance scores), and each
+    document's best passage."""
+    passages = [(d, p) for d in doc_ids for p in documents.scored(d)]
+    logits = reranker.score(query, [texts[p] for _, p in passages], raw=True)
+    grouped: dict[str, list[tuple[str, float]]] = {}
+    for (d, p), x in zip(passages, logits):
+        grouped.setdefault(d, []).append((p, x))
+    values = {d: [sigmoid(x) if documents.aggregate == "sum" else x for _, x in v] for d, v in grouped.items()}
+    best = {d: max(v, key=lambda item: item[1])[0] for d, v in grouped.items()}
+    return [pool(values[d], documents.aggregate) for d in doc_ids], best
+
+
 def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: dict[str, str],
-                fusion: Optional[tuple[str, float, int]] = None) -> Reranked:
+                fusion: Optional[tuple[str, float, int]] = None, documents: Optional[Documents] = None) -> Reranked:
     """Rerank the top ``spec.depth`` of ``hits`` with ``reranker`` (None keeps the first-stage order).
 
     Reranked docs get their ``relevance_score`` (sigmoid, in (0, 1)), or with ``fusion=(method, alpha, rrf_k)`` the
     fused score of their logit and first-stage score; docs past the depth keep their first-stage order below
-    them with scores -1, -2, .... ``threshold`` always applies to the relevance score.
+    them with scores -1, -2, .... ``threshold`` always applies to the relevance score. With ``documents`` the hits
+    are documents, each scored from its passages (``documents.aggregate``: MaxP, FirstP or sum).
     """
     from rerankforge.models.fusion import fuse
 
     head, tail = hits[: spec.depth], hits[spec.depth:]
     if reranker is None:
-        return Reranked(list(hits), [d for d, _ in head])
-    logits = reranker.score(query, [texts[d] for d, _ in head], raw=True)
-    relevance = {d: sigmoid(x) for (d, _), x in zip(head, logits)}
+        evidence = {d: documents.scored(d)[0] for d, _ in head} if documents is not None else {}
+        return Reranked(list(hits), [d for d, _ in head], evidence=evidence)
+    if documents is None:
+        logits, evidence = reranker.score(query, [texts[d] for d, _ in head], raw=True), {}
+    else:
+        logits, evidence = _score_documents(reranker, query, [d for d, _ in head], texts, documents)
+    relevance = {d: min(x, 1.0) if documents is not None and documents.aggregate == "sum" else sigmoid(x)
+                 for (d, _), x in zip(head, logits)}
     alone = _with_tail([(d, relevance[d]) for d, _ in head], tail)
     final = alone
     if fusion is not None:
         fused = fuse(logits, [s for _, s in head], *fusion)
         final = _with_tail([(d, float(f)) for (d, _), f in zip(head, fused)], tail)
     passing = [d for d, _ in final[: len(head)] if spec.threshold is None or relevance[d] >= spec.threshold]
-    return Reranked(final, passing, alone if fusion is not None else None)
+    return Reranked(final, passing, alone if fusion is not None else None, evidence)
 
 
 class Pipeline:
     """Holds the retriever, every configured reranker and the generator, loaded once.
 
-    ``texts`` maps doc id to the text the models see (BEIR's ``title + " " + text``).
+    ``texts`` maps doc id to the text the models see (BEIR's ``title + " " + text``). With ``documents`` (a
+    chunked corpus, ``data.chunking.mode=all``) ``doc_ids``/``texts`` are passages, and retrieval, reranking and
+    the runs are per document.
     """
 
     def __init__(self, cfg: EvalConfig, doc_ids: list[str], texts: dict[str, str], cache_dir: Path,
-                 generator: Optional[Generator] = None, load_models: bool = True):
+                 generator: Optional[Generator] = None, load_models: bool = True,
+                 documents: Optional[Documents] = None):
         import torch
 
         from rerankforge.models.reranker import Reranker
 
         cfg = self.cfg = cfg.resolved()
-        self.texts = texts
-        self.retriever = Retriever(cfg.retrieve, doc_ids, [texts[d] for d in doc_ids], cache_dir)
+        self.texts, self.documents = texts, documents
+        self.retriever = Retriever(cfg.retrieve, doc_ids, [texts[d] for d in doc_ids], cache_dir,
+                                   documents=documents)
         with torch.random.fork_rng(devices=[]):  # seeds the loading only, not the caller's generator
             torch.manual_seed(cfg.seed)  # an untrained head is drawn from the global generator
             self.rerankers = {
@@ -110,22 +141,34 @@ class Pipeline:
         return (*resolved, int(fitted.get("rrf_k", spec.fusion.rrf_k)))
 
     @classmethod
-    def from_config(cls, cfg: EvalConfig) -> "Pipeline":
+    def from_corpus(cls, cfg: EvalConfig, corpus: dict[str, dict[str, str]], **kwargs) -> "Pipeline":
+        """A pipeline over a BEIR corpus, chunked into passages first when ``data.chunking.mode=all``."""
+        from rerankforge.data_prep.chunking import split_corpus
         from rerankforge.data_prep.encode import default_cache_dir, doc_text
+
+        passages, documents = split_corpus(corpus, cfg.data.chunking, cfg.retrieve.encoder.name_or_path)
+        cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+        ids = sorted(passages)
+        return cls(cfg, ids, {p: doc_text(passages[p]) for p in ids}, cache, documents=documents, **kwargs)
+
+    @classmethod
+    def from_config(cls, cfg: EvalConfig) -> "Pipeline":
         from rerankforge.eval.data import load_eval_data
 
-        data = load_eval_data(cfg.data, need_qrels=False)
-        cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-        doc_ids = sorted(data.corpus)
-        return cls(cfg, doc_ids, {d: doc_text(data.corpus[d]) for d in doc_ids}, cache)
+        return cls.from_corpus(cfg, load_eval_data(cfg.data, need_qrels=False).corpus)
+
+    def first_stage(self, query: str) -> Hits:
+        """The first stage's top ``retrieve.top_k`` for one query (documents, when the corpus is chunked)."""
+        return self.retriever.search([query])[0]
 
     def rerank(self, name: str, query: str, hits: Hits) -> Reranked:
-        return rerank_hits(self.rerankers[name], self.cfg.rerankers[name], query, hits, self.texts, self.fusion[name])
+        return rerank_hits(self.rerankers[name], self.cfg.rerankers[name], query, hits, self.texts, self.fusion[name],
+                           self.documents)
 
-    def generate(self, query: str, doc_ids: list[str], top_n: Optional[int] = None) -> Optional[Generation]:
+    def generate(self, query: str, passage_ids: list[str], top_n: Optional[int] = None) -> Optional[Generation]:
         if self.generator is None:
             return None
-        return self.generator.generate(query, [self.texts[d] for d in doc_ids[: top_n or self.cfg.generate.top_n]])
+        return self.generator.generate(query, [self.texts[p] for p in passage_ids[: top_n or self.cfg.generate.top_n]])
 
     def query(self, query: str, reranker: Optional[str] = None, top_n: Optional[int] = None) -> dict:
         """Answer one query: ``{answer, passages: [{doc_id, text, score}], prompt_tokens, timings_ms}``.
@@ -137,11 +180,11 @@ class Pipeline:
             raise KeyError(f"Unknown reranker '{name}'; configured: {', '.join(self.rerankers)}.")
         top_n = top_n or self.cfg.generate.top_n
         start = time.perf_counter()
-        hits = self.retriever.search([query])[0]
+        hits = self.first_stage(query)
         t_retrieve = time.perf_counter()
         reranked = self.rerank(name, query, hits)
         t_rerank = time.perf_counter()
-        generation = self.generate(query, reranked.passing, top_n)
+        generation = self.generate(query, reranked.passages, top_n)
         t_generate = time.perf_counter()
         scores = dict(reranked.hits)
         return {
@@ -149,7 +192,8 @@ class Pipeline:
             "answer": generation.answer if generation else None,
             "prompt_tokens": generation.prompt_tokens if generation else 0,
             "fusion": None if self.fusion[name] is None else dict(zip(("method", "alpha"), self.fusion[name][:2])),
-            "passages": [{"doc_id": d, "text": self.texts[d], "score": scores[d]} for d in reranked.passing[:top_n]],
+            "passages": [{"doc_id": d, "passage_id": p, "text": self.texts[p], "score": scores[d]}
+                         for d, p in zip(reranked.passing[:top_n], reranked.passages[:top_n])],
             "timings_ms": {"retrieve": 1000 * (t_retrieve - start), "rerank": 1000 * (t_rerank - t_retrieve),
                            "generate": 1000 * (t_generate - t_rerank), "total": 1000 * (t_generate - start)},
         }

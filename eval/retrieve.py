@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
+from rerankforge.data_prep.chunking import PASSAGES_PER_DOCUMENT, Documents
 from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec, Hits
 from rerankforge.eval.config import RetrieveConfig
 
@@ -17,12 +18,21 @@ def retrieve_spec(cfg: RetrieveConfig, method: Optional[str] = None) -> FirstSta
 
 class Retriever:
     """Doc ids for queries from a fixed corpus. Dense retrieval reuses the embedding cache and FAISS index that
-    ``rerankforge mine`` wrote for the same model and corpus, so nothing is encoded twice."""
+    ``rerankforge mine`` wrote for the same model and corpus, so nothing is encoded twice.
+
+    With ``documents`` (a chunked corpus) the stage searches passages and returns documents, each scored from its
+    retrieved passages by ``documents.aggregate`` (MaxP, FirstP or sum); ``k`` then counts documents."""
 
     def __init__(self, cfg: RetrieveConfig, doc_ids: Sequence[str], doc_texts: Sequence[str], cache_dir: Path,
-                 method: Optional[str] = None, encoder=None):
-        self.cfg = cfg
+                 method: Optional[str] = None, encoder=None, documents: Optional[Documents] = None):
+        self.cfg, self.documents = cfg, documents
         self.stage = FirstStage(retrieve_spec(cfg, method), doc_texts, cache_dir, encoder, doc_ids)
+
+    def _passages(self, k: int) -> int:
+        return k if self.documents is None else min(k * PASSAGES_PER_DOCUMENT, len(self.stage.doc_ids))
+
+    def _pool(self, hits: list[Hits], k: int) -> list[Hits]:
+        return hits if self.documents is None else [self.documents.pool_hits(h, k) for h in hits]
 
     @property
     def method(self) -> str:
@@ -30,8 +40,10 @@ class Retriever:
 
     def search(self, queries: Sequence[str], k: Optional[int] = None) -> list[Hits]:
         """Top-``k`` (default ``retrieve.top_k``) ``(doc_id, score)`` per query, best first."""
-        return self.stage.hits(queries, k or self.cfg.top_k)
+        k = k or self.cfg.top_k
+        return self._pool(self.stage.hits(queries, self._passages(k)), k)
 
     def search_all(self, queries: Sequence[str], k: Optional[int] = None) -> dict[str, list[Hits]]:
         """``search`` by every method the stage can run (a hybrid stage runs bm25, dense and hybrid)."""
-        return self.stage.hits_all(queries, k or self.cfg.top_k)
+        k = k or self.cfg.top_k
+        return {method: self._pool(hits, k) for method, hits in self.stage.hits_all(queries, self._passages(k)).items()}

@@ -24,7 +24,6 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     Raises:
         ConfigError: every config problem at once. DataError: every data problem at once.
     """
-    from rerankforge.data_prep.encode import default_cache_dir, doc_text
     from rerankforge.eval.data import load_eval_data
     from rerankforge.eval.evaluate import compare_first_stages, run_pipeline, runs_of, summarize
     from rerankforge.eval.pipeline import Pipeline
@@ -37,9 +36,7 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     if not data.qrels:
         raise ConfigError(f"No query with a positive label in {data.sources.get('qrels')} (data.split="
                           f"{cfg.data.split}); nothing to evaluate.")
-    cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-    doc_ids = sorted(data.corpus)
-    pipeline = Pipeline(cfg, doc_ids, {d: doc_text(data.corpus[d]) for d in doc_ids}, cache)
+    pipeline = Pipeline.from_corpus(cfg, data.corpus)
     records = run_pipeline(pipeline, data)
     first_stages = compare_first_stages(pipeline, data)
     summary = summarize(pipeline, data, records, first_stages)

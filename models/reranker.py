@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import torch
 
 from rerankforge.models.loading import bf16_is_fast, load_seq_cls, load_tokenizer
+from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
 
 
 def sigmoid(x: float) -> float:
@@ -24,8 +25,10 @@ class Reranker:
     """A one-logit cross-encoder from a local folder, a Hub id, or a LoRA adapter folder.
 
     Args:
-        max_length: tokens per (query, passage) pair; only the passage is truncated. Default: the tokenizer's
-            ``model_max_length`` when it is sane, else 512.
+        max_length: tokens per (query, passage) pair. Default: the tokenizer's ``model_max_length`` when it is
+            sane, else 512. No length of query or passage fails (``models/pairs.py``): the query is cut to
+            ``max_query_length`` tokens, then the passage to the rest.
+        max_query_length: tokens kept of a long query (default 64, as in training).
         device: e.g. "cpu", "cuda:0"; default CUDA when available.
         dtype: ``torch.float32`` (default), ``torch.bfloat16`` (on CPU: bfloat16 autocast over float32 weights,
             which is faster there than bfloat16 weights), or "auto": bfloat16 where ``bf16_is_fast`` says it
@@ -44,7 +47,7 @@ class Reranker:
     def __init__(self, model_name_or_path: str, max_length: Optional[int] = None, device: Optional[str] = None,
                  dtype: Optional[torch.dtype | str] = None, batch_size: int = 32, gguf_file: Optional[str] = None,
                  quantize: Optional[str] = None, backend: str = "torch",
-                 calibration: Optional[Sequence[tuple[str, str]] | str] = None):
+                 calibration: Optional[Sequence[tuple[str, str]] | str] = None, max_query_length: int = 64):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if quantize not in (None, "int8") or backend not in ("torch", "openvino"):
             raise ValueError(f"quantize must be None or 'int8' and backend 'torch' or 'openvino'; got quantize="
@@ -66,6 +69,7 @@ class Reranker:
             self.model = torch.ao.quantization.quantize_dynamic(self.model.float(), {torch.nn.Linear}, dtype=torch.qint8)
         limit = getattr(self.tokenizer, "model_max_length", None) or 512
         self.max_length = max_length or (limit if limit <= 8192 else 512)
+        self.limits = PairLimits(max_length=self.max_length, max_query_length=max_query_length)
         self.batch_size = batch_size
         self._forward = lambda batch: self.model(**batch).logits.view(-1).float()
         if cpu_autocast and backend == "torch" and not quantize:
@@ -78,31 +82,42 @@ class Reranker:
             self._forward = compile_openvino(self.model.float(), self._encode, quantize, calibration, batch_size)
 
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> dict:
-        return self.tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation="only_second",
-                              max_length=self.max_length, padding=True, return_tensors="pt").to(self.device)
+        """One padded model input per pair (passages truncated), on the model's device."""
+        inputs, _ = encode_pairs(self.tokenizer, pairs, self.limits)
+        return {k: v.to(self.device) for k, v in pad_inputs(self.tokenizer, inputs).items()}
 
-    def score(self, query: str, docs: Sequence[str], raw: bool = False) -> list[float]:
+    def score(self, query: str, docs: Sequence[str], raw: bool = False,
+              limits: Optional[PairLimits] = None) -> list[float]:
         """One score per doc, in the order given (sigmoid of the logit; the logit with ``raw=True``)."""
-        return self.score_pairs([(query, d) for d in docs], raw=raw)
+        return self.score_pairs([(query, d) for d in docs], raw=raw, limits=limits)
 
     @torch.inference_mode()
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], raw: bool = False) -> list[float]:
-        """Scores of ``(query, passage)`` pairs from any queries, in order; batches are formed longest passage
-        first so they pad little, and only the passage is truncated."""
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], raw: bool = False,
+                    limits: Optional[PairLimits] = None, progress: bool = False) -> list[float]:
+        """Scores of ``(query, passage)`` pairs from any queries, in order.
+
+        ``limits`` (default: truncate to ``max_length``) may split long passages into windows
+        (``PairLimits.max_passage_tokens``); a passage then scores as its best window (MaxP). Batches are formed
+        longest input first so they pad little. ``progress``: a progress bar over the batches.
+        """
+        from tqdm.auto import tqdm
+
         if not pairs:
             return []
-        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][1]))
-        scores = [0.0] * len(pairs)
-        for start in range(0, len(order), self.batch_size):
+        inputs, owners = encode_pairs(self.tokenizer, pairs, limits or self.limits)
+        order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]["input_ids"]))
+        best = [-math.inf] * len(pairs)
+        batches = range(0, len(order), self.batch_size)
+        for start in tqdm(batches, desc="Scoring pairs", unit="batch", disable=not progress):
             rows = order[start:start + self.batch_size]
-            logits = self._forward(self._encode([pairs[i] for i in rows]))
-            for i, value in zip(rows, (logits if raw else torch.sigmoid(logits)).tolist()):
-                scores[i] = value
-        return scores
+            batch = {k: v.to(self.device) for k, v in pad_inputs(self.tokenizer, [inputs[i] for i in rows]).items()}
+            for i, logit in zip(rows, self._forward(batch).tolist()):
+                best[owners[i]] = max(best[owners[i]], logit)
+        return best if raw else [sigmoid(x) for x in best]
 
     def rerank(self, query: str, docs: Sequence[str], top_n: Optional[int] = None,
-               raw: bool = False) -> list[dict]:
+               raw: bool = False, limits: Optional[PairLimits] = None) -> list[dict]:
         """``[{"index", "relevance_score"}]`` for the ``top_n`` best docs (all by default), best first."""
-        scores = self.score(query, docs, raw=raw)
+        scores = self.score(query, docs, raw=raw, limits=limits)
         ranked = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
         return [{"index": i, "relevance_score": scores[i]} for i in ranked[: top_n or len(docs)]]

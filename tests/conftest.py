@@ -212,3 +212,21 @@ def read_trec(path: Path) -> dict[str, dict[str, float]]:
         query_id, _, doc_id, _, score, _ = line.split()
         run.setdefault(query_id, {})[doc_id] = float(score)
     return run
+
+
+def make_long_beir(folder: Path, n_docs: int = 12, n_train: int = 8, n_test: int = 3) -> Path:
+    """A BEIR folder of long documents (6 segments of 12 words each, ~400 chars) with document-level qrels:
+    each query copies words from a segment in the middle of its relevant document, so MaxP can find it
+    and FirstP (the first segment only) cannot."""
+    import random
+
+    rng = random.Random(1)
+    segments = {f"d{i}": [" ".join(rng.choices(WORDS, k=12)) for _ in range(6)] for i in range(n_docs)}
+    write_jsonl(folder / "corpus.jsonl", [{"_id": d, "title": f"doc {d}", "text": " ".join(s)}
+                                          for d, s in segments.items()])
+    ids = [f"q{i}" for i in range(n_train)] + [f"t{i}" for i in range(n_test)]
+    relevant = {q: f"d{(3 * i) % n_docs}" for i, q in enumerate(ids)}
+    write_jsonl(folder / "queries.jsonl", [{"_id": q, "text": segments[relevant[q]][3]} for q in ids])
+    write_qrels(folder / "qrels" / "train.tsv", [(q, relevant[q], 1) for q in ids[:n_train]])
+    write_qrels(folder / "qrels" / "test.tsv", [(q, relevant[q], 1) for q in ids[n_train:]])
+    return folder

@@ -2,6 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rerankforge.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,3 +48,54 @@ def test_train_print_config_and_config_problems(capsys):
     assert main(["train", "loss.name=bce"]) == 2
     assert "expected one of ['listwise_ce', 'pointwise_bce', 'ranknet', 'margin_mse', 'kl_distill']" in \
         capsys.readouterr().err
+
+
+def test_stage_error_exits_with_one_error_line(monkeypatch, capsys):
+    import rerankforge.quickstart as qs
+
+    def fail(cfg):
+        raise qs.StageError("the eval stage failed (input: x): RuntimeError: boom. Fix the cause and run the same "
+                            "command again: the finished stages (mine, train) are kept and reused. Full traceback: "
+                            "runs/quickstart/eval-error.log", "eval")
+
+    monkeypatch.setattr(qs, "quickstart", fail)
+    assert main(["quickstart"]) == 1
+    captured = capsys.readouterr()
+    assert len(captured.err.splitlines()) == 1 and not captured.out
+    assert captured.err.startswith("rerankforge quickstart: error: the eval stage failed (input: x): "
+                                   "RuntimeError: boom.")
+
+
+def test_interrupt_exits_130_with_one_line(monkeypatch, capsys):
+    import rerankforge.quickstart as qs
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(qs, "quickstart", interrupted)
+    assert main(["quickstart"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rerankforge quickstart: interrupted; finished stages are kept")
+
+
+def test_unexpected_error_is_one_line_with_the_traceback_in_a_file(monkeypatch, capsys, tmp_path):
+    import rerankforge.cli as cli
+    import rerankforge.quickstart as qs
+
+    def crash(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setitem(cli.COMMANDS, "eval", ("help", crash))
+    monkeypatch.delenv("RERANKFORGE_DEBUG", raising=False)
+    monkeypatch.setenv(qs.ERROR_LOG_ENV, str(tmp_path / "train-error.log"))  # as the quickstart sets it for train
+    assert main(["eval"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("rerankforge eval: error: ZeroDivisionError: division by zero (full traceback: ")
+    log = (tmp_path / "train-error.log").read_text()
+    assert log.startswith("rerankforge eval: error: ZeroDivisionError: division by zero")
+    assert "Traceback (most recent call last)" in log and "in crash" in log
+
+    monkeypatch.setenv("RERANKFORGE_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["eval"])

@@ -1,23 +1,25 @@
 """`rerankforge quickstart` in a reduced mode on the real SciFact (few queries, few steps): every output exists,
-the printed table and the report agree with the run files, and a second run reuses every stage."""
+the printed table and the report agree with the run files, and a second run reuses every stage. On a tiny BEIR
+folder (train and eval faked): every stage's config and data are checked before any compute, and a failing stage
+ends in one StageError whose rerun reuses the finished stages."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA, read_trec
+from conftest import SHARED_DATA, make_beir, read_trec, write_jsonl
 from rerankforge.cli import main
 from rerankforge.eval.metrics import evaluate_run
-
-pytestmark = pytest.mark.slow
 
 REDUCED = ["mine.max_queries=40", "train.max_steps=4", "train.batch_size=2", "train.model.max_length=96",
            "train.save_every=null", "eval.data.max_queries=12", "eval.rerankers.finetuned.depth=5",
            "eval.rerankers.finetuned.max_length=96", "eval.retrieve.top_k=20"]
 
 
+@pytest.mark.slow
 def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_path, monkeypatch, capsys):
     if not (SHARED_DATA / "scifact").exists():
         pytest.skip("real data not found")
@@ -63,3 +65,116 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
     assert capsys.readouterr().out.count("unchanged since its last run") == 3
     assert main(["quickstart", f"output_dir={out}", *REDUCED[:-1], "eval.retrieve.top_k=10"]) == 0
     assert capsys.readouterr().out.count("unchanged since its last run") == 2  # only eval reran
+
+
+# mining for real (BM25: no model), training and evaluation faked: the quickstart's own logic, in seconds
+TINY = ["mine.mining.candidates=bm25", "mine.data.dev_fraction=0", "mine.mining.range_max=30",
+        "mine.mining.num_negatives=3", "mine.mining.relative_margin=null", "train.data.dev=null"]
+REPORT = {"first_stage": {"method": "bm25"}, "first_stages": {}, "best_first_stage": "bm25",
+          "rerankers": {"finetuned": {}}}
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """(argv of a tiny quickstart, its output folder, the stages that ran); train writes final/, eval raises
+    whatever ``calls["eval_error"]`` holds (else writes a report)."""
+    import rerankforge.data_prep.mine as mine_module
+    import rerankforge.eval.run as eval_run
+    import rerankforge.quickstart as qs
+
+    beir, out, calls = make_beir(tmp_path / "beir"), tmp_path / "qs", {"ran": [], "eval_error": None}
+    real_mine = mine_module.mine
+
+    def mine(cfg):
+        calls["ran"].append("mine")
+        return real_mine(cfg)
+
+    def train(cfg, folder):
+        calls["ran"].append("train")
+        (Path(cfg.output_dir) / "final").mkdir(parents=True)
+
+    def evaluate(cfg, command):
+        calls["ran"].append("eval")
+        if calls["eval_error"]:
+            raise calls["eval_error"]
+        Path(cfg.output_dir).mkdir(parents=True)
+        (Path(cfg.output_dir) / "report.json").write_text(json.dumps(REPORT))
+
+    monkeypatch.setattr(mine_module, "mine", mine)
+    monkeypatch.setattr(qs, "_run_train", train)
+    monkeypatch.setattr(eval_run, "evaluate", evaluate)
+    monkeypatch.setattr(qs, "summary_table", lambda result: "summary table")
+    return ["quickstart", f"data={beir}", f"output_dir={out}", *TINY], out, calls
+
+
+def test_bad_answers_file_fails_before_any_stage_runs_naming_the_keys(tiny, capsys):
+    argv, out, calls = tiny
+    beir = Path(argv[1].split("=", 1)[1])
+    write_jsonl(beir / "answers.jsonl", [{"_id": f"t{i}", "final_decision": "yes", "long_answer": "cats"}
+                                         for i in range(1000)])
+    assert main([*argv, "train.batch_size=0"]) == 2
+    err = capsys.readouterr().err
+    assert calls["ran"] == [] and not (out / "mine").exists()  # nothing was computed
+    assert err.startswith("rerankforge quickstart: error: Found 2 problem(s)")
+    assert len(err.splitlines()) == 3  # one problem for the whole answers file, not one per record
+    assert "eval.data.answers_field=long_answer" in err and "eval.data.answers=none" in err
+    assert "['_id', 'final_decision', 'long_answer']" in err
+    assert "train.batch_size must be >= 1, got 0." in err  # every stage's problems at once
+    assert main([*argv, "eval.data.answers_field=long_answer"]) == 0  # the fix it names works
+    assert calls["ran"] == ["mine", "train", "eval"]
+
+
+def test_a_failing_stage_is_one_error_and_the_rerun_reuses_the_finished_stages(tiny, capsys):
+    from rerankforge.quickstart import QuickstartConfig, StageError, quickstart
+    from rerankforge.utils.config import load_config
+
+    argv, out, calls = tiny
+    calls["eval_error"] = RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+    cfg = load_config(QuickstartConfig, Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml", argv[1:])
+    with pytest.raises(StageError) as err:
+        quickstart(cfg)
+    message, log = str(err.value), out / "eval-error.log"
+    assert err.value.stage == "eval" and err.value.log == log and err.value.exit_code == 1
+    assert len(message.splitlines()) == 1
+    assert message.startswith(f"the eval stage failed (input: the data folder {argv[1].split('=', 1)[1]} and the "
+                              f"checkpoint {out / 'train' / 'final'}): RuntimeError: CUDA out of memory. "
+                              "(+1 more lines)")
+    assert "the finished stages (mine, train) are kept and reused" in message and str(log) in message
+    assert "Traceback (most recent call last)" in log.read_text() and "Tried to allocate" in log.read_text()
+    assert calls["ran"] == ["mine", "train", "eval"]
+
+    calls["eval_error"] = None  # the fault removed: only eval runs again
+    capsys.readouterr()
+    result = quickstart(cfg)
+    assert calls["ran"] == ["mine", "train", "eval", "eval"]
+    assert capsys.readouterr().out.count("unchanged since its last run") == 2
+    assert result["stages"]["mine"]["reused"] and result["stages"]["train"]["reused"]
+    assert not result["stages"]["eval"]["reused"]
+
+
+def test_a_failing_train_process_is_a_stage_error_with_its_error_line(tmp_path, monkeypatch):
+    import subprocess
+
+    import rerankforge.quickstart as qs
+    from rerankforge.train.config import TrainConfig
+
+    def fake_run(command, env):  # what `rerankforge train` does when it fails (cli.main writes the log)
+        assert command[-3:-1] == ["train", "--config"]
+        Path(env[qs.ERROR_LOG_ENV]).write_text("rerankforge train: error: ValueError: no rows (full traceback: x)\n\n"
+                                               "Traceback ...\n")
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr(qs.subprocess, "run", fake_run)
+    train = TrainConfig(output_dir=str(tmp_path / "train"))
+    train.data.train = str(tmp_path / "mine")
+    with pytest.raises(qs.StageError) as err:
+        qs._run_train(train, tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"the train stage failed (input: the mined set {tmp_path / 'mine'} and the model ")
+    assert "ValueError: no rows" in message and "the finished stage (mine) is kept and reused" in message
+    assert err.value.log == tmp_path / "train-error.log" and err.value.exit_code == 1
+
+    monkeypatch.setattr(qs.subprocess, "run", lambda command, env: subprocess.CompletedProcess(command, -9))
+    with pytest.raises(qs.StageError) as err:  # killed: no log from the process; the quickstart writes one
+        qs._run_train(train, tmp_path)
+    assert "killed by signal 9 (out of memory?)" in str(err.value) and (tmp_path / "train-error.log").exists()

@@ -11,6 +11,7 @@ from typing import Iterator, Optional
 
 import torch
 
+from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
 from rerankforge.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -93,22 +94,16 @@ class EpochBatches(torch.utils.data.Sampler):
 
 
 class GroupCollator:
-    """Tokenizes groups into ``B*G`` (query, passage) pairs with dynamic padding.
-
-    Only the passage is truncated to fit ``max_length``; a query is first cut to ``max_query_length`` tokens.
-    """
+    """Tokenizes groups into ``B*G`` (query, passage) pairs with dynamic padding, through the one pair encoder
+    (``models/pairs.py``): a query is cut to ``max_query_length`` tokens, then the passage to the rest."""
 
     def __init__(self, tokenizer, max_length: int, max_query_length: int):
-        self.tokenizer, self.max_length, self.max_query_length = tokenizer, max_length, max_query_length
-
-    def cut_query(self, query: str) -> str:
-        ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
-        return query if len(ids) <= self.max_query_length else self.tokenizer.decode(ids[: self.max_query_length])
+        self.tokenizer = tokenizer
+        self.limits = PairLimits(max_length=max_length, max_query_length=max_query_length)
 
     def pairs(self, queries: list[str], passages: list[str]) -> dict[str, torch.Tensor]:
-        queries = [self.cut_query(q) for q in queries]
-        return self.tokenizer(queries, passages, truncation="only_second", max_length=self.max_length,
-                              padding=True, return_tensors="pt")
+        inputs, _ = encode_pairs(self.tokenizer, list(zip(queries, passages)), self.limits)
+        return pad_inputs(self.tokenizer, inputs)
 
     def __call__(self, groups: list[Group]) -> dict[str, torch.Tensor]:
         queries = [g.query for g in groups for _ in g.passages]

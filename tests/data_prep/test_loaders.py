@@ -7,8 +7,7 @@ import pytest
 
 from conftest import write_jsonl, write_qrels
 from rerankforge.data_prep.config import ChunkConfig, DataConfig, FieldNames, MineConfig
-from rerankforge.data_prep.loaders import (chunk_text, load_corpus, load_qrels, load_queries, load_text_folder,
-                                           windows)
+from rerankforge.data_prep.loaders import load_corpus, load_qrels, load_queries, load_text_folder
 from rerankforge.data_prep.mine import load_labelled_data
 from rerankforge.data_prep.problems import DataError, Problem
 
@@ -152,40 +151,6 @@ def test_unsupported_file_type_is_a_problem(tmp_path, beir_dir):
     message = problems_of(cfg_for(beir_dir, corpus=str(tmp_path / "corpus.xml")))
     assert f"{tmp_path / 'corpus.xml'}: unsupported file type '.xml'. Expected one of .jsonl" in message
     assert "the corpus is empty" in message
-
-
-def test_chunk_text_by_chars_with_overlap():
-    assert chunk_text("abcdefghij", ChunkConfig(size=4, overlap=1, unit="chars")) == ["abcd", "defg", "ghij"]
-    assert chunk_text("abcdefghijk", ChunkConfig(size=4, overlap=1, unit="chars")) == ["abcd", "defg", "ghij",
-                                                                                       "jk"]
-    assert chunk_text("abc", ChunkConfig(size=4, overlap=1, unit="chars")) == ["abc"]
-    assert chunk_text("", ChunkConfig(size=4, overlap=1, unit="chars")) == []
-
-
-@pytest.mark.parametrize("length, size, overlap", [(0, 3, 1), (1, 3, 1), (3, 3, 1), (10, 3, 0), (10, 4, 3),
-                                                   (11, 5, 2)])
-def test_windows_cover_everything_with_the_overlap(length, size, overlap):
-    got = windows(length, size, overlap)
-    covered = sorted({i for s, e in got for i in range(s, e)})
-    assert covered == list(range(length))
-    assert all(e - s <= size for s, e in got)
-    assert all(a[1] - b[0] == overlap for a, b in zip(got, got[1:]))
-
-
-def test_chunk_text_by_tokens_keeps_original_text():
-    def spans(text):  # whitespace tokens
-        out, start = [], None
-        for i, ch in enumerate(text + " "):
-            if ch.isspace() and start is not None:
-                out.append((start, i))
-                start = None
-            elif not ch.isspace() and start is None:
-                start = i
-        return out
-
-    text = "One two,  three four five six"
-    assert chunk_text(text, ChunkConfig(size=3, overlap=1), spans) == ["One two,  three", "three four five",
-                                                                       "five six"]
 
 
 def test_text_folder_ids_from_path_and_index(tmp_path):

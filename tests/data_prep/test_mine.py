@@ -200,3 +200,41 @@ def test_auto_first_stage_without_a_dev_split_is_a_config_problem(beir_dir, tmp_
 
     with pytest.raises(DataError, match="mining.candidates=auto picks the first stage on the dev split"):
         mine(make_cfg(beir_dir, tmp_path, tiny_encoder, candidates="auto"))
+
+
+@pytest.mark.parametrize("candidates", ["dense", "bm25"])
+def test_document_level_qrels_train_on_the_best_passage_of_each_relevant_document(tmp_path, tiny_encoder,
+                                                                                 candidates):
+    import numpy as np
+
+    from conftest import make_long_beir
+    from rerankforge.data_prep.config import ChunkConfig
+
+    beir = make_long_beir(tmp_path / "long", n_train=12)
+    cfg = MineConfig(data=DataConfig(path=str(beir), dev_fraction=0.25, dev_min_queries=3, dev_depth=4,
+                                     chunking=ChunkConfig(size=100, overlap=0, unit="chars", mode="all")),
+                     encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
+                     mining=MiningConfig(candidates=candidates, range_max=20, num_negatives=3, relative_margin=None),
+                     output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
+    out = mine(cfg)
+    rows = load_from_disk(str(out / "dataset"))
+    qrels = {line.split("\t")[0]: line.split("\t")[1] for line in (beir / "qrels" / "train.tsv").read_text().splitlines()[1:]}
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["counts"]["corpus_documents"] == 12 and manifest["counts"]["corpus_passages"] > 12
+    assert manifest["counts"]["positives_from_documents"] == len(rows) + len(manifest["dev_query_ids"])
+    data = load_labelled_data(cfg)
+    for row in rows:
+        relevant = qrels[row["query_id"]]
+        assert row["positive_id"].rsplit("#", 1)[0] == relevant  # a passage of the relevant document
+        assert all(n.rsplit("#", 1)[0] != relevant for n in row["negative_ids"])  # none of its passages
+        if candidates == "dense":  # the relevant document's passage closest to the query
+            from rerankforge.data_prep.encode import load_encoder
+
+            encoder = load_encoder(cfg.encoder)
+            chunks = data.documents.chunks[relevant]
+            vectors = encoder.model.encode([row["query"]] + [f"{data.corpus[c]['title']} {data.corpus[c]['text']}"
+                                                              for c in chunks], normalize_embeddings=True)
+            assert row["positive_id"] == chunks[int(np.argmax(vectors[1:] @ vectors[0]))]
+    dev = [json.loads(line) for line in (out / "dev.jsonl").read_text().splitlines()]
+    assert dev and all("#" not in d for r in dev for d in r["doc_ids"]) and all(len(r["doc_ids"]) <= 4 for r in dev)
+    assert all(set(r["qrels"]) == {qrels[r["query_id"]]} for r in dev)

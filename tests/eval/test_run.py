@@ -224,3 +224,58 @@ def test_openvino_int8_without_calibration_is_a_config_problem(beir_dir, tiny_en
                                           r"rerankers\.tiny\.calibration"):
         evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path / "e", "rerankers.tiny.backend=openvino",
                           "rerankers.tiny.quantize=int8"))
+
+
+@pytest.mark.parametrize("aggregate", ["max", "first"])
+def test_chunked_documents_are_retrieved_reranked_and_measured_per_document(tmp_path, tiny_encoder,
+                                                                             tiny_cross_encoder, aggregate,
+                                                                             monkeypatch):
+    from conftest import make_long_beir
+    from rerankforge.models.reranker import Reranker
+
+    beir = make_long_beir(tmp_path / "long")
+    scored = []
+    original = Reranker.score_pairs
+    monkeypatch.setattr(Reranker, "score_pairs", lambda self, pairs, **kw: scored.extend(p for _, p in pairs)
+                        or original(self, pairs, **kw))
+    out = tmp_path / "eval"
+    evaluate(eval_cfg(beir, tiny_encoder, tiny_cross_encoder, out, "data.chunking.mode=all",
+                      "data.chunking.unit=chars", "data.chunking.size=100", "data.chunking.overlap=0",
+                      f"data.chunking.aggregate={aggregate}", "retrieve.top_k=4", "rerankers.none.depth=4",
+                      "rerankers.tiny.depth=3", "generate.kind=extractive"))
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["data"]["corpus_documents"] == 12 and summary["data"]["corpus_passages"] > 12
+    assert summary["data"]["document_scoring"] == aggregate
+    qrels = {"t0": {"d0": 1}, "t1": {"d3": 1}, "t2": {"d6": 1}}
+    for name in ("first_stage", "none", "tiny"):
+        run = read_trec(out / "runs" / f"{name}.trec")
+        assert all("#" not in d for docs in run.values() for d in docs)  # documents, not passages
+        assert all(len(docs) <= 4 for docs in run.values())
+        metrics = evaluate_run(qrels, run, ["ndcg@10", "mrr@10", "recall@10"])
+        expected = summary["first_stage"] if name == "first_stage" else summary["rerankers"][name]
+        assert {k: expected["metrics"][k] for k in metrics} == pytest.approx(metrics, abs=1e-6), name
+    # FirstP scores the first passage of each reranked document; MaxP every passage of each
+    assert all(len(p) <= 100 + len("doc d10 ") for p in scored)
+    if aggregate == "first":
+        assert len(scored) == 3 * 3
+    else:
+        assert len(scored) > 3 * 3 * 3
+    rows = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]
+    assert all("#" not in d for r in rows for d in r["rerankers"]["tiny"]["top_passages"])
+
+
+def test_a_2000_token_query_and_a_100_kb_document_go_through_eval(beir_dir, tiny_encoder, tiny_cross_encoder,
+                                                                  tmp_path):
+    corpus = [json.loads(line) for line in (beir_dir / "corpus.jsonl").read_text().splitlines()]
+    corpus.append({"_id": "huge", "title": "huge", "text": "cats eat fish. " * 7000})  # ~105 KB
+    write_jsonl(beir_dir / "corpus.jsonl", corpus)
+    queries = [json.loads(line) for line in (beir_dir / "queries.jsonl").read_text().splitlines()]
+    queries.append({"_id": "t9", "text": " ".join(["cats eat fish"] * 700)})  # ~2,100 tokens
+    write_jsonl(beir_dir / "queries.jsonl", queries)
+    with open(beir_dir / "qrels" / "test.tsv", "a") as fh:
+        fh.write("t9\thuge\t1\n")
+    out = tmp_path / "eval"
+    evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out))
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["data"]["queries"] == 3
+    assert "t9" in read_trec(out / "runs" / "tiny.trec")

@@ -94,3 +94,31 @@ def test_calibration_pairs_from_query_passage_records_and_bad_files(tmp_path):
         load_calibration_pairs(str(bad))
     with pytest.raises(ValueError, match="no such file or folder"):
         load_calibration_pairs(str(tmp_path / "missing.jsonl"))
+
+
+LONG_QUERY = " ".join(["cats eat fish"] * 700)  # 2,100 tokens
+LONG_DOC = "dogs bark at night. " * 5000  # 100 KB
+
+
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_a_2000_token_query_and_a_100_kb_document_score(tiny_cross_encoder, backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    reranker = Reranker(tiny_cross_encoder, device="cpu", max_length=64, backend=backend)
+    scores = reranker.score(LONG_QUERY, [LONG_DOC, "cats eat fish", ""])
+    assert len(scores) == 3 and all(0.0 < s < 1.0 for s in scores)
+    assert reranker.score_pairs([(LONG_QUERY, LONG_DOC)]) == pytest.approx(scores[:1], abs=1e-4)
+
+
+def test_windows_score_a_long_passage_by_its_best_window(tiny_cross_encoder):
+    from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
+
+    reranker = Reranker(tiny_cross_encoder, device="cpu", max_length=32)
+    passage = "dogs bark at night. " * 30 + "cats eat fish and mice. " * 3 + "the sun is a star. " * 30
+    limits = PairLimits(max_length=32, max_passage_tokens=10_000, stride=8)
+    maxp = reranker.score(QUERY, [passage], raw=True, limits=limits)[0]
+    inputs, _ = encode_pairs(reranker.tokenizer, [(QUERY, passage)], limits)
+    with torch.inference_mode():
+        each = [reranker.model(**pad_inputs(reranker.tokenizer, [i])).logits.item() for i in inputs]
+    assert len(each) > 3 and maxp == pytest.approx(max(each), abs=1e-5)
+    assert reranker.score(QUERY, [passage], raw=True)[0] == pytest.approx(each[0], abs=1e-5)  # default: truncate
