@@ -29,7 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="runs/bench-quality/covidqa/train/final",
                         help="the fine-tuned reranker (bench/quality.py writes this one)")
-    parser.add_argument("--data-dir", default=os.environ.get("RERANKFORGE_DATA_DIR", str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=os.environ.get("RERANKFORGE_DATA_DIR",
+                                                            str(ROOT.parent / "shared" / "data")))
     parser.add_argument("--out", default="runs/bench-long-docs")
     parser.add_argument("--method", default="bm25", help="first stage (BM25 is COVID-QA's best)")
     parser.add_argument("--depth", type=int, default=10, help="articles reranked per query")

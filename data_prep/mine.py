@@ -145,10 +145,10 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_te
     k = cfg.mining.range_max + max(len(p) for p in positive_rows)
     cands = stage.search(query_texts, k)
     rngs = [query_rng(cfg.seed, q) for q in query_ids]
-    easy = [[row_of[d] for d in sample_easy_negatives(
-        doc_ids, {doc_ids[r] for r in cands.rows[qi].tolist() + positive_rows[qi]} | data.excluded.get(query_ids[qi], set()),
-        cfg.mining.random_negatives,
-        rngs[qi])] for qi in range(len(query_ids))]
+    seen = [{doc_ids[r] for r in cands.rows[qi].tolist() + positive_rows[qi]} | data.excluded.get(q, set())
+            for qi, q in enumerate(query_ids)]
+    easy = [[row_of[d] for d in sample_easy_negatives(doc_ids, seen[qi], cfg.mining.random_negatives, rngs[qi])]
+            for qi in range(len(query_ids))]
     rescored = None
     if cfg.mining.rescore.cross_encoder:
         rescored = _rescore_all(cfg, [cands.rows[qi].tolist() + positive_rows[qi] + easy[qi]

@@ -85,7 +85,8 @@ def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], limits: PairLimits
         if limits.windowed:
             spans = _spans(len(passage_pos), budget, limits.stride, limits.max_windows, limits.direction)
         else:
-            spans = [(0, budget)] if limits.direction == "right" else [(max(len(passage_pos) - budget, 0), len(passage_pos))]
+            n = len(passage_pos)
+            spans = [(0, budget)] if limits.direction == "right" else [(max(n - budget, 0), n)]
         keep_base = seq == -1
         keep_base[query_pos[:query_keep]] = True
         for start, end in spans:

@@ -294,7 +294,8 @@ def log(accelerator, record: dict, metrics_file: Path, bar) -> None:
     if accelerator.is_main_process:
         with open(metrics_file, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
-        bar.set_postfix({k.replace("dev/", ""): round(v, 4) for k, v in record.items() if k in ("loss", "dev/ndcg@10")})
+        bar.set_postfix({k.replace("dev/", ""): round(v, 4) for k, v in record.items() if k in ("loss", "dev/ndcg@10")},
+                        refresh=False)  # drawn at the next update: a log gets a line per mininterval, not per step
 
 
 def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progress: Progress,

@@ -218,7 +218,8 @@ def test_document_level_qrels_train_on_the_best_passage_of_each_relevant_documen
                      output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
     out = mine(cfg)
     rows = load_from_disk(str(out / "dataset"))
-    qrels = {line.split("\t")[0]: line.split("\t")[1] for line in (beir / "qrels" / "train.tsv").read_text().splitlines()[1:]}
+    lines = (beir / "qrels" / "train.tsv").read_text().splitlines()[1:]
+    qrels = {line.split("\t")[0]: line.split("\t")[1] for line in lines}
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["counts"]["corpus_documents"] == 12 and manifest["counts"]["corpus_passages"] > 12
     assert manifest["counts"]["positives_from_documents"] == len(rows) + len(manifest["dev_query_ids"])
