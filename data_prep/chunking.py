@@ -82,6 +82,21 @@ class Documents:
         """The passages that decide a document's score: its first with ``first``, else all of them."""
         return self.chunks[doc_id][:1] if self.aggregate == "first" else self.chunks[doc_id]
 
+    def fetch_depth(self, k: int) -> int:
+        """How many passages to retrieve for ``k`` documents (a long document has many)."""
+        return min(k * PASSAGES_PER_DOCUMENT, len(self.document_of))
+
+    def _counted(self, hits: Hits) -> list[tuple[str, str, float]]:
+        """``(doc_id, passage_id, score)`` of the hits that count: with ``first``, first passages only."""
+        return [(self.document_of[p], p, s) for p, s in hits if self.aggregate != "first" or self.position[p] == 0]
+
+    def best_passages(self, hits: Hits) -> dict[str, str]:
+        """Each retrieved document's best-ranked counted passage, from passage hits (best first)."""
+        best: dict[str, str] = {}
+        for doc_id, passage_id, _ in self._counted(hits):
+            best.setdefault(doc_id, passage_id)
+        return best
+
     def pool_hits(self, hits: Hits, k: Optional[int] = None) -> Hits:
         """Passage hits (best first) as document hits, best first (ties keep the order of first appearance).
 
@@ -89,10 +104,7 @@ class Documents:
         retrieved is not retrieved. Scores pool over the retrieved passages of each document.
         """
         grouped: dict[str, list[tuple[int, float]]] = {}
-        for passage_id, score in hits:
-            doc_id = self.document_of[passage_id]
-            if self.aggregate == "first" and self.position[passage_id] != 0:
-                continue
+        for doc_id, passage_id, score in self._counted(hits):
             grouped.setdefault(doc_id, []).append((self.position[passage_id], score))
         pooled = [(d, pool([s for _, s in sorted(v)], self.aggregate)) for d, v in grouped.items()]
         return sorted(pooled, key=lambda item: -item[1])[:k]

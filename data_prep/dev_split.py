@@ -40,17 +40,11 @@ def dev_records(stage, query_ids: list[str], queries: dict[str, str], qrels: dic
                  "doc_ids": [stage.doc_ids[r] for r in rows.tolist()], "scores": [float(s) for s in scores],
                  "passages": [doc_texts[r] for r in rows.tolist()]}
                 for q, rows, scores in zip(query_ids, cands.rows, cands.scores)]
-    from rerankforge.data_prep.chunking import PASSAGES_PER_DOCUMENT
-
     text_of = dict(zip(stage.doc_ids, doc_texts))
-    all_hits = stage.hits([queries[q] for q in query_ids], min(depth * PASSAGES_PER_DOCUMENT, len(stage.doc_ids)))
+    all_hits = stage.hits([queries[q] for q in query_ids], documents.fetch_depth(depth))
     records = []
     for q, hits in zip(query_ids, all_hits):
-        best: dict[str, str] = {}
-        for passage_id, _ in hits:  # best first: a document's first passage seen is its best-ranked
-            if documents.aggregate != "first" or documents.position[passage_id] == 0:
-                best.setdefault(documents.document_of[passage_id], passage_id)
-        pooled = documents.pool_hits(hits, depth)
+        best, pooled = documents.best_passages(hits), documents.pool_hits(hits, depth)
         records.append({"query_id": q, "query": queries[q], "qrels": qrels[q], "doc_ids": [d for d, _ in pooled],
                         "scores": [s for _, s in pooled], "passages": [text_of[best[d]] for d, _ in pooled]})
     return records

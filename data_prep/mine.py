@@ -243,11 +243,10 @@ def select_first_stage(stage: FirstStage, queries: list[str], qrels: list[dict[s
                        documents: Optional[Documents] = None) -> dict:
     """nDCG@10 of every method ``stage`` runs, on labelled queries (the dev split): ``{method: value}``; with
     ``documents``, of the document runs pooled from passages."""
-    from rerankforge.data_prep.chunking import PASSAGES_PER_DOCUMENT
     from rerankforge.eval.metrics import evaluate_run, untied
 
     labels = {str(i): q for i, q in enumerate(qrels)}
-    depth = k if documents is None else min(k * PASSAGES_PER_DOCUMENT, len(stage.doc_ids))
+    depth = k if documents is None else documents.fetch_depth(k)
     pooled = {method: hits if documents is None else [documents.pool_hits(h, k) for h in hits]
               for method, hits in stage.hits_all(queries, depth).items()}
     return {method: evaluate_run(labels, {str(i): untied(h) for i, h in enumerate(hits)}, ["ndcg@10"])["ndcg@10"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from rerankforge.data_prep.chunking import PASSAGES_PER_DOCUMENT, Documents
+from rerankforge.data_prep.chunking import Documents
 from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec, Hits
 from rerankforge.eval.config import RetrieveConfig
 
@@ -29,7 +29,7 @@ class Retriever:
         self.stage = FirstStage(retrieve_spec(cfg, method), doc_texts, cache_dir, encoder, doc_ids)
 
     def _passages(self, k: int) -> int:
-        return k if self.documents is None else min(k * PASSAGES_PER_DOCUMENT, len(self.stage.doc_ids))
+        return k if self.documents is None else self.documents.fetch_depth(k)
 
     def _pool(self, hits: list[Hits], k: int) -> list[Hits]:
         return hits if self.documents is None else [self.documents.pool_hits(h, k) for h in hits]

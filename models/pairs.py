@@ -69,9 +69,9 @@ def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], limits: PairLimits
         return [], []
     enc = tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation=False, verbose=False)
     inputs, owners = [], []
+    keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
     for i in range(len(pairs)):
         seq = np.array([-1 if s is None else s for s in enc.sequence_ids(i)])
-        keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
         columns = {k: np.asarray(enc[k][i]) for k in keys}
         specials = int((seq == -1).sum())
         if limits.max_length <= specials + 1:
