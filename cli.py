@@ -38,6 +38,25 @@ def _mine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from rerankforge.data_prep.config import SynthConfig
+
+    cfg = load_config(SynthConfig, args.config, args.overrides)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    from rerankforge.data_prep.synth import synth
+
+    out = synth(cfg)
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    dropped = ", ".join(f"{reason} {n}" for reason, n in counts["dropped"].items() if n) or "none"
+    print(f"Kept {counts['queries_kept']} of {counts['queries_generated']} generated queries from "
+          f"{counts['passages_sampled']} passages (dropped: {dropped}).")
+    print(f"Wrote {out}/queries.jsonl, {out}/qrels/train.tsv and {out}/manifest.json. Mine with: rerankforge mine "
+          f"data.queries={out}/queries.jsonl data.qrels={out}/qrels/train.tsv ...")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from rerankforge.train.config import TrainConfig
 
@@ -102,6 +121,8 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "quickstart": ("The whole main job on SciFact, sized for a CPU: mine -> train -> eval -> report.", _quickstart),
+    "synth": ("Generate training queries for a corpus with no labels (cold start) with a local LLM or an endpoint.",
+              _synth),
     "mine": ("Mine hard negatives from a corpus and labelled queries into a training set.", _mine),
     "train": ("Fine-tune a cross-encoder reranker on a mined training set (single process; use "
               "`accelerate launch train/run.py` for several).", _train),
@@ -173,6 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from rerankforge.data_prep.problems import DataError
+    from rerankforge.data_prep.synth import SynthError
     from rerankforge.models.publish import PushError
     from rerankforge.models.resolve import ModelNotFoundError
     from rerankforge.quickstart import StageError, one_line
@@ -183,6 +205,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         kept = "; finished stages are kept and reused by the next run" if args.command == "quickstart" else ""
         print(f"rerankforge {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
+    except SynthError as exc:
+        _report(args.command, str(exc))
+        return 1
     except StageError as exc:
         _report(args.command, str(exc))
         return exc.exit_code

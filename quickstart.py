@@ -1,6 +1,7 @@
 """``rerankforge quickstart [--data PATH] [key=value ...]``: the whole main job on SciFact, sized for a CPU.
 
-mine the train split → train a reranker (``configs/quickstart.yaml``) → evaluate the first stage against the
+(with ``labels=synthetic``: generate training queries for the corpus first, ``rerankforge synth``, and ignore the
+train split's labels; ``labels=mixed`` adds the synthetic queries to them) mine the train split → train a reranker (``configs/quickstart.yaml``) → evaluate the first stage against the
 fine-tuned reranker on the test split → print a table and the report's path. Each stage writes its usual folder
 under ``output_dir``; a stage whose inputs and config are unchanged since it last finished is reused, so an
 interrupted quickstart picks up where it stopped.
@@ -23,15 +24,14 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
-from rerankforge.data_prep.config import MineConfig
+from rerankforge.data_prep.config import MineConfig, SynthConfig
 from rerankforge.eval.config import EvalConfig, RerankerConfig
 from rerankforge.train.config import TrainConfig
 from rerankforge.utils.config import ConfigError, dump_yaml
 from rerankforge.utils.io import hash_path, hash_strings, write_json
 
-STAGES = ("mine", "train", "eval")
 ERROR_LOG_ENV = "RERANKFORGE_ERROR_LOG"  # `rerankforge <command>` writes its error (and traceback) there when set
 
 
@@ -46,17 +46,58 @@ class StageError(RuntimeError):
 
 @dataclass
 class QuickstartConfig:
-    """The three stage configs; data paths and output folders are wired by the quickstart itself."""
+    """The stage configs; data paths and output folders are wired by the quickstart itself.
+
+    ``labels``: ``real`` trains on the data set's train split; ``synthetic`` (cold start) trains on queries ``synth``
+    generates for the corpus, ignoring the train labels; ``mixed`` adds those queries to the train labels. All three
+    evaluate on the real test split."""
 
     dataset: str = "scifact"  # BEIR name: --data → $RERANKFORGE_DATA_DIR/<name> → download cache → download
     data: Optional[str] = None
     output_dir: str = "runs/quickstart"
+    labels: Literal["real", "synthetic", "mixed"] = "real"
+    synth: SynthConfig = field(default_factory=SynthConfig)
     mine: MineConfig = field(default_factory=MineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-def wire(cfg: QuickstartConfig, data: Path) -> tuple[MineConfig, TrainConfig, EvalConfig]:
+@dataclass
+class Plan:
+    """The wired stage configs, in the order they run; ``synth`` is None with real labels."""
+
+    mine: MineConfig
+    train: TrainConfig
+    eval: EvalConfig
+    synth: Optional[SynthConfig] = None
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return (("synth",) if self.synth else ()) + ("mine", "train", "eval")
+
+    def config(self, stage: str):
+        return getattr(self, stage)
+
+
+def _wire_synth(cfg: QuickstartConfig, data: Path, mine: MineConfig) -> Optional[SynthConfig]:
+    """The synth stage (None for real labels), sharing mining's first stage and cache; mining then reads its
+    queries and qrels instead of the train split's."""
+    if cfg.labels == "real":
+        return None
+    from rerankforge.data_prep.synth import data_overrides
+
+    synth, out = copy.deepcopy(cfg.synth), Path(cfg.output_dir) / "synth"
+    synth.data.path, synth.output_dir, synth.cache_dir = str(data), str(out), mine.cache_dir
+    synth.encoder, synth.index = copy.deepcopy(mine.encoder), copy.deepcopy(mine.index)
+    synth.bm25, synth.rrf_k = copy.deepcopy(mine.mining.bm25), mine.mining.rrf_k
+    if cfg.labels == "mixed" and not synth.mix_with:
+        synth.mix_with = str(data / "qrels" / f"{mine.data.split}.tsv")
+    overrides = data_overrides(out)
+    mine.data.queries, mine.data.qrels = overrides["queries"], overrides["qrels"]
+    return synth
+
+
+def wire(cfg: QuickstartConfig, data: Path) -> Plan:
     """The stage configs with their inputs and outputs pointing at each other under ``cfg.output_dir``."""
     out = Path(cfg.output_dir)
     mine, train, ev = copy.deepcopy(cfg.mine), copy.deepcopy(cfg.train), copy.deepcopy(cfg.eval)
@@ -73,22 +114,24 @@ def wire(cfg: QuickstartConfig, data: Path) -> tuple[MineConfig, TrainConfig, Ev
     spec = ev.rerankers.get("finetuned") or RerankerConfig(depth=ev.retrieve.top_k)
     spec.model = str(out / "train" / "final")
     ev.rerankers = {**{k: v for k, v in ev.rerankers.items() if k != "finetuned"}, "finetuned": spec}
-    return mine, train, ev
+    return Plan(mine, train, ev, _wire_synth(cfg, data, mine))
 
 
-def stage_keys(mine: MineConfig, train: TrainConfig, ev: EvalConfig, data: Path) -> dict[str, str]:
+def stage_keys(plan: Plan, data: Path) -> dict[str, str]:
     """One key per stage: its resolved config plus the key of what it reads, so a change reruns it and all after."""
     inputs = hash_strings([hash_path(p) for p in sorted(data.rglob("*")) if p.is_file()])
-    out = str(Path(mine.output_dir).parent)
-    # where the stages write is not what they compute: a quickstart folder moved elsewhere is still reused
-    text = {name: dump_yaml(c).replace(out, "<output_dir>") for name, c in (("mine", mine), ("train", train), ("eval", ev))}
-    keys = {"mine": hash_strings([inputs, text["mine"]])}
-    keys["train"] = hash_strings([keys["mine"], text["train"]])
-    keys["eval"] = hash_strings([keys["train"], inputs, text["eval"]])
+    out = str(Path(plan.mine.output_dir).parent)
+    keys: dict[str, str] = {}
+    previous = inputs
+    for name in plan.stages:
+        # where the stages write is not what they compute: a quickstart folder moved elsewhere is still reused
+        text = dump_yaml(plan.config(name)).replace(out, "<output_dir>")
+        keys[name] = hash_strings([previous, inputs, text])
+        previous = keys[name]
     return keys
 
 
-def _run_train(train: TrainConfig, folder: Path) -> None:
+def _run_train(train: TrainConfig, folder: Path, stages: tuple[str, ...]) -> None:
     """Training runs as its own process (``python -m rerankforge train``): stages talk through files.
 
     Raises:
@@ -108,17 +151,22 @@ def _run_train(train: TrainConfig, folder: Path) -> None:
         else f"the process exited with code {code}; its error is printed above")
     if not written:
         _write_log(log, f"{' '.join(command)}: {error}", "")
-    raise StageError(_failure_message("train", train_input(train), error, log), "train", log,
+    raise StageError(_failure_message("train", train_input(train), error, log, stages), "train", log,
                      exit_code=2 if code == 2 else 1)
 
 
-def run_stage(name: str, mine: MineConfig, train: TrainConfig, ev: EvalConfig, out: Path) -> None:
-    if name == "mine":
+def run_stage(name: str, plan: Plan, out: Path) -> None:
+    mine, train, ev = plan.mine, plan.train, plan.eval
+    if name == "synth":
+        from rerankforge.data_prep.synth import synth
+
+        synth(plan.synth)
+    elif name == "mine":
         from rerankforge.data_prep.mine import mine as run_mine
 
         run_mine(mine)
     elif name == "train":
-        _run_train(train, out)
+        _run_train(train, out, plan.stages)
     else:
         from rerankforge.eval.run import evaluate
 
@@ -133,16 +181,17 @@ def _qualify(text: str, stage: str, schema: type, leading_key: bool = False) -> 
     return re.sub(rf"^((?:{names})(?=[ =]))", rf"{stage}.\1", text) if leading_key else text
 
 
-def check_all(mine: MineConfig, train: TrainConfig, ev: EvalConfig) -> None:
+def check_all(plan: Plan) -> None:
     """Every stage's config and data checks, before any compute (no model is loaded, nothing is encoded).
 
-    Runs the checks each stage starts with: mining's config checks, then its loaders + validation
-    (``load_labelled_data``), the train config checks, the eval config checks and ``load_eval_data``.
+    Runs the checks each stage starts with: synth's config and corpus checks (with synthetic labels), mining's
+    config checks, then its loaders + validation (``load_labelled_data``; with synthetic labels its queries do not
+    exist yet), the train config checks, the eval config checks and ``load_eval_data``.
 
     Raises:
         DataError: every problem found (config problems included). ConfigError: config problems only.
     """
-    from rerankforge.data_prep.config import check_mine_config
+    from rerankforge.data_prep.config import check_mine_config, check_synth_config
     from rerankforge.data_prep.mine import load_labelled_data
     from rerankforge.data_prep.problems import DataError, Problem
     from rerankforge.eval.config import check_eval_config
@@ -152,26 +201,37 @@ def check_all(mine: MineConfig, train: TrainConfig, ev: EvalConfig) -> None:
     def qualified(problems, stage: str, schema: type) -> list[Problem]:
         return [dataclasses.replace(p, message=_qualify(p.message, stage, schema)) for p in problems]
 
-    mine_config = [_qualify(p, "mine", MineConfig, leading_key=True) for p in check_mine_config(mine)]
-    config = mine_config + [_qualify(p, "train", TrainConfig, leading_key=True) for p in check_train_config(train)]
-    config += [_qualify(p, "eval", EvalConfig, leading_key=True) for p in check_eval_config(ev)]
+    synth_config = [_qualify(p, "synth", SynthConfig, True) for p in check_synth_config(plan.synth)] if plan.synth \
+        else []
+    mine_config = [_qualify(p, "mine", MineConfig, leading_key=True) for p in check_mine_config(plan.mine)]
+    config = synth_config + mine_config
+    config += [_qualify(p, "train", TrainConfig, leading_key=True) for p in check_train_config(plan.train)]
+    config += [_qualify(p, "eval", EvalConfig, leading_key=True) for p in check_eval_config(plan.eval)]
     data: list[Problem] = []
     try:
-        if not mine_config:  # what `rerankforge mine` checks first: files, loaders, validate
-            load_labelled_data(mine)
+        if plan.synth and not synth_config:
+            from rerankforge.data_prep.synth import load_corpus_for_synth
+
+            load_corpus_for_synth(plan.synth)
+        elif not plan.synth and not mine_config:  # what `rerankforge mine` checks first: files, loaders, validate
+            load_labelled_data(plan.mine)
     except DataError as exc:
-        data += qualified(exc.problems, "mine", MineConfig)
+        data += qualified(exc.problems, plan.stages[0], SynthConfig if plan.synth else MineConfig)
     try:
-        labelled = load_eval_data(ev.data)
+        labelled = load_eval_data(plan.eval.data)
         if not labelled.qrels:
             data.append(Problem(f"no query with a positive label in the eval split (eval.data.split="
-                                f"{ev.data.split}); nothing to evaluate.", labelled.sources.get("qrels")))
+                                f"{plan.eval.data.split}); nothing to evaluate.", labelled.sources.get("qrels")))
     except DataError as exc:
         data += qualified(exc.problems, "eval", EvalConfig)
     if data:
         raise DataError([Problem(p) for p in config] + data)
     if config:
         raise ConfigError("Config problems:\n" + "\n".join(f"  - {p}" for p in config))
+
+
+def synth_input(synth: SynthConfig) -> str:
+    return f"the corpus in {synth.data.path} and the generator {synth.generator.model or synth.generator.base_url}"
 
 
 def mine_input(mine: MineConfig) -> str:
@@ -207,29 +267,31 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}{more}".rstrip(": ")
 
 
-def _failure_message(stage: str, source: str, error: str, log: Path) -> str:
+def _failure_message(stage: str, source: str, error: str, log: Path,
+                     stages: tuple[str, ...] = ("mine", "train", "eval")) -> str:
     """One line. When a stage runs, every stage before it has finished (run or reused): a rerun reuses them."""
-    finished = STAGES[:STAGES.index(stage)]
+    finished = stages[:stages.index(stage)]
     kept = (f"the finished stage{'s' if len(finished) > 1 else ''} ({', '.join(finished)}) "
             f"{'are' if len(finished) > 1 else 'is'} kept and reused" if finished else "no stage had finished yet")
     return (f"the {stage} stage failed (input: {source}): {error.rstrip('.')}. Fix the cause and run the same "
             f"command again: {kept}. Full traceback: {log}")
 
 
-def _run_guarded(name: str, mine: MineConfig, train: TrainConfig, ev: EvalConfig, out: Path) -> None:
+def _run_guarded(name: str, plan: Plan, out: Path) -> None:
     """``run_stage``, with any failure turned into a ``StageError`` (traceback in ``<out>/<name>-error.log``)."""
     from rerankforge.data_prep.problems import DataError
 
     try:
-        run_stage(name, mine, train, ev, out)
+        run_stage(name, plan, out)
         (out / f"{name}-error.log").unlink(missing_ok=True)  # an earlier failure's log: fixed now
     except StageError:
         raise
     except Exception as exc:
         error = one_line(exc)
         log = _write_log(out / f"{name}-error.log", error, traceback.format_exc())
-        source = {"mine": mine_input(mine), "train": train_input(train), "eval": eval_input(ev)}[name]
-        message = _failure_message(name, source, error, log)
+        source = {"synth": lambda: synth_input(plan.synth), "mine": lambda: mine_input(plan.mine),
+                  "train": lambda: train_input(plan.train), "eval": lambda: eval_input(plan.eval)}[name]()
+        message = _failure_message(name, source, error, log, plan.stages)
         if isinstance(exc, (DataError, ConfigError)) and len(str(exc).splitlines()) > 1:
             message += "\n" + "\n".join(str(exc).splitlines()[1:])  # the problems themselves (short: DataError)
         raise StageError(message, name, log,
@@ -246,33 +308,39 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     from rerankforge.data_prep.download import resolve_dataset
 
     data = resolve_dataset(cfg.dataset, cfg.data, Path(cfg.mine.cache_dir).expanduser() if cfg.mine.cache_dir else None)
-    mine, train, ev = wire(cfg, data)
-    out = Path(cfg.output_dir)
-    print("[0/3] checking the config and data of every stage ...", flush=True)
-    check_all(mine, train, ev)
+    plan = wire(cfg, data)
+    out, total = Path(cfg.output_dir), len(plan.stages)
+    print(f"[0/{total}] checking the config and data of every stage ...", flush=True)
+    check_all(plan)
     state_file = out / "stages.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    keys, stages = stage_keys(mine, train, ev, data), {}
-    outputs = {"mine": Path(mine.output_dir) / "manifest.json", "train": Path(train.output_dir) / "final",
-               "eval": Path(ev.output_dir) / "report.json"}
-    for number, name in enumerate(STAGES, start=1):
+    keys, stages = stage_keys(plan, data), {}
+    outputs = {"mine": Path(plan.mine.output_dir) / "manifest.json", "train": Path(plan.train.output_dir) / "final",
+               "eval": Path(plan.eval.output_dir) / "report.json"}
+    if plan.synth:
+        outputs["synth"] = Path(plan.synth.output_dir) / "manifest.json"
+    for number, name in enumerate(plan.stages, start=1):
         done = state.get(name, {})
         if done.get("key") == keys[name] and outputs[name].exists():
-            print(f"[{number}/3] {name}: unchanged since its last run, reusing {outputs[name].parent}", flush=True)
+            print(f"[{number}/{total}] {name}: unchanged since its last run, reusing {outputs[name].parent}",
+                  flush=True)
             stages[name] = {"seconds": done["seconds"], "reused": True}
             continue
-        print(f"[{number}/3] {name} ...", flush=True)
+        print(f"[{number}/{total}] {name} ...", flush=True)
         start = time.perf_counter()
         if name == "eval":  # mining.candidates=auto: eval reranks the first stage mining picked
             picked = json.loads(outputs["mine"].read_text())["config"]["mining"]["candidates"]
-            ev.retrieve.method = picked
-        _run_guarded(name, mine, train, ev, out)
+            plan.eval.retrieve.method = picked
+        _run_guarded(name, plan, out)
         stages[name] = {"seconds": time.perf_counter() - start, "reused": False}
         state[name] = {"key": keys[name], "seconds": stages[name]["seconds"]}
         out.mkdir(parents=True, exist_ok=True)
         write_json(state_file, state)  # after each stage: an interruption keeps what finished
     report = json.loads(outputs["eval"].read_text())
-    return {"stages": stages, "data": str(data), "report": str(Path(ev.output_dir) / "report.md"),
+    synth = json.loads(outputs["synth"].read_text()) if plan.synth else {}
+    return {"stages": stages, "data": str(data), "report": str(Path(plan.eval.output_dir) / "report.md"),
+            "labels": cfg.labels, "synth": synth.get("counts"),
+            "synth_speed": (synth.get("speed") or {}).get("queries_per_s"),
             "checkpoint": str(outputs["train"]), "first_stage": report["first_stage"]["method"],
             "first_stages": report["first_stages"], "best_first_stage": report["best_first_stage"],
             "finetuned": report["rerankers"]["finetuned"]}
@@ -316,6 +384,12 @@ def summary_table(result: dict) -> str:
         f" fused with the first stage ({fusion['method']}, alpha {fusion['alpha']:.2f} fitted on dev)" if fusion else ""),
         entry["metrics"]))
     rows += ["", _verdict(result), ""]
+    if result.get("synth"):
+        counts = result["synth"]
+        dropped = ", ".join(f"{r} {n}" for r, n in counts["dropped"].items() if n) or "none"
+        rows += [f"trained on {counts['queries_train']} synthetic queries ({result['labels']} labels): kept "
+                 f"{counts['queries_kept']} of {counts['queries_generated']} generated for "
+                 f"{counts['passages_sampled']} passages (dropped: {dropped})", ""]
     for name, stage in result["stages"].items():
         rows.append(f"{name:>5}: {stage['seconds'] / 60:5.1f} min" + (" (reused from an earlier run)" if stage["reused"] else ""))
     total = sum(s["seconds"] for s in result["stages"].values() if not s["reused"])

@@ -8,6 +8,9 @@ Each data set runs mine (train split, a dev split held out) → train → eval (
 under ``--out/<dataset>`` (finished stages are reused when nothing changed). The table has, per data set, the
 three first stages (BM25, dense, hybrid), the reranker alone and fused with its first stage: nDCG@10, MRR@10,
 Recall@10, the paired t-test p-value of each against the best first stage, and the wall time of each stage.
+With ``labels=synthetic`` (cold start: ``python bench/quality.py labels=synthetic --out runs/bench-cold``) the
+training queries are generated for the corpus first and the train labels are ignored; a third table counts what
+the generator made and what its filters dropped.
 """
 
 from __future__ import annotations
@@ -66,15 +69,21 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     table = [["data set", "run", "nDCG@10", "MRR@10", "Recall@10", "p vs best first stage (nDCG@10 delta)"]]
-    times = [["data set", "mine s", "train s", "eval s", "total min", "reused"]]
-    for name in args.datasets.split(","):
-        result = run_dataset(args, name)
+    results = {name: run_dataset(args, name) for name in args.datasets.split(",")}
+    names = list(dict.fromkeys(s for r in results.values() for s in r["stages"]))  # synth, mine, train, eval
+    times = [["data set"] + [f"{s} s" for s in names] + ["total min", "reused"]]
+    synth = [["data set", "passages", "generated", "kept", "dropped", "queries/s"]]
+    for name, result in results.items():
         table += rows_for(name, result)
         stages = result["stages"]
-        times.append([name] + [f"{stages[s]['seconds']:.0f}" for s in ("mine", "train", "eval")] +
+        times.append([name] + [f"{stages[s]['seconds']:.0f}" if s in stages else "-" for s in names] +
                      [f"{sum(s['seconds'] for s in stages.values()) / 60:.1f}",
                       ",".join(s for s, v in stages.items() if v["reused"]) or "-"])
-    for rows in (table, times):
+        if result.get("synth"):
+            c = result["synth"]
+            synth.append([name, str(c["passages_sampled"]), str(c["queries_generated"]), str(c["queries_kept"]),
+                          ", ".join(f"{r} {n}" for r, n in c["dropped"].items() if n), str(result["synth_speed"])])
+    for rows in (table, times) + ((synth,) if len(synth) > 1 else ()):
         print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
         print("\n".join("| " + " | ".join(r) + " |" for r in rows[1:]) + "\n")
     print(f"recipe: {args.recipe} {' '.join(args.overrides)}; outputs under {args.out}/<dataset>/")

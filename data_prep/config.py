@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from rerankforge.models.llm import LLMConfig
+
 
 @dataclass
 class FieldNames:
@@ -180,4 +182,95 @@ def check_mine_config(cfg: MineConfig) -> list[str]:
         problems.append(f"encoder.batch_size must be >= 1, got {cfg.encoder.batch_size}.")
     if cfg.max_queries is not None and cfg.max_queries < 1:
         problems.append(f"max_queries must be >= 1 or null, got {cfg.max_queries}.")
+    return problems
+
+
+DEFAULT_SYNTH_PROMPT = (
+    "{examples}Read the passage and write one question that it answers. Reply with the question only.\n\n"
+    "Passage: {title}. {text}"
+)
+
+
+def _smollm2() -> LLMConfig:
+    from rerankforge.models.llm import SMOLLM2, SMOLLM2_GGUF
+
+    return LLMConfig(model=SMOLLM2, gguf_file=SMOLLM2_GGUF, max_new_tokens=40)
+
+
+@dataclass
+class SynthFilterConfig:
+    """Which generated queries are kept; every drop is counted by its reason in the manifest."""
+
+    min_words: int = 3
+    max_words: int = 40
+    # Drop a query whose longest run of words copied from its passage is at least this share of its words
+    # (and at least 4 words): a copied sentence teaches the reranker word matching, not relevance.
+    max_copied_fraction: float = 0.75
+    # Round trip: keep a query only when its passage is in the first stage's top round_trip_depth for it
+    # (InPars/Promptagator consistency filtering). 0 turns it off.
+    round_trip_depth: int = 20
+
+
+@dataclass
+class SynthConfig:
+    """``rerankforge synth``: a corpus with no labelled queries → synthetic queries + qrels (BEIR layout).
+
+    ``data`` names the corpus (``data.path``'s corpus.jsonl or ``data.corpus``, any corpus format mining reads).
+    ``prompt`` fields: ``{title}``, ``{text}`` (the passage, cut to ``max_passage_words``) and ``{examples}`` (the
+    few-shot block built from ``examples``, empty without them).
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: LLMConfig = field(default_factory=_smollm2)
+    prompt: str = DEFAULT_SYNTH_PROMPT
+    examples: Optional[str] = None  # a queries file of the user's own queries (.jsonl as BEIR, or .txt one per line)
+    num_examples: int = 3
+    passages: Optional[int] = 1000  # a seeded sample of this many passages; null: every passage
+    min_passage_words: int = 20  # shorter passages are not sampled (too little to ask about)
+    max_passage_words: int = 160  # the passage is cut to this many words in the prompt
+    queries_per_passage: int = 1  # more than 1 needs generator.temperature > 0
+    first_stage: Literal["dense", "bm25", "hybrid"] = "hybrid"  # the round-trip filter's retriever
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    bm25: BM25Config = field(default_factory=BM25Config)
+    rrf_k: int = 60
+    filters: SynthFilterConfig = field(default_factory=SynthFilterConfig)
+    max_errors: int = 20  # generator errors (each counted, the passage retried on the next run) before stopping
+    dev_fraction: float = 0.0  # also write qrels/dev.tsv from this share of the kept queries (mining carves its own)
+    mix_with: Optional[str] = None  # a qrels file of real labels (queries from data's queries file) added in
+    output_dir: str = "runs/synth"
+    cache_dir: Optional[str] = None  # embeddings + FAISS index, shared with mine and eval
+    seed: int = 42
+
+
+def check_synth_config(cfg: SynthConfig) -> list[str]:
+    """Every problem with ``cfg`` that does not depend on the data, all at once (empty when fine)."""
+    from rerankforge.models.llm import check_llm_config
+
+    problems = check_llm_config(cfg.generator, "generator")
+    if cfg.data.path is None and cfg.data.corpus is None:
+        problems.append("data: give data.path (a BEIR folder) or data.corpus (a corpus file or folder).")
+    for name in ("{title}", "{text}"):
+        if name not in cfg.prompt:
+            problems.append(f"prompt must contain {name} (the passage); got {cfg.prompt[:80]!r}.")
+    if cfg.examples and "{examples}" not in cfg.prompt:
+        problems.append("examples is set but prompt has no {examples} field to put them in.")
+    if cfg.passages is not None and cfg.passages < 1:
+        problems.append(f"passages must be >= 1 or null (every passage), got {cfg.passages}.")
+    if cfg.queries_per_passage < 1:
+        problems.append(f"queries_per_passage must be >= 1, got {cfg.queries_per_passage}.")
+    if cfg.queries_per_passage > 1 and cfg.generator.temperature <= 0:
+        problems.append(f"queries_per_passage={cfg.queries_per_passage} with generator.temperature=0 (greedy) gives "
+                        "the same query every time; set generator.temperature (e.g. 0.7) or queries_per_passage=1.")
+    f = cfg.filters
+    if not 1 <= f.min_words <= f.max_words:
+        problems.append(f"filters: need 1 <= min_words <= max_words, got {f.min_words} and {f.max_words}.")
+    if not 0 < f.max_copied_fraction <= 1:
+        problems.append(f"filters.max_copied_fraction must be in (0, 1], got {f.max_copied_fraction}.")
+    if f.round_trip_depth < 0:
+        problems.append(f"filters.round_trip_depth must be >= 0 (0: off), got {f.round_trip_depth}.")
+    if not 0 <= cfg.dev_fraction < 1:
+        problems.append(f"dev_fraction must be in [0, 1), got {cfg.dev_fraction}.")
+    if cfg.max_errors < 0:
+        problems.append(f"max_errors must be >= 0, got {cfg.max_errors}.")
     return problems

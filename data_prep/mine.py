@@ -19,7 +19,7 @@ from typing import Optional
 from tqdm.auto import tqdm
 
 from rerankforge.data_prep.chunking import Documents, split_corpus, tokenizer_spans
-from rerankforge.data_prep.config import MineConfig, check_mine_config
+from rerankforge.data_prep.config import DataConfig, MineConfig, check_mine_config
 from rerankforge.data_prep.dev_split import carve_dev, dev_records
 from rerankforge.data_prep.encode import default_cache_dir, doc_text, load_encoder
 from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec
@@ -64,9 +64,8 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     if missing:
         raise DataError(missing)
     chunking = cfg.data.chunking
-    chunk_folder = paths["corpus"].is_dir() and chunking.unit == "tokens" and chunking.mode == "folders"
-    corpus = load_corpus_any(paths["corpus"], cfg.data, problems,
-                             tokenizer_spans(cfg.encoder.name_or_path) if chunk_folder else None)
+    corpus = load_corpus_any(paths["corpus"], cfg.data, problems, folder_spans(paths["corpus"], cfg.data,
+                                                                               cfg.encoder.name_or_path))
     queries = load_queries(paths["queries"], cfg.data.fields, problems)
     qrels = load_qrels(paths["qrels"], cfg.data.fields, problems)
     eval_qrels = load_qrels(paths["eval_qrels"], cfg.data.fields, problems) if paths["eval_qrels"] else None
@@ -88,6 +87,15 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
                 "queries_beyond_max_queries": len(labelled.positives) - len(query_ids)},
         qrels={q: qrels[q] for q in query_ids},
     )
+
+
+def folder_spans(corpus: Path, data: DataConfig, encoder: str):
+    """The bi-encoder's token spans when ``corpus`` is a text folder chunked in tokens (None otherwise): every
+    stage that reads the corpus must cut it into the same passages."""
+    chunking = data.chunking
+    if corpus.is_dir() and chunking.unit == "tokens" and chunking.mode == "folders":
+        return tokenizer_spans(encoder)
+    return None
 
 
 def selection_options(cfg: MineConfig) -> SelectionOptions:

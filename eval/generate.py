@@ -1,8 +1,8 @@
-"""The answer step: a small protocol with three implementations.
+"""The answer step: a small protocol with two implementations.
 
 - ``extractive`` (default, no LLM): the passage sentences that share the most words with the query.
-- ``transformers``: a local causal LM through its chat template, GGUF files included (``gguf_file=``).
-- ``openai``: any OpenAI-compatible chat endpoint (vLLM, llama.cpp's server, Ollama, ...).
+- ``LLMGenerator``: an LLM client from ``models/llm.py`` (``transformers``, GGUF files included; ``llama_cpp``;
+  ``openai``: any OpenAI-compatible chat endpoint such as vLLM, llama.cpp's server or Ollama).
 
 Every generator returns a ``Generation`` with the prompt-token count, so reports can show what each
 reranker costs in LLM input.
@@ -10,7 +10,6 @@ reranker costs in LLM input.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
@@ -81,68 +80,25 @@ class ExtractiveGenerator:
         return Generation(answer, self.count(build_prompt(self.cfg, query, passages)), cited(answer))
 
 
-class TransformersGenerator:
-    """A local causal LM, greedy by default, prompted through its chat template."""
+class LLMGenerator:
+    """An LLM client (``models/llm.py``: transformers, llama.cpp or an OpenAI-compatible endpoint) answering
+    ``cfg.prompt``; prompt tokens are the backend's count, else counted with ``cfg.token_counter``."""
 
     def __init__(self, cfg: GenerateConfig, device: str | None = None):
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        from rerankforge.models.loading import load_tokenizer
-        from rerankforge.models.resolve import resolve_model
+        from rerankforge.models.llm import load_llm
 
         self.cfg = cfg
-        path = resolve_model(cfg.model).path
-        self.tokenizer = load_tokenizer(cfg.model, cfg.gguf_file)
-        kwargs = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(self.device).eval()
-
-    def generate(self, query: str, passages: Sequence[str]) -> Generation:
-        import torch
-
-        messages = [{"role": "user", "content": build_prompt(self.cfg, query, passages)}]
-        inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                    return_dict=True).to(self.device)
-        sampling = {"do_sample": True, "temperature": self.cfg.temperature} if self.cfg.temperature > 0 else \
-            {"do_sample": False}
-        with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=self.cfg.max_new_tokens,
-                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                                      **sampling)
-        prompt_tokens = inputs["input_ids"].shape[1]
-        answer = self.tokenizer.decode(out[0, prompt_tokens:], skip_special_tokens=True).strip()
-        return Generation(answer, prompt_tokens, cited(answer))
-
-
-class OpenAIGenerator:
-    """Any OpenAI-compatible ``/v1/chat/completions`` endpoint; the key comes from ``cfg.api_key_env``.
-
-    Local servers (llama.cpp, vLLM, Ollama) accept any key, so a missing variable sends a placeholder.
-    """
-
-    def __init__(self, cfg: GenerateConfig):
-        from rerankforge.utils.extras import require
-
-        openai = require("openai", "generate.kind=openai")
-        self.cfg = cfg
-        self.client = openai.OpenAI(base_url=cfg.base_url, api_key=os.environ.get(cfg.api_key_env) or "not-set",
-                                    timeout=cfg.timeout_s, max_retries=1)
+        self.llm = load_llm(cfg, device)
         self.count = None
 
     def generate(self, query: str, passages: Sequence[str]) -> Generation:
         prompt = build_prompt(self.cfg, query, passages)
-        response = self.client.chat.completions.create(
-            model=self.cfg.model, messages=[{"role": "user", "content": prompt}],
-            max_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature)
-        answer = (response.choices[0].message.content or "").strip()
-        usage = getattr(response, "usage", None)
-        if usage is not None and usage.prompt_tokens:
-            tokens = usage.prompt_tokens
-        else:  # some servers omit usage: count with the configured tokenizer
+        completion = self.llm.complete([prompt])[0]
+        tokens = completion.prompt_tokens
+        if tokens is None:  # some servers omit usage
             self.count = self.count or TokenCounter(self.cfg.token_counter)
             tokens = self.count(prompt)
-        return Generation(answer, tokens, cited(answer))
+        return Generation(completion.text, tokens, cited(completion.text))
 
 
 def load_generator(cfg: GenerateConfig, device: str | None = None) -> Generator | None:
@@ -151,6 +107,4 @@ def load_generator(cfg: GenerateConfig, device: str | None = None) -> Generator 
         return None
     if cfg.kind == "extractive":
         return ExtractiveGenerator(cfg)
-    if cfg.kind == "transformers":
-        return TransformersGenerator(cfg, device)
-    return OpenAIGenerator(cfg)
+    return LLMGenerator(cfg, device)

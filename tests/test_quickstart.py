@@ -89,7 +89,7 @@ def tiny(tmp_path, monkeypatch):
         calls["ran"].append("mine")
         return real_mine(cfg)
 
-    def train(cfg, folder):
+    def train(cfg, folder, stages):
         calls["ran"].append("train")
         (Path(cfg.output_dir) / "final").mkdir(parents=True)
 
@@ -168,7 +168,7 @@ def test_a_failing_train_process_is_a_stage_error_with_its_error_line(tmp_path, 
     train = TrainConfig(output_dir=str(tmp_path / "train"))
     train.data.train = str(tmp_path / "mine")
     with pytest.raises(qs.StageError) as err:
-        qs._run_train(train, tmp_path)
+        qs._run_train(train, tmp_path, ("mine", "train", "eval"))
     message = str(err.value)
     assert message.startswith(f"the train stage failed (input: the mined set {tmp_path / 'mine'} and the model ")
     assert "ValueError: no rows" in message and "the finished stage (mine) is kept and reused" in message
@@ -176,5 +176,40 @@ def test_a_failing_train_process_is_a_stage_error_with_its_error_line(tmp_path, 
 
     monkeypatch.setattr(qs.subprocess, "run", lambda command, env: subprocess.CompletedProcess(command, -9))
     with pytest.raises(qs.StageError) as err:  # killed: no log from the process; the quickstart writes one
-        qs._run_train(train, tmp_path)
+        qs._run_train(train, tmp_path, ("mine", "train", "eval"))
     assert "killed by signal 9 (out of memory?)" in str(err.value) and (tmp_path / "train-error.log").exists()
+
+
+class WordStub:
+    """A generator stand-in asking about four words of its passage (BM25 finds the passage for them)."""
+
+    batch_size = 8
+
+    def complete(self, prompts):
+        from rerankforge.models.llm import Completion
+
+        return [Completion("which " + " ".join(p.split("Passage: ", 1)[1].split(". ", 1)[1].split()[1:8:2]) + "?",
+                           30, 6) for p in prompts]
+
+
+@pytest.mark.parametrize("labels", ["synthetic", "mixed"])
+def test_cold_start_runs_synth_first_and_mines_its_queries_instead_of_the_train_labels(tiny, monkeypatch, capsys,
+                                                                                       labels):
+    import rerankforge.models.llm as llm
+
+    argv, out, calls = tiny
+    monkeypatch.setattr(llm, "load_llm", lambda cfg, device=None: WordStub())
+    argv = [*argv, f"labels={labels}", "synth.first_stage=bm25", "synth.min_passage_words=5"]
+    assert main(argv) == 0
+    assert calls["ran"] == ["mine", "train", "eval"] and (out / "synth" / "manifest.json").exists()
+    printed = capsys.readouterr().out
+    assert "[1/4] synth ..." in printed and "[4/4] eval ..." in printed
+    manifest = json.loads((out / "mine" / "manifest.json").read_text())
+    assert manifest["inputs"]["queries"]["path"] == str(out / "synth" / "queries.jsonl")
+    assert manifest["inputs"]["qrels"]["path"] == str(out / "synth" / "qrels" / "train.tsv")
+    synth_counts = json.loads((out / "synth" / "manifest.json").read_text())["counts"]
+    real = 6 if labels == "mixed" else 0  # make_beir's train queries q0..q5
+    assert synth_counts["real_queries_mixed_in"] == real
+    assert manifest["counts"]["queries_labelled"] == synth_counts["queries_kept"] + real > real
+    assert main(argv) == 0  # again: every stage reused, synth included
+    assert capsys.readouterr().out.count("unchanged since its last run") == 4

@@ -33,6 +33,14 @@ def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("_")[1]))
 
 
+def next_checkpoint_number(output_dir: str | Path) -> int:
+    """The number after every ``checkpoint_N`` folder in ``output_dir/checkpoints`` (complete or not; 0 when none):
+    a new run numbers its checkpoints after an earlier run's instead of failing on an existing folder."""
+    folder = Path(output_dir) / "checkpoints"
+    taken = [int(p.name.split("_")[1]) for p in folder.glob("checkpoint_*") if re.fullmatch(r"checkpoint_\d+", p.name)]
+    return max(taken, default=-1) + 1
+
+
 def save_checkpoint(accelerator) -> None:
     """``accelerator.save_state()`` plus the completeness marker that ``resume_from=latest`` looks for."""
     folder = Path(accelerator.save_state())

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rerankforge.models.loading import add_lora, bf16_is_fast, head_modules, load_seq_cls, load_tokenizer
-from rerankforge.train.checkpoint import Progress, resume_dir, save_checkpoint, save_final
+from rerankforge.train.checkpoint import Progress, next_checkpoint_number, resume_dir, save_checkpoint, save_final
 from rerankforge.train.config import TrainConfig, check_train_config
 from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
 from rerankforge.train.evaluate import build_dev_set, dev_loader, evaluate
@@ -186,9 +186,13 @@ def main(cfg: TrainConfig) -> Path:
         accelerator.load_state(str(resume))
         accelerator.project_configuration.iteration = int(resume.name.split("_")[-1]) + 1
         accelerator.print(f"Resumed from {resume} at step {progress.step}.")
+    else:  # an earlier run's checkpoints in this folder: number after them, never over them
+        accelerator.project_configuration.iteration = next_checkpoint_number(out)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+        if resume is None:  # a fresh run's curve starts empty; a resumed one continues its own
+            (out / "metrics.jsonl").unlink(missing_ok=True)
     accelerator.init_trackers("rerankforge", config=tracker_config(cfg),
                               init_kwargs={"wandb": {"dir": str(out)}})  # wandb/ next to the run, not in the cwd
 

@@ -55,7 +55,7 @@ def test_transformers_generator_answers_with_smollm2_gguf():
     gen = load_generator(cfg, device="cpu")
     out = gen.generate(QUESTION, PASSAGES)
     assert out.answer.strip() and out.prompt_tokens > 40
-    assert out.prompt_tokens == len(gen.tokenizer.apply_chat_template(
+    assert out.prompt_tokens == len(gen.llm.tokenizer.apply_chat_template(
         [{"role": "user", "content": build_prompt(cfg, QUESTION, PASSAGES)}], add_generation_prompt=True)["input_ids"])
     assert gen.generate(QUESTION, PASSAGES).answer == out.answer  # greedy: deterministic
 

@@ -215,3 +215,24 @@ def test_lora_trains_the_head_and_only_adapters_elsewhere(tiny_cross_encoder):
     trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     assert any("classifier" in n for n in trainable) and any("pooler" in n for n in trainable)
     assert all("lora_" in n or "modules_to_save" in n for n in trainable)
+
+
+def test_a_new_run_numbers_its_checkpoints_after_an_earlier_runs(tmp_path):
+    from rerankforge.train.checkpoint import next_checkpoint_number
+
+    assert next_checkpoint_number(tmp_path) == 0
+    for name in ("checkpoint_0", "checkpoint_4", "checkpoint_x", "other"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+    assert next_checkpoint_number(tmp_path) == 5  # checkpoint_4 incomplete or not: never written over
+
+
+def test_training_again_into_the_same_folder_starts_afresh(mined, beir_dir, tmp_path, tiny_cross_encoder):
+    extra = ("data.dev=null", "max_steps=4", "save_every=1", "keep_checkpoints=2")
+    main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", *extra))
+    first = {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()}
+    main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", *extra))  # e.g. the mined set changed
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    newest = max(int(name.split("_")[1]) for name in first)
+    second = {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()}
+    assert len(second) == 2 and all(int(name.split("_")[1]) > newest for name in second)  # numbered after them

