@@ -90,7 +90,7 @@ def test_synth_generates_real_queries_with_the_smollm2_gguf(tmp_path, kind):
                 [{"_id": f"p{i}", "title": t, "text": x} for i, (t, x) in enumerate(PASSAGES)])
     out = tmp_path / "synth"
     assert main(["synth", f"data.path={tmp_path / 'data'}", f"output_dir={out}", f"generator.kind={kind}",
-                 "first_stage=bm25", "filters.round_trip_depth=3", "generator.max_new_tokens=32"]) == 0
+                 "first_stage=bm25", "filters.round_trip_depth=3", "generator.max_new_tokens=32", "min_passage_words=5"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     counts = manifest["counts"]
     assert manifest["generator"]["kind"] == kind and counts["queries_generated"] == 3
