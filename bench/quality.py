@@ -8,9 +8,12 @@ Each data set runs mine (train split, a dev split held out) → train → eval (
 under ``--out/<dataset>`` (finished stages are reused when nothing changed). The table has, per data set, the
 three first stages (BM25, dense, hybrid), the reranker alone and fused with its first stage: nDCG@10, MRR@10,
 Recall@10, the paired t-test p-value of each against the best first stage, and the wall time of each stage.
-With ``labels=synthetic`` (cold start: ``python bench/quality.py labels=synthetic --out runs/bench-cold``) the
-training queries are generated for the corpus first and the train labels are ignored; a third table counts what
-the generator made and what its filters dropped.
+With ``labels=synthetic`` (cold start) the training queries are generated for the corpus first and the train
+labels are ignored; a third table counts what the generator made and what its filters dropped. Mining's first
+stage is then set per data set, to the one served (README: Cold start):
+
+    python bench/quality.py --datasets scifact labels=synthetic mine.mining.candidates=hybrid --out runs/bench-cold
+    python bench/quality.py --datasets covidqa labels=synthetic mine.mining.candidates=bm25 --out runs/bench-cold
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from conftest import SHARED_DATA, make_beir, read_trec, write_jsonl
 from rerankforge.cli import main
 from rerankforge.eval.metrics import evaluate_run
 
+ROOT = Path(__file__).resolve().parents[1]
+
 REDUCED = ["mine.max_queries=40", "train.max_steps=4", "train.batch_size=2", "train.model.max_length=96",
            "train.save_every=null", "eval.data.max_queries=12", "eval.rerankers.finetuned.depth=5",
            "eval.rerankers.finetuned.max_length=96", "eval.retrieve.top_k=20"]
@@ -204,6 +206,7 @@ def test_cold_start_runs_synth_first_and_mines_its_queries_instead_of_the_train_
     assert calls["ran"] == ["mine", "train", "eval"] and (out / "synth" / "manifest.json").exists()
     printed = capsys.readouterr().out
     assert "[1/4] synth ..." in printed and "[4/4] eval ..." in printed
+    assert "note: labels=synthetic" not in printed  # the first stage is set (bm25)
     manifest = json.loads((out / "mine" / "manifest.json").read_text())
     assert manifest["inputs"]["queries"]["path"] == str(out / "synth" / "queries.jsonl")
     assert manifest["inputs"]["qrels"]["path"] == str(out / "synth" / "qrels" / "train.tsv")
@@ -213,3 +216,15 @@ def test_cold_start_runs_synth_first_and_mines_its_queries_instead_of_the_train_
     assert manifest["counts"]["queries_labelled"] == synth_counts["queries_kept"] + real > real
     assert main(argv) == 0  # again: every stage reused, synth included
     assert capsys.readouterr().out.count("unchanged since its last run") == 4
+
+
+def test_cold_start_with_an_automatic_first_stage_pick_is_warned_about():
+    from rerankforge.quickstart import QuickstartConfig, cold_start_note
+    from rerankforge.utils.config import load_config
+
+    def note(*overrides):
+        return cold_start_note(load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", list(overrides)))
+
+    assert "set mine.mining.candidates=bm25|dense|hybrid" in note("labels=synthetic").lower()
+    assert note("labels=synthetic", "mine.mining.candidates=hybrid") is None
+    assert note("labels=real") is None and note("labels=mixed") is None  # real dev queries pick the first stage
