@@ -80,7 +80,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from rerankforge.eval.serve import ServeConfig, serve
+    from rerankforge.serve import ServeConfig, serve
 
     overrides = list(args.overrides) + [f"{k}={v}" for k in ("model", "pipeline", "host", "port")
                                         if (v := getattr(args, k, None)) is not None]
@@ -95,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from rerankforge.models.publish import PushConfig, push
 
-    overrides = list(args.overrides) + [f"{k}={v}" for k in ("model", "repo_id", "out")
+    overrides = list(args.overrides) + [f"{k}={v}" for k in ("model", "repo_id", "out", "eval_report")
                                         if (v := getattr(args, k, None)) is not None]
     overrides += [f"{k}=true" for k in ("private", "dry_run") if getattr(args, k, False)]
     cfg = load_config(PushConfig, args.config, overrides)
@@ -103,6 +103,25 @@ def _push(args: argparse.Namespace) -> int:
         print(dump_yaml(cfg), end="")
         return 0
     print(push(cfg))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rerankforge.models.export import ExportConfig
+
+    overrides = list(args.overrides) + [f"{k}={v}" for k in ("model", "out", "backend", "quantize", "calibration", "dev")
+                                        if (v := getattr(args, k, None)) is not None]
+    cfg = load_config(ExportConfig, args.config, overrides)
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    from rerankforge.models.export import export
+
+    out = export(cfg)
+    verdict = json.loads((out / "openvino" / "manifest.json").read_text())["quality_gate"]
+    print(f"Exported to {out} (dev nDCG@10: torch {verdict['torch_ndcg@10']:.4f}, exported "
+          f"{verdict['export_ndcg@10']:.4f}). Load it with backend=openvino"
+          f"{' quantize=int8' if cfg.quantize else ''}; no calibration is needed at load.")
     return 0
 
 
@@ -128,6 +147,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
               "`accelerate launch train/run.py` for several).", _train),
     "serve": ("Serve a reranker (Cohere /v1|v2/rerank, TEI /rerank) and optionally the pipeline (/v1/query).",
               _serve),
+    "export": ("Write an OpenVINO (float32 or int8) copy of a checkpoint that loads without recalibrating; "
+               "refuses one that loses dev nDCG@10.", _export),
     "push": ("Publish a checkpoint to the Hugging Face Hub (--dry-run: write and validate the folder only).", _push),
     "eval": ("Evaluate retrieve → rerank → generate with several rerankers side by side; write a report.", _eval),
 }
@@ -137,9 +158,14 @@ FLAGS = {  # shortcuts for the keys of these commands' configs
     "quickstart": [("--data", "BEIR folder of the data set (default: $RERANKFORGE_DATA_DIR/scifact, else download).")],
     "serve": [("--model", "Checkpoint to serve (model=...)."), ("--pipeline", "Eval config enabling /v1/query."),
               ("--host", "Bind address (default 127.0.0.1)."), ("--port", "Port (default 8000).")],
+    "export": [("--model", "Checkpoint folder, e.g. runs/x/final."), ("--out", "Output folder (default <model>-openvino)."),
+               ("--backend", "openvino (default)."), ("--quantize", "int8: static int8, calibrated on --calibration."),
+               ("--calibration", "Pairs for int8 (a mined set; default: the model's training set)."),
+               ("--dev", "Dev split for the quality gate (a mined folder; default: the training set's).")],
     "push": [("--model", "Checkpoint folder, e.g. runs/x/final."), ("--repo-id", "Hub repo, user/name."),
              ("--out", "Where --dry-run writes the folder."), ("--private", "Create a private repo."),
-             ("--dry-run", "Write and validate the upload folder; upload nothing.")],
+             ("--dry-run", "Write and validate the upload folder; upload nothing."),
+             ("--eval-report", "A `rerankforge eval` report.json of this model; its figures join the card.")],
 }
 
 
@@ -195,6 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from rerankforge.data_prep.problems import DataError
     from rerankforge.data_prep.synth import SynthError
+    from rerankforge.models.export import ExportError
     from rerankforge.models.publish import PushError
     from rerankforge.models.resolve import ModelNotFoundError
     from rerankforge.quickstart import StageError, one_line
@@ -211,7 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except StageError as exc:
         _report(args.command, str(exc))
         return exc.exit_code
-    except (ConfigError, DataError, ModelNotFoundError, FileNotFoundError, PushError) as exc:
+    except (ConfigError, DataError, ModelNotFoundError, FileNotFoundError, PushError, ExportError) as exc:
         _report(args.command, str(exc))
         return 2
     except Exception as exc:  # a bug or an environment problem: one line, the traceback in a file

@@ -179,8 +179,12 @@ def run_stage(name: str, plan: Plan, out: Path) -> None:
         _run_train(train, out, plan.stages)
     else:
         from rerankforge.eval.run import evaluate
+        from rerankforge.models.card import add_eval_results
 
         evaluate(ev, command="rerankforge quickstart")
+        checkpoint = Path(ev.rerankers["finetuned"].model)
+        if (checkpoint / "README.md").exists():  # the test split's figures join the card training wrote
+            add_eval_results(checkpoint, Path(ev.output_dir) / "report.json", reranker="finetuned")
 
 
 def _qualify(text: str, stage: str, schema: type, leading_key: bool = False) -> str:

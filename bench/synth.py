@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     else:
         print("llama-cpp-python is not installed: its row is left out (pip install llama-cpp-python)")
     peer = results.get("llama_cpp")
-    print(f"| backend | queries/s | prompt tok/s | completion tok/s | parsed | x llama.cpp |\n|---|---|---|---|---|---|")
+    print("| backend | queries/s | prompt tok/s | completion tok/s | parsed | x llama.cpp |\n|---|---|---|---|---|---|")
     for name, r in results.items():
         ratio = f"{r['queries_per_s'] / peer['queries_per_s']:.2f}" if peer else "-"
         print(f"| {name} | {r['queries_per_s']:.2f} | {r['prompt_tokens_per_s']:.0f} | "

@@ -84,12 +84,43 @@ class RerankerConfig:
 
 
 @dataclass
+class CutoffSweep:
+    """Cut-offs evaluated beside ``generate.cutoff`` for the report's tokens-vs-answers trade-off (per reranker).
+
+    Cost: each query gets one generation per distinct number of passages the sweep sends it, shared with
+    ``top_n_sweep``, so at most one LLM call per query, reranker and sweep point (like one ``top_n_sweep``
+    entry); points that send the same passages share one call."""
+
+    min_probability: list[float] = field(default_factory=list)  # e.g. [0.3, 0.5, 0.7, 0.9]; needs a reranker
+    token_budget: list[int] = field(default_factory=list)  # e.g. [256, 512, 1024]
+
+
+@dataclass
+class CutoffConfig:
+    """Which of the reranked passages (best first, in the pipeline's final order) go to the generator.
+
+    ``top_n``: the first ``generate.top_n``. ``min_probability``: passages while the reranker's P(relevant)
+    (calibrated when the checkpoint has a calibration.json, else the sigmoid of its logit) is at least
+    ``min_probability``, at least ``min_passages`` and at most ``generate.top_n``; rows without a reranker
+    (``model: null``) have no probability and send the top ``generate.top_n``. ``token_budget``: passages while
+    their numbered prompt blocks fit ``token_budget`` tokens (the generator's own tokenizer when it has one,
+    else ``generate.token_counter``), at least ``min_passages``; ``generate.top_n`` does not cap it."""
+
+    kind: Literal["top_n", "min_probability", "token_budget"] = "top_n"
+    min_probability: float = 0.5
+    token_budget: int = 1024
+    min_passages: int = 1
+    sweep: CutoffSweep = field(default_factory=CutoffSweep)
+
+
+@dataclass
 class GenerateConfig(LLMConfig):
     """The answer step. ``extractive`` needs no LLM; ``transformers``, ``llama_cpp`` and ``openai`` are the LLM
     clients of ``models/llm.py`` (their keys: ``model``, ``gguf_file``, ``base_url``, ... as in ``LLMConfig``)."""
 
     kind: Literal["none", "extractive", "transformers", "llama_cpp", "openai"] = "extractive"
-    top_n: int = 3  # passages sent to the generator
+    top_n: int = 3  # passages sent to the generator (the cap of cutoff.kind=min_probability)
+    cutoff: CutoffConfig = field(default_factory=CutoffConfig)  # how many of the reranked passages to send
     top_n_sweep: list[int] = field(default_factory=lambda: [1, 3, 5])  # for the F1-vs-passages plot
     prompt: str = DEFAULT_PROMPT  # fields: {query}, {passages}
     max_passage_chars: int = 1500
@@ -130,6 +161,13 @@ class EvalConfig:
         return cfg
 
 
+def exported_int8(model: Optional[str]) -> bool:
+    """Whether ``model`` is a folder holding an int8 OpenVINO model saved by ``rerankforge export``."""
+    from rerankforge.models.openvino_backend import exported_model
+
+    return bool(model) and exported_model(model, "int8") is not None
+
+
 def check_eval_config(cfg: EvalConfig) -> list[str]:
     """Every problem that does not depend on the data, all at once (empty when fine)."""
     from rerankforge.eval.metrics import check_metric
@@ -141,9 +179,10 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
     if cfg.retrieve.top_k < 1:
         problems.append(f"retrieve.top_k must be >= 1, got {cfg.retrieve.top_k}.")
     for name, spec in cfg.rerankers.items():
-        if spec.backend == "openvino" and spec.quantize and not spec.calibration:
+        if spec.backend == "openvino" and spec.quantize and not spec.calibration and not exported_int8(spec.model):
             problems.append(f"rerankers.{name}: backend=openvino with quantize=int8 needs rerankers.{name}.calibration "
-                            f"(a mined training set such as runs/mine/x, or query/passage records).")
+                            f"(a mined training set such as runs/mine/x, or query/passage records), or a model "
+                            f"folder written by `rerankforge export --quantize int8`; got model={spec.model}.")
         if spec.depth is not None and not 1 <= spec.depth <= cfg.retrieve.top_k:
             problems.append(f"rerankers.{name}.depth must be in [1, retrieve.top_k={cfg.retrieve.top_k}], "
                             f"got {spec.depth}.")
@@ -163,6 +202,7 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
     g = cfg.generate
     if g.top_n < 1 or any(n < 1 for n in g.top_n_sweep):
         problems.append(f"generate.top_n and generate.top_n_sweep must be >= 1, got {g.top_n} and {g.top_n_sweep}.")
+    problems += check_cutoff(g, any(spec.model for spec in cfg.rerankers.values()))
     if g.kind not in ("none", "extractive"):
         problems += check_llm_config(g, "generate")
     if "{query}" not in g.prompt or "{passages}" not in g.prompt:
@@ -171,4 +211,35 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
         problem = check_metric(key)
         if problem:
             problems.append(f"metrics: {problem}")
+    return problems
+
+
+def check_cutoff(g: GenerateConfig, has_reranker: bool) -> list[str]:
+    """The problems of ``generate.cutoff`` (empty when fine); ``has_reranker``: some row has a model."""
+    c, key, problems = g.cutoff, "generate.cutoff", []
+    if not 0 <= c.min_probability <= 1:
+        problems.append(f"{key}.min_probability must be a probability in [0, 1], got {c.min_probability}: set e.g. "
+                        f"{key}.min_probability=0.5.")
+    if c.token_budget < 1:
+        problems.append(f"{key}.token_budget must be >= 1 token, got {c.token_budget}: set e.g. "
+                        f"{key}.token_budget=1024.")
+    if c.min_passages < 1:
+        problems.append(f"{key}.min_passages must be >= 1, got {c.min_passages}.")
+    bad = [p for p in c.sweep.min_probability if not 0 <= p <= 1]
+    if bad:
+        problems.append(f"{key}.sweep.min_probability has {bad}; expected probabilities in [0, 1].")
+    bad = [b for b in c.sweep.token_budget if b < 1]
+    if bad:
+        problems.append(f"{key}.sweep.token_budget has {bad}; expected budgets >= 1 token.")
+    by_probability = c.kind == "min_probability" or c.sweep.min_probability
+    if by_probability and c.min_passages > g.top_n:
+        problems.append(f"{key}.min_passages={c.min_passages} is above generate.top_n={g.top_n}, which caps "
+                        f"min_probability: lower {key}.min_passages or raise generate.top_n.")
+    if by_probability and not has_reranker:
+        given = f"{key}.kind=min_probability" if c.kind == "min_probability" else f"{key}.sweep.min_probability"
+        problems.append(f"{given} needs a reranker, but every row of rerankers has model: null (no probability to "
+                        f"cut at): set rerankers.<name>.model, or use {key}.kind=top_n or token_budget.")
+    if (c.sweep.min_probability or c.sweep.token_budget) and g.kind == "none":
+        problems.append(f"{key}.sweep needs a generator, but generate.kind=none writes no answers: set "
+                        f"generate.kind=extractive (no LLM) or an LLM, or empty the sweep.")
     return problems

@@ -4,12 +4,14 @@ paired significance against the first reranker, answer quality, prompt tokens, l
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Union
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from rerankforge.eval.answers import answer_in_context, exact_match, token_f1
+from rerankforge.eval.cutoff import CONFIGURED, Sent, cutoff_points
 from rerankforge.eval.data import EvalData
 from rerankforge.eval.generate import Generation, answer_text
 from rerankforge.eval.metrics import paired_test, per_query, untied
@@ -27,8 +29,11 @@ class QueryRecord:
     retrieve_ms: float
     reranked: dict[str, Reranked] = field(default_factory=dict)
     rerank_ms: dict[str, float] = field(default_factory=dict)
-    generations: dict[str, dict[int, Generation]] = field(default_factory=dict)  # reranker -> top_n -> output
-    generate_ms: dict[str, float] = field(default_factory=dict)  # at generate.top_n
+    # reranker -> passages sent (each top_n_sweep size, each cut-off's count) -> output
+    generations: dict[str, dict[int, Generation]] = field(default_factory=dict)
+    generate_ms: dict[str, float] = field(default_factory=dict)  # at generate.cutoff
+    sent: dict[str, dict[str, Sent]] = field(default_factory=dict)  # reranker -> cut-off label -> what it sends
+    probabilities: dict[str, Optional[list[float]]] = field(default_factory=dict)  # of the passing passages
 
 
 def _timed(fn, *args):
@@ -37,9 +42,24 @@ def _timed(fn, *args):
     return out, 1000 * (time.perf_counter() - start)
 
 
+def generate_counts(pipeline: Pipeline, query: str, passages: list[str],
+                    counts: list[int]) -> dict[int, tuple[Generation, float]]:
+    """``{n: (generation from the first n passages, ms)}`` for each of ``counts``, with one generator call per
+    distinct number of passages really sent (every n past ``len(passages)`` sends them all)."""
+    done: dict[int, tuple[Generation, float]] = {}
+    out = {}
+    for n in counts:
+        sent = min(n, len(passages))
+        if sent not in done:
+            done[sent] = _timed(pipeline.generate, query, passages, sent)
+        out[n] = done[sent]
+    return out
+
+
 def run_pipeline(pipeline: Pipeline, data: EvalData) -> list[QueryRecord]:
     """Each query once through retrieval, then through every reranker and the generator (one at a time, so
-    the latencies are per query, as a deployment sees them)."""
+    the latencies are per query, as a deployment sees them). The generator answers from each ``top_n_sweep``
+    size and each cut-off's passages (``generate.cutoff`` and its sweep), once per distinct number of passages."""
     cfg = pipeline.cfg
     sizes = sorted(set(cfg.generate.top_n_sweep) | {cfg.generate.top_n})
     records = []
@@ -51,13 +71,13 @@ def run_pipeline(pipeline: Pipeline, data: EvalData) -> list[QueryRecord]:
             record.reranked[name], record.rerank_ms[name] = _timed(pipeline.rerank, name, query, hits)
             if pipeline.generator is None:
                 continue
-            passing = record.reranked[name].passages
-            outputs = {}
-            for n in sizes:
-                outputs[n], ms = _timed(pipeline.generate, query, passing, n)
-                if n == cfg.generate.top_n:
-                    record.generate_ms[name] = ms
-            record.generations[name] = outputs
+            reranked = record.reranked[name]
+            record.sent[name], record.probabilities[name] = pipeline.cut(name, reranked)
+            main = record.sent[name][CONFIGURED].passages
+            outputs = generate_counts(pipeline, query, reranked.passages,
+                                      sizes + [s.passages for s in record.sent[name].values()])
+            record.generations[name] = {n: generation for n, (generation, _) in outputs.items()}
+            record.generate_ms[name] = outputs[main][1]
         records.append(record)
     return records
 
@@ -98,17 +118,48 @@ def compare_first_stages(pipeline: Pipeline, data: EvalData) -> dict[str, dict[s
 
 
 def answer_summary(records: list[QueryRecord], name: str, answers: dict[str, list[str]], texts: dict[str, str],
-                   n: int) -> dict[str, float]:
-    """Mean EM / F1 / answer-in-context / prompt tokens at ``n`` passages over queries with gold answers."""
-    rows = [r for r in records if r.query_id in answers and name in r.generations]
+                   n: Union[int, str]) -> dict[str, float]:
+    """Mean EM / F1 / answer-in-context / prompt tokens over queries with gold answers, at ``n`` passages (an
+    int) or at what the cut-off labelled ``n`` sends (a label of ``QueryRecord.sent``; then also the mean
+    ``passages`` sent and their ``passage_tokens``, None where uncounted)."""
+    rows = [r for r in records if r.query_id in answers and name in r.generations
+            and (isinstance(n, int) or n in r.sent[name])]
     if not rows:
         return {}
-    em = [exact_match(answer_text(r.generations[name][n].answer), answers[r.query_id]) for r in rows]
-    f1 = [token_f1(answer_text(r.generations[name][n].answer), answers[r.query_id]) for r in rows]
-    ctx = [answer_in_context([texts[p] for p in r.reranked[name].passages[:n]], answers[r.query_id]) for r in rows]
-    tokens = [r.generations[name][n].prompt_tokens for r in rows]
-    return {"exact_match": float(np.mean(em)), "f1": float(np.mean(f1)), "answer_in_context": float(np.mean(ctx)),
-            "prompt_tokens": float(np.mean(tokens)), "queries": len(rows)}
+    counts = [n if isinstance(n, int) else r.sent[name][n].passages for r in rows]
+    outputs = [r.generations[name][k] for r, k in zip(rows, counts)]
+    em = [exact_match(answer_text(g.answer), answers[r.query_id]) for r, g in zip(rows, outputs)]
+    f1 = [token_f1(answer_text(g.answer), answers[r.query_id]) for r, g in zip(rows, outputs)]
+    ctx = [answer_in_context([texts[p] for p in r.reranked[name].passages[:k]], answers[r.query_id])
+           for r, k in zip(rows, counts)]
+    summary = {"exact_match": float(np.mean(em)), "f1": float(np.mean(f1)), "answer_in_context": float(np.mean(ctx)),
+               "prompt_tokens": float(np.mean([g.prompt_tokens for g in outputs])), "queries": len(rows)}
+    if isinstance(n, str):
+        tokens = [r.sent[name][n].passage_tokens for r in rows]
+        summary.update(passages=float(np.mean(counts)),
+                       passage_tokens=None if None in tokens else float(np.mean(tokens)))
+    return summary
+
+
+def cutoff_answers(pipeline: Pipeline, records: list[QueryRecord], name: str,
+                   answers: dict[str, list[str]]) -> tuple[dict, list[dict]]:
+    """Reranker ``name``'s answers at ``generate.cutoff`` (``answer_summary`` at ``generate.top_n`` for the top_n
+    cut-off, as without one; else with the ``cutoff`` kind the row used), and one entry per sweep point:
+    ``{kind, value, passages, passage_tokens, prompt_tokens, answer_in_context, exact_match, f1, queries}``."""
+    g = pipeline.cfg.generate
+    if g.cutoff.kind == "top_n":
+        main = answer_summary(records, name, answers, pipeline.texts, g.top_n)
+    else:
+        main = answer_summary(records, name, answers, pipeline.texts, CONFIGURED)
+        if main:
+            main["cutoff"] = next(r.sent[name][CONFIGURED].kind for r in records if name in r.sent)
+    sweep = []
+    for label, c in cutoff_points(g, pipeline.rerankers[name] is not None).items():
+        summary = answer_summary(records, name, answers, pipeline.texts, label) if label != CONFIGURED else {}
+        if summary:
+            value = c.min_probability if c.kind == "min_probability" else c.token_budget
+            sweep.append({"kind": c.kind, "value": value, **summary})
+    return main, sweep
 
 
 def _mean(values: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -151,9 +202,11 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
             alone = values[f"{name}-alone"]
             entry["alone"] = {"metrics": _mean(alone), "vs_best_first_stage": _vs(stages[best], alone, cfg.metrics)}
         if pipeline.generator is not None:
-            entry["answers"] = answer_summary(records, name, data.answers, pipeline.texts, cfg.generate.top_n)
+            entry["answers"], by_cutoff = cutoff_answers(pipeline, records, name, data.answers)
             entry["answers_by_top_n"] = {n: answer_summary(records, name, data.answers, pipeline.texts, n)
                                          for n in sizes}
+            if cfg.generate.cutoff.sweep.min_probability or cfg.generate.cutoff.sweep.token_budget:
+                entry["answers_by_cutoff"] = by_cutoff
         total = [r.retrieve_ms + r.rerank_ms[name] + r.generate_ms.get(name, 0.0) for r in records]
         entry["latency_ms"] = {"rerank": percentiles([r.rerank_ms[name] for r in records]),
                                "generate": percentiles([r.generate_ms[name] for r in records if name in r.generate_ms]),
@@ -171,7 +224,8 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
         "first_stages": {method: {"metrics": _mean(v), "vs_best_first_stage": _vs(stages[best], v, cfg.metrics)}
                          for method, v in stages.items()},
         "best_first_stage": best,
-        "generate": {"kind": cfg.generate.kind, "model": cfg.generate.model, "top_n": cfg.generate.top_n},
+        "generate": {"kind": cfg.generate.kind, "model": cfg.generate.model, "top_n": cfg.generate.top_n,
+                     "cutoff": asdict(cfg.generate.cutoff)},
         "baseline": baseline,
         "rerankers": rerankers,
         "per_query": {**{name: values[name] for name in runs}, **{f"first_stage:{m}": v for m, v in stages.items()}},

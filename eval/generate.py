@@ -33,10 +33,15 @@ class Generator(Protocol):
         """Answer ``query`` from ``passages`` (best first; cited as [1], [2], ...)."""
 
 
+def passage_blocks(cfg: GenerateConfig, passages: Sequence[str]) -> list[str]:
+    """The numbered blocks ``[i] text`` (each cut to ``max_passage_chars``) that ``{passages}`` holds, each but the
+    first with the blank line that separates it from the one before: their concatenation is ``{passages}``."""
+    return [("\n\n" if i > 1 else "") + f"[{i}] {p[:cfg.max_passage_chars]}" for i, p in enumerate(passages, start=1)]
+
+
 def build_prompt(cfg: GenerateConfig, query: str, passages: Sequence[str]) -> str:
     """``cfg.prompt`` with ``{passages}`` as numbered blocks ``[i] text`` (each cut to ``max_passage_chars``)."""
-    blocks = "\n\n".join(f"[{i}] {p[:cfg.max_passage_chars]}" for i, p in enumerate(passages, start=1))
-    return cfg.prompt.format(query=query, passages=blocks)
+    return cfg.prompt.format(query=query, passages="".join(passage_blocks(cfg, passages)))
 
 
 def answer_text(answer: str) -> str:
@@ -79,6 +84,10 @@ class ExtractiveGenerator:
         answer = " ".join(f"{s} [{n}]" for _, n, _, s in best)
         return Generation(answer, self.count(build_prompt(self.cfg, query, passages)), cited(answer))
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as this generator counts its prompt."""
+        return self.count(text)
+
 
 class LLMGenerator:
     """An LLM client (``models/llm.py``: transformers, llama.cpp or an OpenAI-compatible endpoint) answering
@@ -99,6 +108,14 @@ class LLMGenerator:
             self.count = self.count or TokenCounter(self.cfg.token_counter)
             tokens = self.count(prompt)
         return Generation(completion.text, tokens, cited(completion.text))
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text``: the LLM's own tokenizer when it has one (transformers), else ``cfg.token_counter``."""
+        tokenizer = getattr(self.llm, "tokenizer", None)
+        if tokenizer is not None:
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        self.count = self.count or TokenCounter(self.cfg.token_counter)
+        return self.count(text)
 
 
 def load_generator(cfg: GenerateConfig, device: str | None = None) -> Generator | None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from rerankforge.data_prep.chunking import Documents, pool
 from rerankforge.eval.config import EvalConfig, RerankerConfig
+from rerankforge.eval.cutoff import CONFIGURED, Sent, cut, cutoff_points
 from rerankforge.eval.generate import Generation, Generator, load_generator
 from rerankforge.eval.retrieve import Hits, Retriever
 from rerankforge.models.reranker import sigmoid
@@ -29,6 +30,8 @@ class Reranked:
     passing: list[str]  # doc ids at or above the threshold, in reranked order
     alone: Optional[Hits] = None  # with fusion: the reranker's own order (relevance scores), for the report
     evidence: dict[str, str] = field(default_factory=dict)  # chunked documents: doc id -> its best passage id
+    # doc id -> the reranker's raw logit of the passage a generator reads (a chunked document's best passage)
+    logits: dict[str, float] = field(default_factory=dict)
 
     @property
     def passages(self) -> list[str]:
@@ -43,16 +46,16 @@ def _with_tail(head: list[tuple[str, float]], tail: Hits) -> Hits:
 
 
 def _score_documents(reranker, query: str, doc_ids: list[str], texts: dict[str, str],
-                     documents: Documents) -> tuple[list[float], dict[str, str]]:
+                     documents: Documents) -> tuple[list[float], dict[str, tuple[str, float]]]:
     """One logit per document pooled from its passages' logits (``sum`` pools relevance scores), and each
-    document's best passage."""
+    document's best passage with its logit."""
     passages = [(d, p) for d in doc_ids for p in documents.scored(d)]
     logits = reranker.score(query, [texts[p] for _, p in passages], raw=True)
     grouped: dict[str, list[tuple[str, float]]] = {}
     for (d, p), x in zip(passages, logits):
         grouped.setdefault(d, []).append((p, x))
     values = {d: [sigmoid(x) if documents.aggregate == "sum" else x for _, x in v] for d, v in grouped.items()}
-    best = {d: max(v, key=lambda item: item[1])[0] for d, v in grouped.items()}
+    best = {d: max(v, key=lambda item: item[1]) for d, v in grouped.items()}
     return [pool(values[d], documents.aggregate) for d in doc_ids], best
 
 
@@ -72,9 +75,11 @@ def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: d
         evidence = {d: documents.scored(d)[0] for d, _ in head} if documents is not None else {}
         return Reranked(list(hits), [d for d, _ in head], evidence=evidence)
     if documents is None:
-        logits, evidence = reranker.score(query, [texts[d] for d, _ in head], raw=True), {}
+        logits = reranker.score(query, [texts[d] for d, _ in head], raw=True)
+        evidence, read = {}, {d: x for (d, _), x in zip(head, logits)}
     else:
-        logits, evidence = _score_documents(reranker, query, [d for d, _ in head], texts, documents)
+        logits, best = _score_documents(reranker, query, [d for d, _ in head], texts, documents)
+        evidence, read = {d: p for d, (p, _) in best.items()}, {d: x for d, (_, x) in best.items()}
     relevance = {d: min(x, 1.0) if documents is not None and documents.aggregate == "sum" else sigmoid(x)
                  for (d, _), x in zip(head, logits)}
     alone = _with_tail([(d, relevance[d]) for d, _ in head], tail)
@@ -83,7 +88,12 @@ def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: d
         fused = fuse(logits, [s for _, s in head], *fusion)
         final = _with_tail([(d, float(f)) for (d, _), f in zip(head, fused)], tail)
     passing = [d for d, _ in final[: len(head)] if spec.threshold is None or relevance[d] >= spec.threshold]
-    return Reranked(final, passing, alone if fusion is not None else None, evidence)
+    return Reranked(final, passing, alone if fusion is not None else None, evidence, read)
+
+
+def probability_of(reranker) -> Callable[[float], float]:
+    """The reranker's P(relevant) of a logit: its calibrated probability where it has one, else the sigmoid."""
+    return getattr(reranker, "probability", None) or sigmoid
 
 
 class Pipeline:
@@ -114,6 +124,7 @@ class Pipeline:
                 for name, spec in cfg.rerankers.items()}
         self.fusion = {name: self._fusion(name, spec) for name, spec in cfg.rerankers.items()}
         self.generator = generator if generator is not None else load_generator(cfg.generate, cfg.device)
+        self._token_counter = None
 
     def _fusion(self, name: str, spec: RerankerConfig) -> Optional[tuple[str, float, int]]:
         """``(method, alpha, rrf_k)`` of a reranker's fusion, or None; warns when the weight was fitted on
@@ -165,26 +176,72 @@ class Pipeline:
         return rerank_hits(self.rerankers[name], self.cfg.rerankers[name], query, hits, self.texts, self.fusion[name],
                            self.documents)
 
+    def probabilities(self, name: str, reranked: Reranked) -> Optional[list[float]]:
+        """Reranker ``name``'s own P(relevant) of each passage of ``reranked.passing`` (in that order; fusion
+        orders, the reranker's logit gives the probability), or None for a row without a reranker."""
+        reranker = self.rerankers[name]
+        if reranker is None:
+            return None
+        probability = probability_of(reranker)
+        return [probability(reranked.logits[d]) for d in reranked.passing]
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as the generator counts its prompt (``generate.token_counter`` without one)."""
+        count = getattr(self.generator, "count_tokens", None)
+        if count is None:
+            from rerankforge.eval.generate import TokenCounter
+
+            self._token_counter = self._token_counter or TokenCounter(self.cfg.generate.token_counter)
+            count = self._token_counter
+        return count(text)
+
+    def cut(self, name: str, reranked: Reranked, sweep: bool = True,
+            top_n: Optional[int] = None) -> tuple[dict[str, Sent], Optional[list[float]]]:
+        """What ``generate.cutoff`` (label ``CONFIGURED``) and, with ``sweep``, each sweep point sends from
+        ``reranked.passages``, and the probabilities of the passing passages (None without a reranker).
+
+        ``top_n`` (a request's) caps every cut-off, token_budget included, in place of ``generate.top_n``. Passage
+        tokens are counted where a cut-off needs them, or for the report when a cut-off other than top_n is set.
+        """
+        g = self.cfg.generate if top_n is None else replace(self.cfg.generate, top_n=top_n)
+        passages = reranked.passages[:top_n] if top_n is not None else reranked.passages
+        probabilities = self.probabilities(name, reranked)
+        if probabilities is not None:
+            probabilities = probabilities[: len(passages)]
+        points = cutoff_points(g, probabilities is not None)
+        points = points if sweep else {CONFIGURED: points[CONFIGURED]}
+        c = g.cutoff
+        counted = any(p.kind == "token_budget" for p in points.values()) or \
+            (sweep and (c.kind != "top_n" or bool(c.sweep.min_probability or c.sweep.token_budget)))
+        texts = [self.texts[p] for p in passages]
+        return cut(points, g, texts, probabilities, self.count_tokens if counted else None), probabilities
+
     def generate(self, query: str, passage_ids: list[str], top_n: Optional[int] = None) -> Optional[Generation]:
+        """The generator's answer from the first ``top_n`` of ``passage_ids`` (default ``generate.top_n``)."""
         if self.generator is None:
             return None
-        return self.generator.generate(query, [self.texts[p] for p in passage_ids[: top_n or self.cfg.generate.top_n]])
+        n = self.cfg.generate.top_n if top_n is None else top_n
+        return self.generator.generate(query, [self.texts[p] for p in passage_ids[:n]])
 
     def query(self, query: str, reranker: Optional[str] = None, top_n: Optional[int] = None) -> dict:
-        """Answer one query: ``{answer, passages: [{doc_id, text, score}], prompt_tokens, timings_ms}``.
+        """Answer one query: ``{answer, passages: [{doc_id, passage_id, text, score, probability}], cutoff,
+        prompt_tokens, timings_ms}``: the passages ``generate.cutoff`` sends, with the reranker's P(relevant) of
+        each (None for a row without a reranker), and ``cutoff: {kind, passages, passage_tokens}``.
 
-        ``reranker`` names one of ``cfg.rerankers`` (default: the last, usually the fine-tuned one).
+        ``reranker`` names one of ``cfg.rerankers`` (default: the last, usually the fine-tuned one); ``top_n``
+        caps the passages sent (default ``generate.top_n``, which does not cap a token_budget cut-off).
         """
         name = reranker or list(self.rerankers)[-1]
         if name not in self.rerankers:
             raise KeyError(f"Unknown reranker '{name}'; configured: {', '.join(self.rerankers)}.")
-        top_n = top_n or self.cfg.generate.top_n
         start = time.perf_counter()
         hits = self.first_stage(query)
         t_retrieve = time.perf_counter()
         reranked = self.rerank(name, query, hits)
         t_rerank = time.perf_counter()
-        generation = self.generate(query, reranked.passages, top_n)
+        sent, probabilities = self.cut(name, reranked, sweep=False, top_n=top_n)
+        n = sent[CONFIGURED].passages
+        generation = self.generate(query, reranked.passages, n)
         t_generate = time.perf_counter()
         scores = dict(reranked.hits)
         return {
@@ -192,8 +249,10 @@ class Pipeline:
             "answer": generation.answer if generation else None,
             "prompt_tokens": generation.prompt_tokens if generation else 0,
             "fusion": None if self.fusion[name] is None else dict(zip(("method", "alpha"), self.fusion[name][:2])),
-            "passages": [{"doc_id": d, "passage_id": p, "text": self.texts[p], "score": scores[d]}
-                         for d, p in zip(reranked.passing[:top_n], reranked.passages[:top_n])],
+            "cutoff": {"kind": sent[CONFIGURED].kind, "passages": n, "passage_tokens": sent[CONFIGURED].passage_tokens},
+            "passages": [{"doc_id": d, "passage_id": p, "text": self.texts[p], "score": scores[d],
+                          "probability": probabilities[i] if probabilities is not None else None}
+                         for i, (d, p) in enumerate(zip(reranked.passing[:n], reranked.passages[:n]))],
             "timings_ms": {"retrieve": 1000 * (t_retrieve - start), "rerank": 1000 * (t_rerank - t_retrieve),
                            "generate": 1000 * (t_generate - t_rerank), "total": 1000 * (t_generate - start)},
         }

@@ -1,5 +1,6 @@
 """PNG plots of an evaluation summary (matplotlib, headless): nDCG@k per stage and reranker, the latency
-breakdown per stage, and answer F1 / answer-in-context against the number of passages sent to the generator."""
+breakdown per stage, answer F1 / answer-in-context against the number of passages sent to the generator, and the
+cut-off trade-off: answer-in-context and answer F1 against the prompt tokens each cut-off sends."""
 
 from __future__ import annotations
 
@@ -81,6 +82,50 @@ def plot_answers(summary: dict, path: Path) -> bool:
     return drawn
 
 
+def cutoff_series(entry: dict) -> dict[str, list[tuple[float, float, float, str]]]:
+    """A reranker's ``(prompt tokens, answer in context, F1, label)`` points by kind, sorted by tokens: its
+    ``top_n`` sizes and each swept cut-off kind (empty without a cut-off sweep)."""
+    series: dict[str, list] = {}
+    if entry.get("answers_by_cutoff"):
+        series["top_n"] = [(v["prompt_tokens"], v["answer_in_context"], v["f1"], f"{n}")
+                           for n, v in entry.get("answers_by_top_n", {}).items() if v]
+    for p in entry.get("answers_by_cutoff", []):
+        point = (p["prompt_tokens"], p["answer_in_context"], p["f1"], f"{p['value']:g}")
+        series.setdefault(p["kind"], []).append(point)
+    return {kind: sorted(points) for kind, points in series.items() if points}
+
+
+def plot_cutoffs(summary: dict, path: Path) -> bool:
+    """Answer-in-context (left) and answer F1 (right) against the mean prompt tokens sent, one line per reranker
+    and cut-off kind, each point labelled with its value; False (nothing written) without a cut-off sweep."""
+    plt = _pyplot()
+    styles = {"top_n": "o", "min_probability": "s", "token_budget": "^"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    drawn = False
+    for name, entry in summary["rerankers"].items():
+        color = None
+        for kind, points in cutoff_series(entry).items():
+            tokens = [p[0] for p in points]
+            for ax, column in zip(axes, (1, 2)):
+                line, = ax.plot(tokens, [p[column] for p in points], marker=styles.get(kind, "o"), color=color,
+                                linestyle="-" if kind == "top_n" else "--", label=f"{name}: {kind}")
+                color = line.get_color()
+                for p in points:
+                    ax.annotate(p[3], (p[0], p[column]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            drawn = True
+    if drawn:
+        for ax, label in zip(axes, ("answer in context", "answer token F1")):
+            ax.set_xlabel("prompt tokens sent (mean per query)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"Cut-offs: tokens sent vs. answers ({summary['generate']['kind']} generator)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
 def draw_all(summary: dict, folder: Path) -> list[str]:
     """Draw every plot that has data into ``folder``; returns the file names written."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,4 +134,6 @@ def draw_all(summary: dict, folder: Path) -> list[str]:
     names = ["ndcg_at_k.png", "latency.png"]
     if plot_answers(summary, folder / "answer_f1_vs_passages.png"):
         names.append("answer_f1_vs_passages.png")
+    if plot_cutoffs(summary, folder / "cutoff_tradeoff.png"):
+        names.append("cutoff_tradeoff.png")
     return names

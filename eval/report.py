@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rerankforge.eval.cutoff import CONFIGURED
 from rerankforge.eval.evaluate import QueryRecord
-
 
 
 def write_trec(path: Path, run: dict[str, dict[str, float]], name: str) -> None:
@@ -33,9 +33,12 @@ def per_query_rows(summary: dict, records: list[QueryRecord], answers: dict[str,
                 entry["delta_vs_" + baseline] = {m: metrics[m] - summary["per_query"][baseline][m][r.query_id]
                                                  for m in metrics}
             if name in r.generations:
-                main = r.generations[name][summary["generate"]["top_n"]]
+                sent = r.sent[name][CONFIGURED].passages
+                main = r.generations[name][sent]
+                probabilities = r.probabilities.get(name)
                 entry.update(answer=main.answer, prompt_tokens=main.prompt_tokens, citations=main.citations,
-                             generate_ms=round(r.generate_ms.get(name, 0.0), 3))
+                             generate_ms=round(r.generate_ms.get(name, 0.0), 3), passages_sent=sent,
+                             probabilities=None if probabilities is None else probabilities[:sent])
             row["rerankers"][name] = entry
         rows.append(row)
     return rows
@@ -48,6 +51,16 @@ def _fmt(value: float) -> str:
 def _best_first_stage(summary: dict) -> tuple[str, dict]:
     best = summary.get("best_first_stage", summary["first_stage"]["method"])
     return best, summary.get("first_stages", {}).get(best, summary["first_stage"])["metrics"]
+
+
+def describe_cutoff(generate: dict) -> str:
+    """``generate.cutoff`` of a report in words, e.g. "top 3 passages"."""
+    c, top_n = generate.get("cutoff") or {"kind": "top_n"}, generate["top_n"]
+    if c["kind"] == "min_probability":
+        return f"passages with P(relevant) >= {c['min_probability']:g}, {c['min_passages']} to {top_n}"
+    if c["kind"] == "token_budget":
+        return f"passages within {c['token_budget']} tokens, at least {c['min_passages']}"
+    return f"top {top_n} passages"
 
 
 def verdict(delta: float, p_value: float) -> str:
@@ -78,8 +91,10 @@ def _headline(summary: dict) -> str:
             text += f"; the reranker alone: {entry['alone']['metrics']['ndcg@10']:.4f}"
         answers = entry.get("answers")
         if answers:
-            text += (f"; answer token F1 {answers['f1']:.3f}, gold answer in the {summary['generate']['top_n']} "
-                     f"passages for {100 * answers['answer_in_context']:.1f}% of queries")
+            sent = f"{summary['generate']['top_n']} passages" if "passages" not in answers else \
+                f"passages sent ({answers['passages']:.1f} per query)"
+            text += (f"; answer token F1 {answers['f1']:.3f}, gold answer in the {sent} "
+                     f"for {100 * answers['answer_in_context']:.1f}% of queries")
         parts.append(text + ".")
     return "\n".join(f"- {p}" for p in parts)
 
@@ -123,6 +138,20 @@ def _against_best(summary: dict) -> list[str]:
             ""] + _table(["reranker", "metric", "mean delta", "p-value", "wins/losses/ties", "verdict"], rows)
 
 
+def _cutoffs(summary: dict) -> list[str]:
+    """The cut-off sweep: per reranker and cut-off, what is sent and how the answers fare."""
+    rows = []
+    for name, e in summary["rerankers"].items():
+        for p in e.get("answers_by_cutoff", []):
+            tokens = "-" if p["passage_tokens"] is None else f"{p['passage_tokens']:.0f}"
+            rows.append([name, f"{p['kind']} {p['value']:g}", f"{p['passages']:.2f}", tokens,
+                         f"{p['prompt_tokens']:.0f}", _fmt(p["answer_in_context"]), _fmt(p["f1"])])
+    if not rows:
+        return []
+    return ["", "## Cut-offs (means per query)", ""] + _table(
+        ["reranker", "cut-off", "passages", "passage tokens", "prompt tokens", "answer in context", "token F1"], rows)
+
+
 def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
     metrics = list(summary["first_stage"]["metrics"])
     fs, rr, baseline = summary["first_stage"], summary["rerankers"], summary["baseline"]
@@ -144,13 +173,13 @@ def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
                                  f"{t['wins']}/{t['losses']}/{t['ties']}"])
         out += _table(["reranker", "metric", "mean delta", "p-value", "wins/losses/ties"], rows)
     if any(e.get("answers") for e in rr.values()):
-        n = summary["generate"]["top_n"]
-        out += ["", f"## Answers ({summary['generate']['kind']} generator, top {n} passages, "
+        out += ["", f"## Answers ({summary['generate']['kind']} generator, {describe_cutoff(summary['generate'])}, "
                     f"{summary['data']['queries_with_answers']} queries with gold answers)", ""]
         rows = [[name, _fmt(e["answers"]["exact_match"]), _fmt(e["answers"]["f1"]),
                  _fmt(e["answers"]["answer_in_context"]), f"{e['answers']['prompt_tokens']:.0f}"]
                 for name, e in rr.items() if e.get("answers")]
         out += _table(["reranker", "exact match", "token F1", "answer in context", "prompt tokens / query"], rows)
+    out += _cutoffs(summary)
     out += ["", "## Latency per query (ms, p50 / p95)", ""]
     ret = fs["latency_ms"]["retrieve"]
     rows = [[name, f"{ret['p50']:.1f} / {ret['p95']:.1f}",

@@ -1,41 +1,78 @@
-"""The model card (README.md) written into every ``final/`` checkpoint: what it is, how it was made, how it did."""
+"""The model card (README.md) of every ``final/`` checkpoint, built with ``huggingface_hub.ModelCard``: Hub metadata
+with a ``model-index`` of measured results, usage, calibration, fusion, data and mining, training, limitations.
+
+Also the ``config_sentence_transformers.json`` (and the module files) that sentence-transformers' own
+``CrossEncoder.save`` writes, so that ``CrossEncoder(folder)`` loads the checkpoint as a saved CrossEncoder.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Optional
 
 import yaml
+from huggingface_hub import ModelCard, ModelCardData
 
+from rerankforge.models.card_results import (HUB_DATASETS, RESULTS_HEADING, CardError, dev_results, hub_dataset,
+                                             merge, report_results, results_markdown)
 
-# Local data folder names -> Hub dataset ids, for the card's `datasets` metadata.
-HUB_DATASETS = {"scifact": "BeIR/scifact", "nfcorpus": "BeIR/nfcorpus", "fiqa": "BeIR/fiqa",
-                "trec-covid": "BeIR/trec-covid", "arguana": "BeIR/arguana", "scidocs": "BeIR/scidocs",
-                "covidqa": "deepset/covid_qa_deepset"}
+__all__ = ["HUB_DATASETS", "CardError", "add_eval_results", "hub_datasets", "load_card", "set_model_id",
+           "write_model_card", "write_st_config"]
+
+CALIBRATION_FILE = "calibration.json"  # written beside the weights by training (models/calibration.py)
+SNIPPET_ID = re.compile(r'CrossEncoder\("[^"]*"\)')
 
 
 def hub_datasets(data: dict) -> list[str]:
     """The Hub id of the training data when its folder name is a known data set, else the folder name."""
-    name = Path(data.get("path") or data.get("corpus") or "").name.lower()
-    return [HUB_DATASETS.get(name, name)] if name else []
+    name = hub_dataset(data.get("path") or data.get("corpus"))
+    return [name] if name else []
 
 
-def _metrics_table(metrics: list[dict]) -> str:
-    evals = [m for m in metrics if "dev/ndcg@10" in m]
-    if not evals:
-        return "No dev evaluation was run (mine with `data.dev_fraction` > 0, or set `data.dev`).\n"
-    best = max(evals, key=lambda m: m["dev/ndcg@10"])
-    rows = ["| run | nDCG@10 | MRR@10 |", "|---|---|---|",
-            f"| first stage (dev) | {best['dev/first_stage_ndcg@10']:.4f} | {best['dev/first_stage_mrr@10']:.4f} |",
-            f"| this reranker, step {best['step']} (dev) | {best['dev/ndcg@10']:.4f} | {best['dev/mrr@10']:.4f} |"]
-    return "\n".join(rows) + "\n"
+def load_card(folder: Path) -> Optional[ModelCard]:
+    """``folder/README.md`` as a ``ModelCard``; None when there is none.
+
+    Raises:
+        CardError: the README's metadata block does not parse (e.g. a malformed ``model-index``).
+    """
+    path = Path(folder) / "README.md"
+    if not path.is_file():
+        return None
+    try:
+        return ModelCard.load(path)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise CardError(f"{path} has a metadata block that does not parse: {exc}. Fix the YAML between the `---` "
+                        "lines, or delete the file and train again to rewrite it.") from exc
 
 
-def _fusion_text(fusion: dict | None) -> str:
+def _calibration_text(folder: Path) -> str:
+    path = folder / CALIBRATION_FILE
+    if not path.is_file():
+        return ("Scores are uncalibrated: `CrossEncoder.predict` and rerankforge's `relevance_score` are the sigmoid "
+                "of the logit, which orders passages but is not a probability of relevance, and a threshold on it "
+                "means something different for every model. (Training fits a calibration when it has a dev split.)\n")
+    fit = json.loads(path.read_text(encoding="utf-8"))
+    ece = fit.get("ece", {})
+    return (f"`{CALIBRATION_FILE}` holds a {fit.get('method', 'platt')} scale fitted on {fit.get('dev_pairs')} dev "
+            f"query–passage pairs ({fit.get('dev_positives')} relevant): P(relevant) = sigmoid({fit['a']:.4f} × "
+            f"logit + {fit['b']:.4f}). Expected calibration error on dev ({fit.get('bins', 10)} bins): "
+            f"{ece.get('sigmoid', float('nan')):.4f} for the plain sigmoid, {ece.get('calibrated', float('nan')):.4f} "
+            "calibrated. rerankforge's `Reranker`, `eval` and server apply it to a local copy of this folder, so their "
+            "`relevance_score` estimates P(relevant) and a threshold (e.g. `generate.cutoff.min_probability`) "
+            "means the same for every calibrated model. `CrossEncoder.predict` returns the plain sigmoid; apply "
+            "the scale to its logits yourself:\n\n```python\nimport torch\n"
+            "logits = model.predict(pairs, activation_fn=torch.nn.Identity())\n"
+            f"p_relevant = torch.sigmoid({fit['a']:.6g} * torch.as_tensor(logits) + {fit['b']:.6g})\n```\n")
+
+
+def _fusion_text(fusion: Optional[dict]) -> str:
     if not fusion:
         return ("No fusion weight was fitted (no dev split). Its scores can still be fused with a first stage at "
                 "a weight of your choosing.\n")
     first = fusion.get("first_stage", {})
-    return (f"Fused with its first stage ({first.get('method')}), this reranker ranks best: `fusion.json` holds "
+    return (f"Fusion with its first stage ({first.get('method')}): `fusion.json` holds "
             f"the weight fitted on {fusion.get('dev_queries')} dev queries, {fusion['method']} with alpha "
             f"{fusion['alpha']:.2f} (1 = reranker alone, 0 = first stage alone). Dev nDCG@10: first stage "
             f"{fusion['first_stage_alone']:.4f}, reranker alone {fusion['reranker_alone']:.4f}, fused "
@@ -44,46 +81,169 @@ def _fusion_text(fusion: dict | None) -> str:
             "scores.\n")
 
 
-def write_model_card(folder: Path, cfg, mine_manifest: dict, metrics: list[dict], fusion: dict | None = None) -> None:
-    """Write ``folder/README.md`` with Hub metadata, data and mining settings, training config and dev metrics."""
-    mine = mine_manifest.get("config", {})
-    encoder = mine.get("encoder", {}).get("name_or_path")
-    meta = {"base_model": cfg.model.name_or_path, "library_name": "sentence-transformers",
-            "pipeline_tag": "text-ranking", "tags": ["cross-encoder", "reranker", "rerankforge"],
-            "license": "apache-2.0", "datasets": hub_datasets(mine.get("data", {}))}
+def _provenance(cfg, mine_manifest: dict) -> str:
+    """The data, mining and training sections: enough to rerun the recipe."""
+    mine, counts = mine_manifest.get("config", {}), mine_manifest.get("counts", {})
+    data = mine.get("data", {})
     mining = {k: mine.get("mining", {}).get(k) for k in ("candidates", "range_max", "relative_margin",
                                                           "absolute_margin", "num_negatives", "sampling_strategy")}
-    body = f"""# Reranker fine-tuned with rerankforge
-
-A cross-encoder (one relevance logit per query–passage pair) fine-tuned from `{cfg.model.name_or_path}` on
-`{cfg.data.train}` with the `{cfg.loss.name}` loss.
-
-```python
-from sentence_transformers import CrossEncoder
-model = CrossEncoder("{folder.name}")
-scores = model.predict([("query", "passage")])
-```
-
-## Data and mining
-- Training data: {mine.get('data', {}).get('path') or mine.get('data', {}).get('corpus')} (split `{mine.get('data', {}).get('split')}`),
-  {mine_manifest.get('counts', {}).get('queries_mined', '?')} queries, {mine_manifest.get('counts', {}).get('rows', '?')} query–positive rows.
+    encoder = mine.get("encoder", {}).get("name_or_path")
+    lora = (f"r={cfg.lora.r} alpha={cfg.lora.alpha}, exported as {cfg.lora.export}" if cfg.lora.enabled
+            else "no (full fine-tuning)")
+    return f"""## Data and mining
+- Training data: {data.get('path') or data.get('corpus')} (split `{data.get('split')}`),
+  {counts.get('queries_mined', '?')} queries, {counts.get('rows', '?')} query–positive rows.
 - Hard negatives mined with `{encoder}`: {', '.join(f'{k}={v}' for k, v in mining.items() if v is not None)}.
 
 ## Training
 - Loss `{cfg.loss.name}`, groups of {cfg.data.group_size} (1 positive + {cfg.data.group_size - 1} negatives),
   {cfg.batch_size} groups per step × {cfg.gradient_accumulation_steps} accumulation, lr {cfg.optim.lr},
   {cfg.optim.scheduler} schedule with {cfg.optim.warmup_ratio:.0%} warmup, max_length {cfg.model.max_length}, seed {cfg.seed}.
-- LoRA: {'r=%d alpha=%d, exported as %s' % (cfg.lora.r, cfg.lora.alpha, cfg.lora.export) if cfg.lora.enabled else 'no (full fine-tuning)'}.
+- LoRA: {lora}.
+"""
 
-## Dev metrics
-{_metrics_table(metrics)}
+
+def _body(folder: Path, cfg, mine_manifest: dict, rows: list, fusion: Optional[dict], model_id: str) -> str:
+    rows_count = mine_manifest.get("counts", {}).get("rows", "a few hundred")
+    return f"""
+# Reranker fine-tuned with rerankforge
+
+A cross-encoder (one relevance logit per query–passage pair) fine-tuned from `{cfg.model.name_or_path}` on
+`{cfg.data.train}` with the `{cfg.loss.name}` loss. It reorders the top candidates of a first-stage retriever.
+
+```python
+from sentence_transformers import CrossEncoder
+
+model = CrossEncoder("{model_id}")
+pairs = [("query", "passage one"), ("query", "passage two")]
+scores = model.predict(pairs)  # sigmoid of the logit
+ranked = model.rank("query", ["passage one", "passage two"])
+```
+
+{RESULTS_HEADING}
+{results_markdown(rows)}
+## Score calibration
+{_calibration_text(folder)}
 ## Fusion with the first stage
 {_fusion_text(fusion)}
+{_provenance(cfg, mine_manifest)}
 ## Intended use and limitations
 Rerank the top candidates of a first-stage retriever over the same kind of text it was trained on. It was
-trained on {mine_manifest.get('counts', {}).get('rows', 'a few hundred')} labelled pairs from one domain: expect
-it to be worse than a general reranker outside that domain, and check it on your own queries before use. Scores
-are relative (sigmoid of a logit), not calibrated probabilities.
+trained on {rows_count} labelled pairs from one domain: expect it to be worse than a general reranker outside
+that domain, and check it on your own queries before use.
 """
+
+
+def _model_name(cfg, mine_manifest: dict) -> str:
+    data = mine_manifest.get("config", {}).get("data", {})
+    domain = Path(data.get("path") or data.get("corpus") or cfg.data.train).name
+    return f"{Path(cfg.model.name_or_path).name}-{domain}-reranker"
+
+
+def write_model_card(folder: Path, cfg, mine_manifest: dict, metrics: list[dict], fusion: Optional[dict] = None,
+                     *, repo_id: Optional[str] = None, eval_reports: tuple = ()) -> ModelCard:
+    """Write ``folder/README.md`` and return it as a ``ModelCard``.
+
+    The metadata holds ``base_model``, ``datasets``, ``license`` (``cfg.license``), tags and a ``model-index``
+    with the kept checkpoint's dev figures from ``metrics`` (the ``metrics.jsonl`` records) and ``fusion``, plus
+    those of each ``rerankforge eval`` report in ``eval_reports``. The usage snippet loads ``repo_id`` when
+    given, else ``folder`` as a local path. ``calibration.json`` beside the weights, when present, is described.
+
+    Raises:
+        CardError: an eval report that cannot be read or has no reranker that is ``folder``.
+    """
+    folder = Path(folder)
+    mine = mine_manifest.get("config", {})
+    rows = dev_results(cfg, mine_manifest, metrics, fusion)
+    for report in eval_reports:
+        rows = merge(rows, report_results(Path(report), folder))
+    data = ModelCardData(base_model=cfg.model.name_or_path, library_name="sentence-transformers",
+                         pipeline_tag="text-ranking", tags=["cross-encoder", "reranker", "rerankforge"],
+                         license=cfg.license, datasets=hub_datasets(mine.get("data", {})),
+                         model_name=repo_id.split("/")[-1] if repo_id else _model_name(cfg, mine_manifest),
+                         eval_results=rows or None)
+    body = _body(folder, cfg, mine_manifest, rows, fusion, repo_id or str(folder))
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "README.md").write_text(f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n{body}", encoding="utf-8")
+    card.save(folder / "README.md")
+    return card
+
+
+def _replace_results_section(text: str, rows: list) -> str:
+    """``text`` with its evaluation section redrawn from ``rows`` (appended when the section is missing)."""
+    section = f"{RESULTS_HEADING}\n{results_markdown(rows)}"
+    start = text.find(RESULTS_HEADING + "\n")
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + section
+    end = text.find("\n## ", start + len(RESULTS_HEADING))
+    return text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
+
+
+def add_eval_results(checkpoint: Path, report_path: Path, *, card_folder: Optional[Path] = None,
+                     reranker: Optional[str] = None) -> ModelCard:
+    """Merge a ``rerankforge eval`` report's figures of ``checkpoint`` (first stage, reranked, fused; every
+    metric, on the report's data set and split) into the card's ``model-index`` and results tables.
+
+    The card is ``card_folder/README.md`` (default: the checkpoint's own); figures already there for the same
+    data set and split are replaced, so adding a report twice changes nothing. ``reranker`` picks the report's
+    reranker by name; by default it is the one whose ``model`` is ``checkpoint``.
+
+    Raises:
+        CardError: the report cannot be read or does not hold ``checkpoint``, or the card does not parse.
+    """
+    folder = Path(card_folder or checkpoint)
+    card = load_card(folder) or ModelCard("---\n{}\n---\n")
+    rows = merge(list(card.data.eval_results or []), report_results(Path(report_path), Path(checkpoint), reranker))
+    card.data.eval_results = rows
+    card.data.model_name = card.data.model_name or Path(checkpoint).resolve().name
+    card.text = _replace_results_section(card.text, rows)
+    card.save(folder / "README.md")
+    return card
+
+
+def set_model_id(card: ModelCard, model_id: str) -> ModelCard:
+    """Point the card's usage snippet (``CrossEncoder("...")``) and its model-index name at ``model_id``."""
+    card.text = SNIPPET_ID.sub(f'CrossEncoder("{model_id}")', card.text)
+    if card.data.eval_results:
+        card.data.model_name = model_id.split("/")[-1]
+    return card
+
+
+def _st_versions() -> dict:
+    import sentence_transformers
+    import torch
+    import transformers
+
+    return {"sentence_transformers": sentence_transformers.__version__, "transformers": transformers.__version__,
+            "pytorch": torch.__version__}
+
+
+def write_st_config(folder: Path) -> list[Path]:
+    """Write what sentence-transformers' ``CrossEncoder.save`` writes beside the weights of a one-logit
+    cross-encoder: ``config_sentence_transformers.json`` (model type, versions, sigmoid activation) and, with
+    sentence-transformers 6 or later, ``modules.json`` and ``sentence_bert_config.json`` (one Transformer module
+    in the root, sequence classification), so ``CrossEncoder(folder)`` loads it as a saved CrossEncoder.
+
+    Returns the files written; none for a LoRA adapter folder, which loads through peft, not as a CrossEncoder.
+    """
+    folder = Path(folder)
+    if (folder / "adapter_config.json").exists():
+        return []
+    files = {"config_sentence_transformers.json": {
+        "__version__": _st_versions(), "activation_fn": "torch.nn.modules.activation.Sigmoid",
+        "default_prompt_name": None, "model_type": "CrossEncoder", "prompts": {}}}
+    try:
+        from sentence_transformers.base.modules.transformer import Transformer
+    except ImportError:  # sentence-transformers 5 loads a cross-encoder from config.json alone
+        Transformer = None
+    if Transformer is not None:
+        files["modules.json"] = [{"idx": 0, "name": "0", "path": "",
+                                  "type": f"{Transformer.__module__}.{Transformer.__qualname__}"}]
+        files["sentence_bert_config.json"] = {
+            "transformer_task": "sequence-classification",
+            "modality_config": {"text": {"method": "forward", "method_output_name": "logits"}},
+            "module_output_name": "scores"}
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content, indent=2, sort_keys=name != "sentence_bert_config.json") + "\n",
+                                   encoding="utf-8")
+    return [folder / name for name in files]

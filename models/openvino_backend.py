@@ -32,28 +32,37 @@ def require_openvino(quantize: Optional[str]):
     return openvino, nncf
 
 
-def compile_openvino(model: torch.nn.Module, encode: Callable[[Sequence[tuple[str, str]]], dict],
+OPENVINO_FOLDER = "openvino"  # where sentence-transformers' OpenVINO backend looks, inside a model folder
+OPENVINO_FILES = {None: "openvino_model.xml", "int8": "openvino_model_qint8_quantized.xml"}
+
+
+def exported_model(folder, quantize: Optional[str]) -> Optional[Path]:
+    """The OpenVINO model ``rerankforge export`` wrote into ``folder`` for ``quantize``, or None."""
+    path = Path(folder) / OPENVINO_FOLDER / OPENVINO_FILES.get(quantize, "")
+    return path if path.is_file() else None
+
+
+def convert_openvino(model: torch.nn.Module, encode: Callable[[Sequence[tuple[str, str]]], dict],
                      quantize: Optional[str] = None, calibration: Optional[Sequence[tuple[str, str]]] = None,
-                     batch_size: int = 32) -> Callable[[dict], torch.Tensor]:
-    """Convert a one-logit sequence-classification model to OpenVINO and compile it for the CPU.
+                     batch_size: int = 32):
+    """Convert a one-logit sequence-classification model to an ``openvino.Model``, int8 when asked.
 
     Args:
         model: the float32 torch model, in eval mode.
         encode: ``pairs -> {input name: LongTensor[B, L]}``, the tokenizer call the reranker uses.
         quantize: None (float32) or "int8" (static int8 of weights and activations, calibrated on ``calibration``).
         calibration: (query, passage) pairs like those you will score; required for "int8". 100-300 are enough.
-    Returns:
-        ``forward(batch) -> logits[B]`` (float32 tensor).
     Raises:
         ValueError: ``quantize`` is not None/"int8", or "int8" without calibration pairs.
         ImportError: openvino (or nncf for int8) is not installed; the message has the pip command.
     """
-    if quantize not in (None, "int8"):
+    if quantize not in OPENVINO_FILES:
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}.")
     if quantize == "int8" and not calibration:
         raise ValueError("backend='openvino' with quantize='int8' needs calibration=[(query, passage), ...]: a few "
                          "hundred in-domain pairs like those you will rerank (e.g. training queries with their "
-                         "first-stage candidates), so the int8 ranges fit your data.")
+                         "first-stage candidates), so the int8 ranges fit your data. Or load a folder that "
+                         "`rerankforge export --quantize int8` wrote, which needs none.")
     ov, nncf = require_openvino(quantize)
     example = encode([("query", "passage")])
     with torch.inference_mode():
@@ -63,9 +72,15 @@ def compile_openvino(model: torch.nn.Module, encode: Callable[[Sequence[tuple[st
         dataset = nncf.Dataset(batches, lambda batch: {k: v.numpy() for k, v in batch.items()})
         ov_model = nncf.quantize(ov_model, dataset, model_type=nncf.ModelType.TRANSFORMER,
                                  subset_size=len(batches))
+    return ov_model
+
+
+def compile_ov(ov_model) -> Callable[[dict], torch.Tensor]:
+    """Compile an ``openvino.Model`` (or the path of a saved one) for the CPU: ``forward(batch) -> logits[B]``."""
+    ov, _ = require_openvino(None)
     # f32 precision hint: without it OpenVINO may run float32 layers in bfloat16 on CPUs that have it.
-    compiled = ov.Core().compile_model(ov_model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                         "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = ov.Core().compile_model(ov_model if not isinstance(ov_model, (str, Path)) else str(ov_model), "CPU",
+                                       {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
     names = [port.any_name for port in compiled.inputs]
 
     def forward(batch: dict) -> torch.Tensor:
@@ -73,6 +88,22 @@ def compile_openvino(model: torch.nn.Module, encode: Callable[[Sequence[tuple[st
         return torch.from_numpy(outputs[0]).reshape(-1).float()
 
     return forward
+
+
+def compile_openvino(model: torch.nn.Module, encode: Callable[[Sequence[tuple[str, str]]], dict],
+                     quantize: Optional[str] = None, calibration: Optional[Sequence[tuple[str, str]]] = None,
+                     batch_size: int = 32) -> Callable[[dict], torch.Tensor]:
+    """``convert_openvino`` then ``compile_ov``: ``forward(batch) -> logits[B]`` (float32 tensor)."""
+    return compile_ov(convert_openvino(model, encode, quantize, calibration, batch_size))
+
+
+def save_openvino(ov_model, folder, quantize: Optional[str]) -> Path:
+    """Write ``ov_model`` where ``exported_model(folder, quantize)`` finds it (weights kept as they are)."""
+    ov, _ = require_openvino(None)
+    path = Path(folder) / OPENVINO_FOLDER / OPENVINO_FILES[quantize]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(ov_model, str(path), compress_to_fp16=False)
+    return path
 
 
 def load_calibration_pairs(path: str, limit: int = 256) -> list[tuple[str, str]]:

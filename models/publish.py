@@ -1,22 +1,29 @@
-"""``rerankforge push --model runs/x/final --repo-id user/name [--private] [--dry-run]``
+"""``rerankforge push --model runs/x/final --repo-id user/name [--eval-report PATH] [--private] [--dry-run]``
 
 Stages the folder that would be uploaded (LoRA adapters as they are, or merged), completes the model card's
-Hub metadata, and checks that the folder loads with sentence-transformers' CrossEncoder,
+Hub metadata (``huggingface_hub.ModelCard``), adds the figures of a ``rerankforge eval`` report to its
+``model-index`` when given one, points its usage snippet at the repo id, and checks that the card records at
+least one result and that the folder loads with sentence-transformers' CrossEncoder,
 AutoModelForSequenceClassification and ``transformers.pipeline``. ``--dry-run`` stops there; otherwise the
 folder is uploaded with ``huggingface_hub`` (create the repo, then upload the folder).
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
+from huggingface_hub import ModelCard
+
+from rerankforge.models.card import CardError, add_eval_results, load_card, set_model_id, write_st_config
 
 REQUIRED_METADATA = ("base_model", "datasets", "library_name", "pipeline_tag", "license")
+NO_RESULTS = ("README.md has no model-index with evaluation results, so the card does not say how the model does. "
+              "Train with a dev split (data.dev=mined after mining with data.dev_fraction > 0, or data.dev=<BEIR "
+              "folder>) so the card records dev results, or evaluate this checkpoint with `rerankforge eval` and pass "
+              "its report: --eval-report runs/.../eval/report.json.")
 
 
 class PushError(RuntimeError):
@@ -32,21 +39,32 @@ class PushConfig:
     out: Optional[str] = None  # where the staged folder goes (default: <model>-hub next to the model)
     lora_export: Literal["as_is", "adapter", "merged"] = "as_is"  # for LoRA adapter checkpoints
     datasets: list[str] = field(default_factory=list)  # Hub dataset ids; default: from the training data path
-    license: str = "apache-2.0"
+    license: Optional[str] = None  # default: the card's (train config `license`), else apache-2.0
+    eval_report: Optional[str] = None  # a `rerankforge eval` report.json whose figures of this model join the card
     commit_message: str = "Upload reranker trained with rerankforge"
 
 
-def read_card(folder: Path) -> tuple[dict, str]:
-    """``(metadata, body)`` of ``folder/README.md``; empty when there is none."""
-    path = folder / "README.md"
-    if not path.exists():
-        return {}, ""
-    match = re.match(r"^---\n(.*?)\n---\n(.*)$", path.read_text(encoding="utf-8"), re.DOTALL)
-    return (yaml.safe_load(match.group(1)) or {}, match.group(2)) if match else ({}, path.read_text(encoding="utf-8"))
+def _copy(source: Path, out: Path, cfg: PushConfig, is_adapter: bool) -> None:
+    """The checkpoint's files in ``out``: as they are, or (LoRA adapter, ``lora_export=merged``) merged."""
+    if is_adapter and cfg.lora_export == "merged":
+        from rerankforge.models.loading import load_seq_cls, load_tokenizer
+
+        tokenizer = load_tokenizer(str(source))
+        load_seq_cls(str(source), tokenizer=tokenizer).merge_and_unload().save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        for name in ("README.md", "fusion.json", "calibration.json"):
+            if (source / name).exists():
+                shutil.copy(source / name, out / name)
+    else:
+        shutil.copytree(source, out, ignore=shutil.ignore_patterns(".*", "__pycache__"))
 
 
 def stage(cfg: PushConfig) -> Path:
-    """Write the folder to upload and return it; the model folder itself is never changed."""
+    """Write the folder to upload and return it; the model folder itself is never changed.
+
+    The staged card gets the Hub metadata (library, pipeline tag, license, datasets), the figures of
+    ``cfg.eval_report`` in its model-index, and ``cfg.repo_id`` in its usage snippet.
+    """
     source = Path(cfg.model).expanduser()
     if not source.is_dir():
         raise PushError(f"--model {cfg.model} is not a folder. Pass a checkpoint folder such as runs/train/x/final.")
@@ -55,41 +73,47 @@ def stage(cfg: PushConfig) -> Path:
         raise PushError(f"--out {out} is the model folder itself; choose another folder.")
     shutil.rmtree(out, ignore_errors=True)
     is_adapter = (source / "adapter_config.json").exists()
-    if is_adapter and cfg.lora_export == "merged":
-        from rerankforge.models.loading import load_seq_cls, load_tokenizer
-
-        tokenizer = load_tokenizer(str(source))
-        load_seq_cls(str(source), tokenizer=tokenizer).merge_and_unload().save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        shutil.copy(source / "README.md", out / "README.md") if (source / "README.md").exists() else None
-    else:
-        shutil.copytree(source, out, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-    meta, body = read_card(out)
+    _copy(source, out, cfg, is_adapter)
+    if not (is_adapter and cfg.lora_export != "merged") and not (out / "config_sentence_transformers.json").exists():
+        write_st_config(out)  # checkpoints trained before rerankforge wrote it
+    try:
+        if cfg.eval_report:
+            add_eval_results(source, Path(cfg.eval_report).expanduser(), card_folder=out)
+        card = load_card(out) or ModelCard("---\n{}\n---\n")
+    except CardError as exc:
+        raise PushError(f"{exc} Nothing was uploaded.") from exc
     if is_adapter and cfg.lora_export != "merged":
-        meta["library_name"] = "peft"  # the Hub loads adapters through peft, on top of base_model
+        card.data.library_name = "peft"  # the Hub loads adapters through peft, on top of base_model
     else:
-        meta.setdefault("library_name", "sentence-transformers")
-    meta.setdefault("pipeline_tag", "text-ranking")
-    meta["license"] = cfg.license
-    meta["datasets"] = list(cfg.datasets) or meta.get("datasets") or []
-    (out / "README.md").write_text(f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n{body}", encoding="utf-8")
+        card.data.library_name = card.data.library_name or "sentence-transformers"
+    card.data.pipeline_tag = card.data.pipeline_tag or "text-ranking"
+    card.data.license = cfg.license or card.data.license or "apache-2.0"
+    card.data.datasets = list(cfg.datasets) or card.data.datasets or []
+    if cfg.repo_id:
+        set_model_id(card, cfg.repo_id)
+    card.save(out / "README.md")
     return out
 
 
 def validate(folder: Path) -> list[str]:
-    """Every reason ``folder`` is not fit to publish (empty when it is): card metadata, metrics, loading."""
+    """Every reason ``folder`` is not fit to publish (empty when it is): card metadata, a model-index with at
+    least one result, and loading with each library that should load it."""
     problems = []
-    meta, body = read_card(folder)
-    missing = [k for k in REQUIRED_METADATA if not meta.get(k)]
-    if missing:
-        problems.append(f"README.md metadata lacks {', '.join(missing)}" +
-                        (" (pass --datasets user/name or datasets=[...])" if "datasets" in missing else "") + ".")
-    if "| nDCG@10 |" not in body:
-        problems.append("README.md has no metrics table (train with data.dev set, so the card records dev metrics).")
-    if (folder / "adapter_config.json").exists():
-        problems += _load_problems(folder, adapter=True)
-    else:
-        problems += _load_problems(folder, adapter=False)
+    try:
+        card = load_card(folder)
+    except CardError as exc:
+        card = None
+        problems.append(str(exc))
+    if card is None and not problems:
+        problems.append(f"{folder} has no README.md (model card). Train with rerankforge, which writes one.")
+    if card is not None:
+        missing = [k for k in REQUIRED_METADATA if not card.data.get(k)]
+        if missing:
+            problems.append(f"README.md metadata lacks {', '.join(missing)}" +
+                            (" (pass --datasets user/name or datasets=[...])" if "datasets" in missing else "") + ".")
+        if not card.data.eval_results:
+            problems.append(NO_RESULTS)
+    problems += _load_problems(folder, adapter=(folder / "adapter_config.json").exists())
     return problems
 
 
@@ -101,12 +125,25 @@ def _load_problems(folder: Path, adapter: bool) -> list[str]:
         checks.update({"sentence_transformers.CrossEncoder": lambda: _cross_encoder_score(folder, pair),
                        "AutoModelForSequenceClassification": lambda: _auto_score(folder, pair),
                        "transformers.pipeline('text-classification')": lambda: _pipeline_score(folder, pair)})
+    checks.update(_exported_checks(folder, pair))
     for name, check in checks.items():
         try:
             check()
         except Exception as exc:  # report every loader that fails, not only the first
             problems.append(f"does not load with {name}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     return problems
+
+
+def _exported_checks(folder: Path, pair) -> dict:
+    """A load check per OpenVINO model ``rerankforge export`` saved in ``folder`` (none when it has none)."""
+    from rerankforge.models.openvino_backend import OPENVINO_FILES, exported_model
+    from rerankforge.models.reranker import Reranker
+
+    def check(quantize):
+        return lambda: Reranker(str(folder), device="cpu", backend="openvino", quantize=quantize).score(*pair)
+
+    return {f"rerankforge Reranker (backend=openvino, quantize={q})": check(q)
+            for q in OPENVINO_FILES if exported_model(folder, q) is not None}
 
 
 def _reranker_score(folder: Path, pair) -> float:
@@ -124,8 +161,11 @@ def _cross_encoder_score(folder: Path, pair) -> float:
 def _auto_score(folder: Path, pair) -> float:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    import torch
+
     model = AutoModelForSequenceClassification.from_pretrained(folder)
-    return float(model(**AutoTokenizer.from_pretrained(folder)(*pair, return_tensors="pt")).logits[0, 0])
+    with torch.no_grad():
+        return float(model(**AutoTokenizer.from_pretrained(folder)(*pair, return_tensors="pt")).logits[0, 0])
 
 
 def _pipeline_score(folder: Path, pair) -> float:

@@ -1,8 +1,9 @@
 """Score and rerank passages with a trained checkpoint: ``Reranker("runs/train/x/final").rerank(query, docs)``.
 
 Results follow the Cohere rerank API: ``[{"index": i, "relevance_score": s}]``, best first, where
-``relevance_score`` is the sigmoid of the logit (the logit itself with ``raw=True``), as in
-sentence-transformers' ``CrossEncoder.predict``.
+``relevance_score`` is P(relevant) when the checkpoint has a ``calibration.json`` (fitted on the dev split at the
+end of training, ``models/calibration.py``), else the sigmoid of the logit as in sentence-transformers'
+``CrossEncoder.predict``; ``raw=True`` gives the logit itself.
 """
 
 from __future__ import annotations
@@ -12,13 +13,9 @@ from typing import Optional, Sequence
 
 import torch
 
+from rerankforge.models.calibration import Calibration, read_calibration, sigmoid
 from rerankforge.models.loading import bf16_is_fast, load_seq_cls, load_tokenizer
 from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
-
-
-def sigmoid(x: float) -> float:
-    """The relevance score of a logit, without overflow for large negative logits."""
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 class Reranker:
@@ -36,9 +33,13 @@ class Reranker:
         quantize: "int8": with the torch backend, PyTorch dynamic int8 quantization of the Linear layers; with
             the openvino backend, static int8 calibrated on ``calibration``. CPU only; bench/rerank.py measures the
             speed and the cost in nDCG@10 of each.
-        backend: "torch" (default) or "openvino" (CPU; ``pip install 'rerankforge[openvino]'``).
-        calibration: for ``backend="openvino", quantize="int8"``: a few hundred in-domain (query, passage) pairs,
-            or a path to them (records with query + passage, or a mined training set such as runs/mine/x).
+        backend: "torch" (default) or "openvino" (CPU; ``pip install 'rerankforge[openvino]'``). A folder written by
+            ``rerankforge export`` loads its saved OpenVINO model for ``quantize`` as it is: no conversion and no
+            int8 calibration at load.
+        calibration: for ``backend="openvino", quantize="int8"`` on a folder that was not exported: a few hundred
+            in-domain (query, passage) pairs, or a path to them (records with query + passage, or a mined training
+            set such as runs/mine/x).
+        calibrated: use the checkpoint's ``calibration.json`` for probabilities (default); False: plain sigmoid.
     Raises:
         ValueError: an unknown ``quantize`` or ``backend``, or int8/openvino asked for on a non-CPU device.
         ImportError: backend="openvino" without the openvino (and, for int8, nncf) package.
@@ -47,7 +48,8 @@ class Reranker:
     def __init__(self, model_name_or_path: str, max_length: Optional[int] = None, device: Optional[str] = None,
                  dtype: Optional[torch.dtype | str] = None, batch_size: int = 32, gguf_file: Optional[str] = None,
                  quantize: Optional[str] = None, backend: str = "torch",
-                 calibration: Optional[Sequence[tuple[str, str]] | str] = None, max_query_length: int = 64):
+                 calibration: Optional[Sequence[tuple[str, str]] | str] = None, max_query_length: int = 64,
+                 calibrated: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if quantize not in (None, "int8") or backend not in ("torch", "openvino"):
             raise ValueError(f"quantize must be None or 'int8' and backend 'torch' or 'openvino'; got quantize="
@@ -55,6 +57,24 @@ class Reranker:
         if (quantize or backend == "openvino") and self.device.type != "cpu":
             raise ValueError(f"quantize={quantize!r}, backend={backend!r} run on CPU only; device is {self.device}.")
         self.tokenizer = load_tokenizer(model_name_or_path, gguf_file)
+        limit = getattr(self.tokenizer, "model_max_length", None) or 512
+        self.max_length = max_length or (limit if limit <= 8192 else 512)
+        self.limits = PairLimits(max_length=self.max_length, max_query_length=max_query_length)
+        self.batch_size = batch_size
+        self.calibration: Optional[Calibration] = read_calibration(model_name_or_path) if calibrated else None
+        self.exported = None
+        if backend == "openvino":
+            from rerankforge.models.openvino_backend import compile_ov, exported_model
+
+            self.exported = exported_model(model_name_or_path, quantize)
+        if self.exported is not None:  # saved by `rerankforge export`: no torch weights needed
+            self.model, self.dtype = None, torch.float32
+            self._forward = compile_ov(self.exported)
+            return
+        self._load_torch(model_name_or_path, gguf_file, dtype, quantize, backend, calibration)
+
+    def _load_torch(self, model_name_or_path: str, gguf_file: Optional[str], dtype, quantize: Optional[str],
+                    backend: str, calibration) -> None:
         model = load_seq_cls(model_name_or_path, gguf_file, tokenizer=self.tokenizer)
         if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merge once, score at full speed
             model = model.merge_and_unload()
@@ -67,10 +87,6 @@ class Reranker:
         self.model = model.to(device=self.device, dtype=torch.float32 if cpu_autocast else self.dtype).eval()
         if quantize == "int8" and backend == "torch":
             self.model = torch.ao.quantization.quantize_dynamic(self.model.float(), {torch.nn.Linear}, dtype=torch.qint8)
-        limit = getattr(self.tokenizer, "model_max_length", None) or 512
-        self.max_length = max_length or (limit if limit <= 8192 else 512)
-        self.limits = PairLimits(max_length=self.max_length, max_query_length=max_query_length)
-        self.batch_size = batch_size
         self._forward = lambda batch: self.model(**batch).logits.view(-1).float()
         if cpu_autocast and backend == "torch" and not quantize:
             self._forward = torch.autocast("cpu", dtype=torch.bfloat16)(self._forward)
@@ -79,7 +95,11 @@ class Reranker:
 
             if isinstance(calibration, str) and quantize:
                 calibration = load_calibration_pairs(calibration)
-            self._forward = compile_openvino(self.model.float(), self._encode, quantize, calibration, batch_size)
+            self._forward = compile_openvino(self.model.float(), self._encode, quantize, calibration, self.batch_size)
+
+    def probability(self, logit: float) -> float:
+        """P(relevant) of a logit under the checkpoint's calibration; the plain sigmoid when it has none."""
+        return self.calibration.probability(logit) if self.calibration else sigmoid(logit)
 
     def _encode(self, pairs: Sequence[tuple[str, str]]) -> dict:
         """One padded model input per pair (passages truncated), on the model's device."""
@@ -88,7 +108,7 @@ class Reranker:
 
     def score(self, query: str, docs: Sequence[str], raw: bool = False,
               limits: Optional[PairLimits] = None) -> list[float]:
-        """One score per doc, in the order given (sigmoid of the logit; the logit with ``raw=True``)."""
+        """One score per doc, in the order given (``probability`` of the logit; the logit with ``raw=True``)."""
         return self.score_pairs([(query, d) for d in docs], raw=raw, limits=limits)
 
     @torch.inference_mode()
@@ -113,7 +133,7 @@ class Reranker:
             batch = {k: v.to(self.device) for k, v in pad_inputs(self.tokenizer, [inputs[i] for i in rows]).items()}
             for i, logit in zip(rows, self._forward(batch).tolist()):
                 best[owners[i]] = max(best[owners[i]], logit)
-        return best if raw else [sigmoid(x) for x in best]
+        return best if raw else [self.probability(x) for x in best]
 
     def rerank(self, query: str, docs: Sequence[str], top_n: Optional[int] = None,
                raw: bool = False, limits: Optional[PairLimits] = None) -> list[dict]:

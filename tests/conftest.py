@@ -230,3 +230,24 @@ def make_long_beir(folder: Path, n_docs: int = 12, n_train: int = 8, n_test: int
     write_qrels(folder / "qrels" / "train.tsv", [(q, relevant[q], 1) for q in ids[:n_train]])
     write_qrels(folder / "qrels" / "test.tsv", [(q, relevant[q], 1) for q in ids[n_train:]])
     return folder
+
+
+def eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, *overrides):
+    from rerankforge.eval.config import EvalConfig
+    from rerankforge.utils.config import load_config
+
+    return load_config(EvalConfig, None, [
+        f"data.path={beir_dir}", "retrieve.method=hybrid", "retrieve.top_k=10", f"retrieve.encoder.name_or_path={tiny_encoder}",
+        "rerankers={none: {model: null, depth: 10}, tiny: {model: " + tiny_cross_encoder + ", depth: 5, max_length: 48}}",
+        f"generate.token_counter={tiny_encoder}", "generate.top_n=2", "generate.top_n_sweep=[1,3]",
+        f"output_dir={out}", f"cache_dir={out.parent / 'cache'}", *overrides])
+
+
+@pytest.fixture
+def with_answers(beir_dir):
+    corpus = [json.loads(line) for line in (beir_dir / "corpus.jsonl").read_text().splitlines()]
+    text = {d["_id"]: d["text"] for d in corpus}
+    # t0's positive is d1, t1's is d6 (see make_beir); the gold answer is a span of the positive.
+    write_jsonl(beir_dir / "answers.jsonl", [{"_id": "t0", "answers": [" ".join(text["d1"].split()[:3])]},
+                                             {"_id": "t1", "answers": ["no such words here"]}])
+    return beir_dir

@@ -56,6 +56,18 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
     best = report["best_first_stage"]
     assert "(best)" in printed and f"Final ranking vs the best first stage ({best})" in printed
     assert f"checkpoint: {out / 'train' / 'final'}" in printed
+    # the test split's figures joined the card's model-index, so the checkpoint publishes as it is
+    from huggingface_hub import ModelCard
+
+    from rerankforge.models.publish import PushConfig, push
+
+    card = ModelCard.load(out / "train" / "final" / "README.md")
+    tested = {(r.metric_config, r.metric_type): r.metric_value for r in card.data.eval_results
+              if r.dataset_split == "test"}
+    assert tested[("first_stage", "ndcg_at_10")] == report["first_stage"]["metrics"]["ndcg@10"]
+    assert tested[("reranked", "ndcg_at_10")] == finetuned["alone"]["metrics"]["ndcg@10"]
+    assert tested[("fused", "ndcg_at_10")] == finetuned["metrics"]["ndcg@10"]
+    assert "Dry run" in push(PushConfig(model=str(out / "train" / "final"), dry_run=True, out=str(tmp_path / "up")))
 
     assert main(["quickstart", f"output_dir={out}", *REDUCED]) == 0  # again: nothing is recomputed
     again = capsys.readouterr().out

@@ -91,6 +91,7 @@ class TrainConfig:
     # null: what `accelerate launch`/its config says; auto: bf16 where it is fast (CUDA, CPUs with AMX), else no
     mixed_precision: Optional[str] = None  # no, bf16, fp16 or auto (YAML reads a bare `no` as false: also fine)
     seed: int = 42
+    license: str = "apache-2.0"  # the model card's license, a Hub license id (apache-2.0, mit, ...)
 
 
 TRACKERS = ("wandb", "tensorboard")  # accelerate trackers that work offline

@@ -244,7 +244,8 @@ def main(cfg: TrainConfig) -> Path:
 
 
 def finish(cfg: TrainConfig, model, tokenizer, dev, data_counts: dict, progress: Progress) -> None:
-    """``final/`` is the best checkpoint on dev (else the last step), with ``fusion.json``; then the manifest."""
+    """``final/`` is the best checkpoint on dev (else the last step), with ``fusion.json`` and
+    ``calibration.json``; then the manifest."""
     out = Path(cfg.output_dir)
     final = out / "final"
     if dev is None or not (out / "best").exists():
@@ -254,6 +255,8 @@ def finish(cfg: TrainConfig, model, tokenizer, dev, data_counts: dict, progress:
             shutil.rmtree(final)
         (out / "best").replace(final)
     fusion = write_fusion(final, dev, out / BEST_DEV_RUN, data_counts["mine_manifest"]["config"]) if dev else None
+    if dev is not None:
+        write_calibration(final, dev, out / BEST_DEV_RUN)
     write_train_manifest(cfg, out, data_counts, progress, fusion)
 
 
@@ -293,6 +296,32 @@ def write_fusion(final: Path, dev, dev_run_file: Path, mine_config: dict) -> dic
     return fusion
 
 
+def write_calibration(final: Path, dev, dev_run_file: Path) -> dict | None:
+    """Fit Platt scaling on the kept model's dev logits and write ``calibration.json`` beside the checkpoint.
+
+    Skipped, with a warning, when there are no dev scores, no relevant (or only relevant) candidates, or the fit
+    would reverse the ranking (a non-positive slope): scores then stay the plain sigmoid of the logit."""
+    from rerankforge.models.calibration import CALIBRATION_FILE, calibrate
+
+    if not dev_run_file.exists():
+        logger.warning("No dev scores of the kept checkpoint in %s: no calibration fitted.", dev_run_file.parent)
+        return None
+    try:
+        fitted = calibrate(dev.qrels, json.loads(dev_run_file.read_text()))
+    except ValueError as exc:
+        logger.warning("No calibration fitted: %s", exc)
+        return None
+    if fitted["a"] <= 0:
+        logger.warning("No calibration written: the dev fit has slope %.3f, which would reverse the ranking.",
+                       fitted["a"])
+        return None
+    write_json(final / CALIBRATION_FILE, fitted)
+    logger.info("Calibration fitted on %d dev pairs (%d relevant): P = sigmoid(%.3f * logit + %.3f); ECE %.4f "
+                "(plain sigmoid %.4f).", fitted["dev_pairs"], fitted["dev_positives"], fitted["a"], fitted["b"],
+                fitted["ece"]["calibrated"], fitted["ece"]["sigmoid"])
+    return fitted
+
+
 def log(accelerator, record: dict, metrics_file: Path, bar) -> None:
     accelerator.log(record, step=record["step"])
     if accelerator.is_main_process:
@@ -304,7 +333,7 @@ def log(accelerator, record: dict, metrics_file: Path, bar) -> None:
 
 def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progress: Progress,
                          fusion: dict | None = None) -> None:
-    from rerankforge.models.card import write_model_card
+    from rerankforge.models.card import write_model_card, write_st_config
 
     manifest = {"stage": "train", "config": to_dict(cfg), "versions": versions(), "git_commit": git_commit(),
                 "inputs": {"train": {"path": cfg.data.train, "sha256": hash_path(Path(cfg.data.train) / "dataset")}},
@@ -315,6 +344,7 @@ def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progres
     write_json(out / "manifest.json", manifest)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] \
         if (out / "metrics.jsonl").exists() else []
+    write_st_config(out / "final")  # CrossEncoder(final) loads it as a saved CrossEncoder, sigmoid activation
     write_model_card(out / "final", cfg, data_counts["mine_manifest"], metrics, fusion)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 MANIFEST = "manifest.json"
-_VERSIONED = ("rerankforge", "torch", "transformers", "sentence-transformers", "datasets", "faiss-cpu", "bm25s")
+_VERSIONED = ("rerankforge", "torch", "transformers", "sentence-transformers", "datasets", "faiss-cpu", "bm25s",
+              "openvino", "nncf")
 
 
 def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:

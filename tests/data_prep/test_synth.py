@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_beir, write_jsonl, write_qrels
+from conftest import write_jsonl, write_qrels
 from rerankforge.data_prep.config import MineConfig, SynthConfig, check_synth_config
 from rerankforge.data_prep.problems import DataError
 from rerankforge.data_prep.synth import SynthError, synth

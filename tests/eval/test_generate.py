@@ -4,7 +4,6 @@ against a real OpenAI-compatible server (llama.cpp's, from llama-cpp-python) on 
 from __future__ import annotations
 
 import importlib.util
-import os
 import socket
 import subprocess
 import sys
@@ -14,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from rerankforge.eval.config import GenerateConfig
-from rerankforge.eval.generate import ExtractiveGenerator, answer_text, build_prompt, load_generator
+from rerankforge.eval.generate import (ExtractiveGenerator, LLMGenerator, TokenCounter, answer_text, build_prompt,
+                                       load_generator, passage_blocks)
 
 PASSAGES = ["Cats sleep a lot. The incubation period of COVID-19 is about five days. Dogs bark.",
             "Influenza spreads in winter."]
@@ -25,6 +25,28 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 def test_prompt_numbers_and_cuts_the_passages():
     cfg = GenerateConfig(prompt="Q: {query}\n{passages}", max_passage_chars=10)
     assert build_prompt(cfg, "why?", ["0123456789abc", "short"]) == "Q: why?\n[1] 0123456789\n\n[2] short"
+
+
+def test_passage_blocks_are_the_prompt_passages_piece_by_piece():
+    cfg = GenerateConfig(prompt="{passages}|{query}", max_passage_chars=10)
+    blocks = passage_blocks(cfg, ["0123456789abc", "short", "x"])
+    assert blocks == ["[1] 0123456789", "\n\n[2] short", "\n\n[3] x"]
+    assert build_prompt(cfg, "q", ["0123456789abc", "short", "x"]) == "".join(blocks) + "|q"
+
+
+def test_generators_count_passage_tokens_with_their_own_tokenizer(tiny_encoder, tiny_cross_encoder):
+    text = "cat sat on the mat"
+    extractive = ExtractiveGenerator(GenerateConfig(token_counter=tiny_encoder))
+    assert extractive.count_tokens(text) == TokenCounter(tiny_encoder)(text) == 5
+
+    class FakeLLM:  # a transformers LLM: its tokenizer counts, not generate.token_counter
+        tokenizer = lambda self, text, add_special_tokens: {"input_ids": text.split("a")}  # noqa: E731
+
+    llm = LLMGenerator.__new__(LLMGenerator)
+    llm.cfg, llm.llm, llm.count = GenerateConfig(token_counter=tiny_encoder), FakeLLM(), None
+    assert llm.count_tokens(text) == 4
+    llm.llm = object()  # a server: generate.token_counter
+    assert llm.count_tokens(text) == 5
 
 
 def test_extractive_returns_the_best_matching_sentence_with_its_citation(tiny_encoder):

@@ -6,29 +6,11 @@ import json
 
 import pytest
 
-from conftest import read_trec, with_fusion, write_jsonl
+from conftest import eval_cfg, read_trec, with_fusion, write_jsonl
 from rerankforge.eval.config import EvalConfig
 from rerankforge.eval.metrics import evaluate_run
 from rerankforge.eval.run import evaluate
 from rerankforge.utils.config import ConfigError, load_config
-
-
-def eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, *overrides):
-    return load_config(EvalConfig, None, [
-        f"data.path={beir_dir}", "retrieve.method=hybrid", "retrieve.top_k=10", f"retrieve.encoder.name_or_path={tiny_encoder}",
-        "rerankers={none: {model: null, depth: 10}, tiny: {model: " + tiny_cross_encoder + ", depth: 5, max_length: 48}}",
-        f"generate.token_counter={tiny_encoder}", "generate.top_n=2", "generate.top_n_sweep=[1,3]",
-        f"output_dir={out}", f"cache_dir={out.parent / 'cache'}", *overrides])
-
-
-@pytest.fixture
-def with_answers(beir_dir):
-    corpus = [json.loads(line) for line in (beir_dir / "corpus.jsonl").read_text().splitlines()]
-    text = {d["_id"]: d["text"] for d in corpus}
-    # t0's positive is d1, t1's is d6 (see make_beir); the gold answer is a span of the positive.
-    write_jsonl(beir_dir / "answers.jsonl", [{"_id": "t0", "answers": [" ".join(text["d1"].split()[:3])]},
-                                             {"_id": "t1", "answers": ["no such words here"]}])
-    return beir_dir
 
 
 def test_eval_writes_every_output_and_the_numbers_agree(with_answers, tiny_encoder, tiny_cross_encoder, tmp_path):
@@ -224,6 +206,26 @@ def test_openvino_int8_without_calibration_is_a_config_problem(beir_dir, tiny_en
                                           r"rerankers\.tiny\.calibration"):
         evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path / "e", "rerankers.tiny.backend=openvino",
                           "rerankers.tiny.quantize=int8"))
+
+
+def test_an_exported_int8_folder_needs_no_calibration_and_is_not_converted_again(with_answers, tiny_encoder,
+                                                                                 tiny_cross_encoder, tmp_path,
+                                                                                 openvino_compiles):
+    import shutil
+
+    pytest.importorskip("nncf")
+    from rerankforge.models.openvino_backend import convert_openvino, save_openvino
+    from rerankforge.models.reranker import Reranker
+
+    folder = tmp_path / "final-openvino-int8"
+    shutil.copytree(tiny_cross_encoder, folder)
+    torch_model = Reranker(str(folder), device="cpu")
+    pairs = [("cat sat", "the cat sat on the mat"), ("dogs eat", "dogs eat food"), ("gene", "cancer risk gene")]
+    save_openvino(convert_openvino(torch_model.model, torch_model._encode, "int8", pairs), folder, "int8")
+    out = tmp_path / "eval"
+    evaluate(eval_cfg(with_answers, tiny_encoder, str(folder), out, "generate.kind=none", "plots=false",
+                      "rerankers.tiny.backend=openvino", "rerankers.tiny.quantize=int8"))
+    assert set(read_trec(out / "runs/tiny.trec")) == {"t0", "t1"} and openvino_compiles == []
 
 
 @pytest.mark.parametrize("aggregate", ["max", "first"])

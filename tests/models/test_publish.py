@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 
 import pytest
+from huggingface_hub import ModelCard
 
 from conftest import scifact_subset, train_cfg
-from rerankforge.models.publish import PushConfig, PushError, push, read_card
+from rerankforge.models.publish import PushConfig, PushError, push
 from rerankforge.train.run import main
+
+
+def card(folder):
+    return ModelCard.load(folder / "README.md")
 
 
 @pytest.fixture
@@ -23,19 +29,49 @@ def test_dry_run_writes_a_folder_that_loads_with_a_complete_card(trained, tmp_pa
     message = push(PushConfig(model=str(trained), repo_id="me/tiny", dry_run=True, out=str(tmp_path / "up"),
                               datasets=["me/data"]))
     assert "Dry run" in message and "me/tiny" in message
-    meta, body = read_card(tmp_path / "up")
-    assert meta["base_model"] and meta["datasets"] == ["me/data"] and meta["license"] == "apache-2.0"
-    assert meta["library_name"] == "sentence-transformers" and meta["pipeline_tag"] == "text-ranking"
-    assert "| nDCG@10 |" in body
+    staged = card(tmp_path / "up")
+    assert staged.data.base_model and staged.data.datasets == ["me/data"] and staged.data.license == "apache-2.0"
+    assert staged.data.library_name == "sentence-transformers" and staged.data.pipeline_tag == "text-ranking"
+    assert staged.data.eval_results == card(trained).data.eval_results  # the dev figures travel with it
+    assert 'CrossEncoder("me/tiny")' in staged.text and str(trained) not in staged.text
+    assert staged.data.to_dict()["model-index"][0]["name"] == "tiny"
     assert (tmp_path / "up" / "model.safetensors").exists()
+    assert (tmp_path / "up" / "config_sentence_transformers.json").exists()
     assert (trained / "README.md").read_text() == before  # the checkpoint itself is untouched
 
 
-def test_a_checkpoint_without_metrics_or_datasets_is_refused(mined, beir_dir, tmp_path, tiny_cross_encoder):
+def test_license_is_the_cards_unless_push_overrides_it(mined, beir_dir, tmp_path, tiny_cross_encoder):
+    final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "license=mit"))
+    push(PushConfig(model=str(final), dry_run=True, out=str(tmp_path / "kept"), datasets=["d"]))
+    assert card(tmp_path / "kept").data.license == "mit"
+    push(PushConfig(model=str(final), dry_run=True, out=str(tmp_path / "set"), datasets=["d"], license="cc-by-4.0"))
+    assert card(tmp_path / "set").data.license == "cc-by-4.0"
+
+
+def test_a_checkpoint_without_results_is_refused_until_an_eval_report_is_given(mined, beir_dir, tmp_path,
+                                                                                 tiny_cross_encoder):
     final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "data.dev=null"))
     with pytest.raises(PushError) as err:
         push(PushConfig(model=str(final), dry_run=True, out=str(tmp_path / "up")))
-    assert "no metrics table" in str(err.value)
+    assert "README.md has no model-index with evaluation results" in str(err.value)
+    assert "Train with a dev split" in str(err.value) and "--eval-report runs/.../eval/report.json" in str(err.value)
+    assert "metadata lacks datasets (pass --datasets" not in str(err.value)  # mined from a known folder: has one
+    report = tmp_path / "eval" / "report.json"
+    report.parent.mkdir()
+    report.write_text(json.dumps({  # the shape `rerankforge eval` writes, reduced to what the card reads
+        "data": {"queries": 2, "sources": {"qrels": str(beir_dir / "qrels" / "test.tsv")}},
+        "first_stage": {"method": "bm25", "metrics": {"ndcg@10": 0.25, "mrr@10": 0.2}},
+        "rerankers": {"finetuned": {"model": str(final), "depth": 10, "fusion": None,
+                                    "metrics": {"ndcg@10": 0.5, "mrr@10": 0.45}}}}))
+    before = (final / "README.md").read_text()
+    push(PushConfig(model=str(final), dry_run=True, out=str(tmp_path / "up"), eval_report=str(report)))
+    got = {(r.dataset_split, r.metric_config, r.metric_type): r.metric_value for r in card(tmp_path / "up").data.eval_results}
+    assert got == {("test", "first_stage", "ndcg_at_10"): 0.25, ("test", "first_stage", "mrr_at_10"): 0.2,
+                   ("test", "reranked", "ndcg_at_10"): 0.5, ("test", "reranked", "mrr_at_10"): 0.45}
+    assert (final / "README.md").read_text() == before  # merged into the staged copy only
+    report.write_text(json.dumps({"rerankers": {}, "first_stage": {}}))
+    with pytest.raises(PushError, match="has no a reranker whose model is .*Nothing was uploaded"):
+        push(PushConfig(model=str(final), dry_run=True, out=str(tmp_path / "up"), eval_report=str(report)))
 
 
 def test_lora_adapter_is_pushed_as_adapter_or_merged(mined, beir_dir, tmp_path, tiny_cross_encoder):
@@ -43,10 +79,13 @@ def test_lora_adapter_is_pushed_as_adapter_or_merged(mined, beir_dir, tmp_path, 
                            "lora.export=adapter"))
     push(PushConfig(model=str(final), dry_run=True, out=str(tmp_path / "adapter"), datasets=["d"]))
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
-    assert read_card(tmp_path / "adapter")[0]["library_name"] == "peft"
+    assert card(tmp_path / "adapter").data.library_name == "peft"
+    assert not (tmp_path / "adapter" / "config_sentence_transformers.json").exists()
     push(PushConfig(model=str(final), dry_run=True, out=str(tmp_path / "merged"), datasets=["d"], lora_export="merged"))
     assert not (tmp_path / "merged" / "adapter_config.json").exists()
     assert (tmp_path / "merged" / "model.safetensors").exists()
+    assert card(tmp_path / "merged").data.library_name == "sentence-transformers"
+    assert (tmp_path / "merged" / "config_sentence_transformers.json").exists()
 
 
 def test_no_token_is_a_clear_error_and_nothing_is_uploaded(trained, tmp_path, monkeypatch):
@@ -92,8 +131,9 @@ def test_scifact_trained_checkpoint_dry_run_loads_in_sentence_transformers_and_t
                            "model.max_length=96", "model.max_query_length=32", "data.dev_depth=10", "max_steps=6",
                            "eval_every=null", "optim.lr=2e-4"))
     push(PushConfig(model=str(final), repo_id="me/scifact-reranker", dry_run=True, out=str(tmp_path / "up")))
-    meta, _ = read_card(tmp_path / "up")
-    assert meta["datasets"] == ["BeIR/scifact"] or meta["datasets"] == ["scifact"]
+    staged = card(tmp_path / "up")
+    assert staged.data.datasets == ["BeIR/scifact"] or staged.data.datasets == ["scifact"]
+    assert 'CrossEncoder("me/scifact-reranker")' in staged.text and staged.data.eval_results
     pair = ("0-dimensional biomaterials show inductive properties.", "Biomaterials with nanoscale features ...")
     ce = float(CrossEncoder(str(tmp_path / "up"), device="cpu").predict([pair])[0])  # sigmoid of the logit
     from transformers import AutoTokenizer
@@ -103,3 +143,23 @@ def test_scifact_trained_checkpoint_dry_run_loads_in_sentence_transformers_and_t
     assert ce == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-5)
     assert 0 < pipeline("text-classification", model=str(tmp_path / "up"), device="cpu")(
         {"text": pair[0], "text_pair": pair[1]})["score"] < 1
+
+
+def test_an_exported_openvino_model_is_checked_and_published_with_the_torch_weights(trained, tmp_path):
+    pytest.importorskip("openvino")
+    import shutil
+
+    from rerankforge.models.openvino_backend import convert_openvino, save_openvino
+    from rerankforge.models.publish import validate
+    from rerankforge.models.reranker import Reranker
+
+    exported = tmp_path / "final-openvino"
+    shutil.copytree(trained, exported)
+    torch_model = Reranker(str(exported), device="cpu")
+    save_openvino(convert_openvino(torch_model.model, torch_model._encode), exported, None)
+    push(PushConfig(model=str(exported), repo_id="me/ov", dry_run=True, out=str(tmp_path / "up"), datasets=["d"]))
+    assert (tmp_path / "up" / "openvino" / "openvino_model.xml").is_file()
+    (exported / "openvino" / "openvino_model.xml").write_text("<not a model")
+    problems = validate(exported)
+    assert len(problems) == 1 and problems[0].startswith(
+        "does not load with rerankforge Reranker (backend=openvino, quantize=None): ")

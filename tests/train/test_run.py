@@ -23,7 +23,7 @@ def test_training_writes_final_model_metrics_manifest_and_card(mined, beir_dir, 
     assert manifest["steps"] == 4 and manifest["best_dev_ndcg@10"] == max(r["dev/ndcg@10"] for r in evals)
     assert manifest["counts"]["groups"] == 8 and len(manifest["inputs"]["train"]["sha256"]) == 64
     card = (final / "README.md").read_text()
-    assert card.startswith("---\nbase_model: ") and "listwise_ce" in card and "## Dev metrics" in card
+    assert card.startswith("---\nbase_model: ") and "listwise_ce" in card and "## Evaluation results" in card
     assert "## Intended use and limitations" in card
     assert (out / "config.yaml").exists()
 
@@ -46,6 +46,34 @@ def test_mined_dev_split_selects_the_checkpoint_and_fits_fusion(mined_dev, tmp_p
     assert manifest["best_dev_ndcg@10"] == pytest.approx(fusion["reranker_alone"])
     assert manifest["fusion"]["alpha"] == fusion["alpha"]
     assert f"alpha {fusion['alpha']:.2f}" in (final / "README.md").read_text()
+
+
+def test_training_with_a_dev_split_fits_a_calibration_unless_it_would_reverse_the_ranking(mined_dev, tmp_path,
+                                                                                         tiny_cross_encoder, caplog):
+    beir, mined = mined_dev
+    final = main(train_cfg(mined, beir, tiny_cross_encoder, tmp_path / "run", "data.dev=mined", "data.dev_depth=6"))
+    # the tiny random model ranks the dev split worse than chance: a fitted scale would turn its order around
+    assert not (final / "calibration.json").exists()
+    assert "No calibration written: the dev fit has slope -" in caplog.text
+
+
+def test_write_calibration_fits_the_dev_logits_and_beats_the_plain_sigmoid(tmp_path):
+    import numpy as np
+
+    from rerankforge.data_prep.dev_split import DevSet
+    from rerankforge.models.calibration import expected_calibration_error, labelled_logits, sigmoid
+    from rerankforge.train.run import write_calibration
+
+    rng = np.random.default_rng(0)
+    run = {f"q{q}": {f"d{d}": float(rng.normal(0, 2)) for d in range(30)} for q in range(40)}
+    qrels = {q: {d: 1 for d, x in docs.items() if rng.random() < sigmoid(1.5 * x - 4)} for q, docs in run.items()}
+    (tmp_path / "best_dev_run.json").write_text(json.dumps(run))
+    fitted = write_calibration(tmp_path, DevSet(qrels, {}, []), tmp_path / "best_dev_run.json")
+    assert json.loads((tmp_path / "calibration.json").read_text()) == fitted
+    logits, labels, _ = labelled_logits(qrels, run)
+    assert fitted["dev_pairs"] == 1200 and fitted["dev_positives"] == labels.sum()
+    assert fitted["ece"]["sigmoid"] == pytest.approx(expected_calibration_error([sigmoid(x) for x in logits], labels))
+    assert fitted["a"] == pytest.approx(1.5, abs=0.4) and fitted["ece"]["calibrated"] < fitted["ece"]["sigmoid"] / 3
 
 
 @pytest.mark.parametrize("dropout", [None, 0.0])
@@ -115,7 +143,6 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(mined, beir_dir, 
     whole = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "whole", *extra))
 
     original = Accelerator.save_state
-    calls = {"n": 0}
 
     def save_then_die(self, *args, **kwargs):  # a crash right after the first checkpoint (step 3)
         result = original(self, *args, **kwargs)

@@ -1,0 +1,38 @@
+"""GET /info: text-embeddings-inference's keys and values for the served reranker, plus rerankforge's own."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import httpx
+
+from rerankforge.serve import ServeConfig, create_app
+
+
+def test_info_has_teis_shape_and_our_keys(server):
+    info = httpx.get(f"{server.url}/info").json()
+    assert info == {
+        "model_id": "tiny", "model_sha": None, "model_dtype": "float32",
+        "model_type": {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
+        "max_input_length": 48, "max_batch_tokens": 32 * 48, "max_batch_requests": None,
+        "max_client_batch_size": 5, "auto_truncate": False, "tokenization_workers": 1,
+        "version": metadata.version("rerankforge"), "sha": None, "docker_label": None,
+        "backend": "torch", "quantize": None, "calibrated": False, "max_batch_pairs": 512, "micro_batching": True,
+        "pipeline": False,
+        "rerankers": {"tiny": {"model_id": "tiny", "max_input_length": 48, "model_dtype": "float32",
+                               "calibrated": False}},
+    }
+
+
+class Platt:
+    def probability(self, logit: float) -> float:
+        return 0.5
+
+
+def test_info_says_when_the_reranker_is_calibrated(reranker, launch, monkeypatch):
+    monkeypatch.setattr(reranker, "calibration", Platt(), raising=False)
+    live = launch(create_app(ServeConfig(model="runs/x/final", max_length=48), reranker=reranker))
+    info = httpx.get(f"{live.url}/info").json()
+    assert info["calibrated"] is True and info["model_id"] == "runs/x/final"
+    assert info["rerankers"] == {"runs/x/final": {"model_id": "runs/x/final", "max_input_length": 48,
+                                                  "model_dtype": "float32", "calibrated": True}}
