@@ -1,10 +1,14 @@
 """Mining speed and memory: rerankforge vs sentence-transformers' ``util.mine_hard_negatives``, same settings.
 
     python bench/mining.py [--data ../shared/data/scifact] [--batch-size 64] [--max-queries N] [--repeats 2]
+                           [--sides sentence-transformers rerankforge rerankforge-openvino rerankforge-openvino-int8]
 
 Each side runs in its own process from a cold embedding cache (peak RSS is per process) and mines the
 same train queries with the same model, range_max, relative_margin, num_negatives and FAISS flat index.
-Prints one table: encode docs/s, search ms/query, total wall time, peak RSS, and the ratio ours / theirs.
+The rerankforge sides differ only in the encoder: torch float32, OpenVINO float32, OpenVINO static int8
+(``encoder.backend=openvino``, ``encoder.quantize=int8``; calibration runs inside the timed total).
+Prints one table: encode docs/s, search ms/query, total wall time, peak RSS, negatives; then each rerankforge
+side's wall-time ratio to sentence-transformers, and how many of the torch runs' negatives each side mined too.
 """
 
 from __future__ import annotations
@@ -18,9 +22,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# side -> encoder overrides of the rerankforge sides; sentence-transformers runs its own miner
+SIDES = {"sentence-transformers": None, "rerankforge": [],
+         "rerankforge-openvino": ["encoder.backend=openvino"],
+         "rerankforge-openvino-int8": ["encoder.backend=openvino", "encoder.quantize=int8"]}
 
 
 class Timer:
@@ -40,7 +49,7 @@ class Timer:
         return timed
 
 
-def mine_config(args, out_dir: Path, cache_dir: Path):
+def mine_config(args, out_dir: Path, cache_dir: Path, encoder: Sequence[str] = ()):
     from rerankforge.data_prep.config import MineConfig
     from rerankforge.utils.config import load_config
 
@@ -48,7 +57,7 @@ def mine_config(args, out_dir: Path, cache_dir: Path):
         f"data.path={args.data}", f"encoder.batch_size={args.batch_size}", f"output_dir={out_dir}",
         f"cache_dir={cache_dir}", f"max_queries={args.max_queries or 'null'}",
         # like for like with sentence-transformers' dense miner: no dev split, float32 encoding
-        "mining.candidates=dense", "data.dev_fraction=0", "encoder.dtype=float32"])
+        "mining.candidates=dense", "data.dev_fraction=0", "encoder.dtype=float32", *encoder])
 
 
 def run_ours(args, tmp: Path) -> dict:
@@ -67,11 +76,14 @@ def run_ours(args, tmp: Path) -> dict:
     # only corpus encoding counts towards docs/s; queries are timed with it as in the ST run
     index.search = srch.wrap(index.search, lambda idx, queries, k, **kw: len(queries))
     start = time.perf_counter()
-    out = mine(mine_config(args, tmp / "out", tmp / "cache"))
+    out = mine(mine_config(args, tmp / "out", tmp / "cache", SIDES[args.side]))
     total = time.perf_counter() - start
-    negatives = sum(len(n) for n in load_from_disk(str(out / "dataset"))["negative_ids"])  # per (query, positive)
+    rows = load_from_disk(str(out / "dataset"))
+    mined = {f"{r['query']}\t{r['positive']}": [n for n, kind in zip(r["negatives"], r["negative_kinds"])
+                                               if kind == "hard"] for r in rows}
     return {"encode_seconds": enc.seconds, "docs": enc.items, "search_seconds": srch.seconds,
-            "queries": srch.items, "total_seconds": total, "negatives": negatives}
+            "queries": srch.items, "total_seconds": total, "negatives": sum(map(len, mined.values())),
+            "mined": mined}
 
 
 def run_theirs(args, tmp: Path) -> dict:
@@ -106,15 +118,30 @@ def run_theirs(args, tmp: Path) -> dict:
                                  batch_size=cfg.encoder.batch_size, use_faiss=True, output_format="labeled-list",
                                  verbose=False)
     total = time.perf_counter() - start
+    docs_column = result.column_names[1]  # labeled-list: query, [positive, negatives...], labels
+    mined = {f"{r['query']}\t{r[docs_column][0]}": [d for d, label in zip(r[docs_column], r["labels"]) if label == 0]
+             for r in result}
     return {"encode_seconds": enc.seconds, "docs": enc.items, "search_seconds": srch.seconds, "queries": srch.items,
-            "total_seconds": total, "negatives": sum(labels.count(0) for labels in result["labels"])}  # per row
+            "total_seconds": total, "negatives": sum(labels.count(0) for labels in result["labels"]),  # per row
+            "mined": mined}
 
 
-def child(side: str, args) -> None:
+def child(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        stats = (run_ours if side == "rerankforge" else run_theirs)(args, Path(tmp))
+        stats = (run_theirs if SIDES[args.side] is None else run_ours)(args, Path(tmp))
     stats["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("BENCH " + json.dumps(stats))
+
+
+def overlap(mined: dict, reference: dict) -> tuple[float, float]:
+    """(mean over reference rows of the share of their negatives ``mined`` has too, the same over all negatives)."""
+    shares, shared, total = [], 0, 0
+    for key, negatives in reference.items():
+        if negatives:
+            common = len(set(negatives) & set(mined.get(key, ())))
+            shares.append(common / len(negatives))
+            shared, total = shared + common, total + len(negatives)
+    return statistics.mean(shares), shared / total
 
 
 def row(name: str, run: int, s: dict) -> str:
@@ -128,11 +155,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1, help="runs per side, alternating which goes first")
-    parser.add_argument("--side", choices=["rerankforge", "sentence-transformers"], help=argparse.SUPPRESS)
+    parser.add_argument("--sides", nargs="+", choices=list(SIDES), default=list(SIDES),
+                        help="sentence-transformers is always run: every ratio is to it")
+    parser.add_argument("--side", choices=list(SIDES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        return child(args.side, args)
-    runs: dict[str, list[dict]] = {"sentence-transformers": [], "rerankforge": []}
+        return child(args)
+    runs: dict[str, list[dict]] = {side: [] for side in SIDES if side in args.sides or SIDES[side] is None}
     for repeat in range(args.repeats):
         order = list(runs) if repeat % 2 == 0 else list(reversed(runs))  # alternate, so drift hits both sides
         for side in order:
@@ -142,10 +171,23 @@ def main() -> None:
     for side, stats in runs.items():
         for i, s in enumerate(stats, start=1):
             print(row(side, i, s))
-    ratios = sorted(o["total_seconds"] / t["total_seconds"] for o, t in zip(runs["rerankforge"], runs["sentence-transformers"]))
-    rss = max(s["peak_rss_mb"] for s in runs["rerankforge"]) / max(s["peak_rss_mb"] for s in runs["sentence-transformers"])
-    print(f"\nratio rerankforge / sentence-transformers: wall time {statistics.median(ratios):.2f}x (median of "
-          f"{len(ratios)}: {', '.join(f'{r:.2f}' for r in ratios)}), peak RSS {rss:.2f}x (goal: wall time <= 1.0x)")
+    report(runs)
+
+
+def report(runs: dict[str, list[dict]]) -> None:
+    """Each rerankforge side's wall time and peak RSS over sentence-transformers', and its negatives' overlap."""
+    theirs = runs["sentence-transformers"]
+    references = [side for side in ("rerankforge", "sentence-transformers") if side in runs]
+    print()
+    for side in (s for s in runs if SIDES[s] is not None):
+        ratios = sorted(o["total_seconds"] / t["total_seconds"] for o, t in zip(runs[side], theirs))
+        rss = max(s["peak_rss_mb"] for s in runs[side]) / max(s["peak_rss_mb"] for s in theirs)
+        goal = "<= 1.0x" if side == "rerankforge" else "<= 0.5x"
+        same = "; ".join(f"{100 * m:.1f}% per row, {100 * a:.1f}% of all vs {ref} torch"
+                         for ref in references if ref != side
+                         for m, a in [overlap(runs[side][0]["mined"], runs[ref][0]["mined"])])
+        print(f"{side} / sentence-transformers: wall time {statistics.median(ratios):.2f}x (median of {len(ratios)}: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}; goal {goal}), peak RSS {rss:.2f}x; same negatives: {same}")
 
 
 def run_side(side: str, args) -> dict:

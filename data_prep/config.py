@@ -86,17 +86,74 @@ class EncoderConfig:
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     # Several processes or devices, e.g. ["cuda:0", "cuda:1"]; uses sentence-transformers' multi-process pool.
     multi_process_devices: list[str] = field(default_factory=list)
+    # torch, or openvino: the transformer converted to OpenVINO on the CPU (pip install 'rerankforge[openvino]'),
+    # float32, or static int8 with quantize: int8 (calibrated on a seeded sample of 300 corpus texts; on SciFact
+    # 1.8x faster encoding on a 2-core AMX Xeon, but ~20% of the mined negatives change: bench/mining.py).
+    # Both are part of the embedding cache key.
+    backend: Literal["torch", "openvino"] = "torch"
+    quantize: Optional[Literal["int8"]] = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.backend not in ("torch", "openvino"):
+            problems.append(f"encoder.backend must be torch or openvino, got {self.backend!r}.")
+        if self.quantize not in (None, "int8"):
+            problems.append(f"encoder.quantize must be null or int8, got {self.quantize!r}.")
+        elif self.quantize and self.backend != "openvino":
+            problems.append(f"encoder.quantize={self.quantize} needs encoder.backend=openvino, got "
+                            f"encoder.backend={self.backend}; set encoder.backend=openvino or encoder.quantize=null.")
+        if self.backend == "openvino":
+            if self.dtype == "bfloat16":
+                problems.append("encoder.dtype=bfloat16 is torch's autocast and does not apply to "
+                                "encoder.backend=openvino; set encoder.dtype=float32 (or encoder.quantize=int8 for "
+                                "speed), or encoder.backend=torch.")
+            if self.device not in (None, "cpu") or self.multi_process_devices:
+                problems.append(f"encoder.backend=openvino runs in this process on the CPU (all its cores), got "
+                                f"encoder.device={self.device!r}, encoder.multi_process_devices="
+                                f"{list(self.multi_process_devices)}; set them to null and [] or use "
+                                "encoder.backend=torch.")
+        if problems:
+            raise ValueError(" ".join(problems))
 
 
 @dataclass
 class IndexConfig:
-    """FAISS index over the corpus embeddings: exact inner product, or IVF / HNSW for large corpora."""
+    """FAISS index over the corpus embeddings, inner product: exact (``flat``), or for large corpora ``ivf``
+    (inverted lists), ``ivfpq`` (inverted lists of product-quantized codes: ``pq_m`` bytes a vector at
+    ``pq_nbits=8``, instead of 4 x dimension) or ``hnsw``.
 
-    type: Literal["flat", "ivf", "hnsw"] = "flat"
+    ``pq_m`` must divide the embedding dimension; null picks the largest divisor of it that is at most
+    dimension / 8. ``train_size`` (ivf, ivfpq): vectors the coarse quantizer and PQ are trained on, an evenly
+    spaced sample of the corpus; null means ``nlist * 256``, always capped by the corpus size. ``mmap`` loads the
+    saved index memory-mapped (IVF types: the inverted lists; flat and hnsw: the vectors) instead of reading it
+    into RAM. ``device``: ``auto`` searches on all GPUs when FAISS is a GPU build and sees one, else on the CPU;
+    ``gpu`` requires that.
+    """
+
+    type: Literal["flat", "ivf", "ivfpq", "hnsw"] = "flat"
     nlist: int = 1024
     nprobe: int = 32
+    pq_m: Optional[int] = None
+    pq_nbits: int = 8
+    train_size: Optional[int] = None
     hnsw_m: int = 32
     ef_search: int = 128
+    mmap: bool = False
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+
+    def __post_init__(self) -> None:
+        problems = [f"index.{key} must be >= 1, got {value}." for key, value in
+                    (("nlist", self.nlist), ("nprobe", self.nprobe), ("ef_search", self.ef_search))
+                    if value < 1]
+        problems += [f"index.{key} must be >= 1 or null, got {value}." for key, value in
+                     (("pq_m", self.pq_m), ("train_size", self.train_size)) if value is not None and value < 1]
+        if not 1 <= self.pq_nbits <= 16:
+            problems.append(f"index.pq_nbits must be in [1, 16] (bits per sub-quantizer code; 8 is FAISS's usual "
+                            f"and the only one GPU FAISS supports), got {self.pq_nbits}.")
+        if self.hnsw_m < 2:
+            problems.append(f"index.hnsw_m must be >= 2, got {self.hnsw_m}.")
+        if problems:
+            raise ValueError(" ".join(problems))
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Encode texts with a sentence-transformers bi-encoder into an on-disk, memory-mapped embedding cache.
 
-Cache files are keyed by model fingerprint + settings + the texts' hash, so ``eval`` reuses what
-``mine`` computed. Rows are written straight into a ``.npy`` memmap: the full matrix is never held twice.
+Cache files are keyed by model fingerprint + settings (precision, backend, int8 calibration) + the texts' hash,
+so ``eval`` reuses what ``mine`` computed. Rows are written straight into a ``.npy`` memmap: the full matrix is
+never held twice. ``encoder.backend=openvino`` runs the transformer on OpenVINO (``data_prep/openvino_encoder.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ class Encoder:
     config: EncoderConfig
     fingerprint: str
     bf16: bool = False  # encode under bfloat16 autocast
+    openvino: Any = None  # data_prep.openvino_encoder.OpenVINOTransformer when config.backend == "openvino"
+
+    def calibrate(self, texts: list[str], prompt: Optional[str], cache_dir: Path) -> None:
+        """Calibrate an ``encoder.quantize=int8`` model on a seeded sample of ``texts`` (corpus texts), once.
+
+        A no-op for other encoders and once calibrated. The sample's hash joins ``fingerprint``, so embeddings
+        from models calibrated on different texts never share a cache entry.
+        """
+        if self.openvino is None or not self.openvino.needs_calibration:
+            return
+        from rerankforge.data_prep.openvino_encoder import calibrate_int8
+
+        sample_hash = calibrate_int8(self.model, self.openvino, texts, prompt, self.fingerprint,
+                                     Path(cache_dir) / "openvino")
+        self.fingerprint = hash_strings([self.fingerprint, "int8-calibration", sample_hash])
 
     def precision(self):
         """The context every ``encode`` call runs in: bfloat16 autocast, or nothing."""
@@ -55,18 +71,33 @@ class Encoder:
 
 
 def load_encoder(config: EncoderConfig) -> Encoder:
-    """Load ``config.name_or_path`` (resolved local → HF cache → offline bundle → Hub)."""
+    """Load ``config.name_or_path`` (resolved local → HF cache → offline bundle → Hub) on ``config.backend``.
+
+    With ``backend=openvino`` the transformer is converted at load (float32), or quantized to int8 at the first
+    corpus ``cached_embeddings`` call, which calibrates it on that corpus (``Encoder.calibrate``).
+
+    Raises:
+        ImportError: backend=openvino without openvino (or nncf for int8); the message has the pip command.
+    """
     from sentence_transformers import SentenceTransformer
 
-    resolved = resolve_model(config.name_or_path)
-    model = SentenceTransformer(resolved.path, device=config.device)
-    if config.max_seq_length:
-        model.max_seq_length = config.max_seq_length
     from rerankforge.models.loading import bf16_is_fast
 
-    bf16 = config.dtype == "bfloat16" or (config.dtype == "auto" and bf16_is_fast(model.device))
-    key = hash_strings([model_fingerprint(resolved), str(model.max_seq_length)] + (["bf16"] if bf16 else []))
-    return Encoder(model, resolved, config, key, bf16)
+    resolved = resolve_model(config.name_or_path)
+    on_openvino = config.backend == "openvino"
+    model = SentenceTransformer(resolved.path, device="cpu" if on_openvino else config.device)
+    if config.max_seq_length:
+        model.max_seq_length = config.max_seq_length
+    # dtype=auto keeps float32 on OpenVINO: bfloat16 autocast is torch's
+    bf16 = not on_openvino and (config.dtype == "bfloat16" or (config.dtype == "auto" and bf16_is_fast(model.device)))
+    parts = [model_fingerprint(resolved), str(model.max_seq_length)] + (["bf16"] if bf16 else [])
+    stand_in = None
+    if on_openvino:  # torch keys keep their old form, so existing caches stay valid
+        from rerankforge.data_prep.openvino_encoder import to_openvino
+
+        parts += ["openvino", config.quantize or "float32"]
+        stand_in = to_openvino(model, config.quantize)
+    return Encoder(model, resolved, config, hash_strings(parts), bf16, stand_in)
 
 
 @contextlib.contextmanager
@@ -108,8 +139,11 @@ def cached_embeddings(encoder: Encoder, texts: list[str], kind: str, cache_dir: 
                       prompt: Optional[str] = None) -> tuple[np.ndarray, Path]:
     """Embeddings of ``texts`` as a read-only memmap, computed once per (model, settings, texts).
 
-    Returns the array and its cache file (the FAISS index is stored beside it).
+    Returns the array and its cache file (the FAISS index is stored beside it). ``kind="corpus"`` first
+    calibrates an int8 OpenVINO encoder on ``texts`` (``Encoder.calibrate``), even when the file is cached.
     """
+    if kind == "corpus":
+        encoder.calibrate(texts, prompt, cache_dir)
     key = hash_strings([encoder.fingerprint, prompt or "", hash_strings(texts)])[:20]
     path = cache_dir / "embeddings" / f"{kind}-{key}.npy"
     if not path.exists():

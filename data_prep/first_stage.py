@@ -81,7 +81,7 @@ class FirstStage:
                                                      self.encoder.config.corpus_prompt)
             self.index = load_or_build_index(self.docs, docs_file, spec.index or IndexConfig())
         if spec.method in ("bm25", "hybrid"):
-            self.bm25 = BM25Index(doc_texts, spec.bm25)
+            self.bm25 = BM25Index(doc_texts, spec.bm25, cache_dir=self.cache_dir)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """L2-normalised query vectors; a batch larger than one encoder batch goes through the disk cache."""

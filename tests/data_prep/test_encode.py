@@ -1,0 +1,131 @@
+"""The bi-encoder on OpenVINO (encoder.backend=openvino, float32 / int8) against torch, its cache keys and checks."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from conftest import WORDS
+
+from rerankforge.data_prep.config import EncoderConfig, MineConfig
+from rerankforge.data_prep.encode import cached_embeddings, encode_to_file, load_encoder
+from rerankforge.utils.config import ConfigError, load_config
+
+PROMPT = "query: "
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(2, 40)))) for _ in range(n)]
+
+
+def _encoder(path: str, **settings):
+    return load_encoder(EncoderConfig(name_or_path=path, batch_size=8, **settings))
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    return _texts(120, seed=0)
+
+
+@pytest.fixture(scope="module")
+def torch_vectors(tiny_encoder, corpus, tmp_path_factory) -> np.ndarray:
+    return np.array(cached_embeddings(_encoder(tiny_encoder), corpus, "corpus", tmp_path_factory.mktemp("c"),
+                                      PROMPT)[0])
+
+
+def test_openvino_float32_matches_torch(tiny_encoder, corpus, torch_vectors, tmp_path):
+    ov = _encoder(tiny_encoder, backend="openvino")
+    vectors, _ = cached_embeddings(ov, corpus, "corpus", tmp_path, PROMPT)
+    np.testing.assert_allclose(vectors, torch_vectors, atol=1e-4)
+    # the small-batch query path of FirstStage calls model.encode directly
+    direct = ov.model.encode(corpus[:5], prompt=PROMPT, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(direct, torch_vectors[:5], atol=1e-4)
+
+
+def test_openvino_int8_is_quantized_and_close_to_torch(tiny_encoder, corpus, torch_vectors, tmp_path):
+    int8 = _encoder(tiny_encoder, backend="openvino", quantize="int8")
+    vectors, _ = cached_embeddings(int8, corpus, "corpus", tmp_path, PROMPT)
+    saved = list((tmp_path / "openvino").glob("*/openvino/openvino_model_qint8_quantized.xml"))
+    assert len(saved) == 1
+    cosine = np.sum(np.asarray(vectors) * torch_vectors, axis=1)  # both L2-normalised
+    assert cosine.min() >= 0.99, f"int8 rows drift from torch: min cosine {cosine.min():.4f}"
+    assert np.abs(vectors - torch_vectors).max() > 1e-4  # really int8, not the float32 model
+
+
+def test_int8_calibration_is_deterministic_and_reused(tiny_encoder, corpus, tmp_path, monkeypatch):
+    first = _encoder(tiny_encoder, backend="openvino", quantize="int8")
+    a, _ = cached_embeddings(first, corpus, "corpus", tmp_path / "one", PROMPT)
+    second = _encoder(tiny_encoder, backend="openvino", quantize="int8")
+    b, _ = cached_embeddings(second, corpus, "corpus", tmp_path / "two", PROMPT)
+    np.testing.assert_array_equal(a, b)  # same seeded sample, same quantized model
+    assert first.fingerprint == second.fingerprint
+
+    import nncf
+
+    monkeypatch.setattr(nncf, "quantize", lambda *a, **k: pytest.fail("re-calibrated a saved int8 model"))
+    third = _encoder(tiny_encoder, backend="openvino", quantize="int8")
+    third.calibrate(corpus, PROMPT, tmp_path / "one")
+    assert third.fingerprint == first.fingerprint
+
+
+def test_cache_keys_differ_by_backend_quantize_and_calibration(tiny_encoder, corpus, tmp_path):
+    encoders = [_encoder(tiny_encoder), _encoder(tiny_encoder, backend="openvino"),
+                _encoder(tiny_encoder, backend="openvino", quantize="int8")]
+    files = {cached_embeddings(e, corpus, "corpus", tmp_path, None)[1] for e in encoders}
+    assert len(files) == 3 and len({e.fingerprint for e in encoders}) == 3
+    other = _encoder(tiny_encoder, backend="openvino", quantize="int8")
+    other.calibrate(_texts(120, seed=1), None, tmp_path)  # another corpus: another int8 model
+    assert other.fingerprint != encoders[2].fingerprint
+
+
+def test_int8_without_a_corpus_says_to_encode_it_first(tiny_encoder, tmp_path):
+    int8 = _encoder(tiny_encoder, backend="openvino", quantize="int8")
+    with pytest.raises(RuntimeError, match="encode the corpus first"):
+        encode_to_file(int8, ["a query"], tmp_path / "q.npy", None, "queries")
+
+
+def test_missing_openvino_names_the_pip_command(tiny_encoder, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(ImportError, match=r"pip install 'rerankforge\[openvino\]'"):
+        _encoder(tiny_encoder, backend="openvino")
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({"backend": "openvino", "dtype": "bfloat16"}, ["encoder.dtype=bfloat16", "encoder.backend=openvino"]),
+    ({"quantize": "int8"}, ["encoder.quantize=int8", "encoder.backend=torch"]),
+    ({"backend": "openvino", "quantize": "int4"}, ["encoder.quantize", "'int4'"]),
+    ({"backend": "onnx"}, ["encoder.backend", "'onnx'"]),
+    ({"backend": "openvino", "multi_process_devices": ["cpu", "cpu"]}, ["encoder.multi_process_devices"]),
+    ({"backend": "openvino", "device": "cuda"}, ["encoder.device='cuda'"]),
+])
+def test_config_problems_name_the_keys(settings, expected):
+    with pytest.raises(ValueError) as error:
+        EncoderConfig(**settings)
+    for part in expected:
+        assert part in str(error.value)
+
+
+def test_config_file_overrides_are_checked():
+    with pytest.raises(ConfigError, match="encoder.dtype=bfloat16"):
+        load_config(MineConfig, None, ["encoder.backend=openvino", "encoder.dtype=bfloat16"])
+    cfg = load_config(MineConfig, None, ["encoder.backend=openvino", "encoder.quantize=int8"])
+    assert (cfg.encoder.backend, cfg.encoder.quantize) == ("openvino", "int8")
+
+
+def test_mine_with_the_int8_openvino_encoder(beir_dir, tiny_encoder, tmp_path):
+    """The first stage calibrates on the corpus, then encodes queries (cached and direct) with the same model."""
+    from datasets import load_from_disk
+
+    from rerankforge.data_prep.config import DataConfig, MiningConfig
+    from rerankforge.data_prep.mine import mine
+
+    cfg = MineConfig(data=DataConfig(path=str(beir_dir), dev_fraction=0),
+                     encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=4, backend="openvino",
+                                           quantize="int8"),
+                     mining=MiningConfig(range_max=30, num_negatives=3, relative_margin=None),
+                     output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
+    rows = load_from_disk(str(mine(cfg) / "dataset"))
+    assert len(rows) == 8 and all(len(r["negative_ids"]) == 3 for r in rows)
+    assert list((tmp_path / "cache" / "openvino").glob("*/openvino/openvino_model_qint8_quantized.xml"))
