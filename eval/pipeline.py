@@ -10,14 +10,14 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from rerankforge.data_prep.chunking import Documents, pool
 from rerankforge.eval.config import EvalConfig, RerankerConfig
 from rerankforge.eval.cutoff import CONFIGURED, Sent, cut, cutoff_points
 from rerankforge.eval.generate import Generation, Generator, load_generator
 from rerankforge.eval.retrieve import Hits, Retriever
-from rerankforge.models.reranker import sigmoid
+from rerankforge.models.calibration import probability_of, sigmoid
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +89,6 @@ def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: d
         final = _with_tail([(d, float(f)) for (d, _), f in zip(head, fused)], tail)
     passing = [d for d, _ in final[: len(head)] if spec.threshold is None or relevance[d] >= spec.threshold]
     return Reranked(final, passing, alone if fusion is not None else None, evidence, read)
-
-
-def probability_of(reranker) -> Callable[[float], float]:
-    """The reranker's P(relevant) of a logit: its calibrated probability where it has one, else the sigmoid."""
-    return getattr(reranker, "probability", None) or sigmoid
 
 
 class Pipeline:

@@ -15,7 +15,7 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -37,6 +37,12 @@ class Calibration:
 
     def probability(self, logit: float) -> float:
         return sigmoid(self.a * logit + self.b)
+
+
+def probability_of(reranker) -> Callable[[float], float]:
+    """A reranker's P(relevant) of a logit: its ``probability`` method (calibrated when its checkpoint has a
+    ``calibration.json``), or the plain sigmoid for a scorer without one."""
+    return getattr(reranker, "probability", None) or sigmoid
 
 
 def labelled_logits(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],

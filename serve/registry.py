@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from rerankforge.models.reranker import sigmoid
+from rerankforge.models.calibration import probability_of
 from rerankforge.serve.batcher import MicroBatcher
 from rerankforge.serve.errors import ServeError
 from rerankforge.serve.schema import INFINITY_DEFAULT_MODEL
@@ -32,8 +32,7 @@ class Served:
     def probability(self, logit: float) -> float:
         """The relevance score of a logit: the reranker's ``probability`` (calibrated when the checkpoint has a
         calibration), or the plain sigmoid for a reranker that has no such method."""
-        method = getattr(self.reranker, "probability", None)
-        return method(logit) if callable(method) else sigmoid(logit)
+        return probability_of(self.reranker)(logit)
 
     @property
     def calibrated(self) -> bool:
