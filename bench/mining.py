@@ -1,12 +1,13 @@
 """Mining speed and memory: rerankforge vs sentence-transformers' ``util.mine_hard_negatives``, same settings.
 
     python bench/mining.py [--data ../shared/data/scifact] [--batch-size 64] [--max-queries N] [--repeats 2]
-                           [--sides sentence-transformers rerankforge rerankforge-openvino rerankforge-openvino-int8]
+                           [--sides sentence-transformers rerankforge rerankforge-openvino rerankforge-openvino-bf16 ...]
 
 Each side runs in its own process from a cold embedding cache (peak RSS is per process) and mines the
 same train queries with the same model, range_max, relative_margin, num_negatives and FAISS flat index.
-The rerankforge sides differ only in the encoder: torch float32, OpenVINO float32, OpenVINO static int8
-(``encoder.backend=openvino``, ``encoder.quantize=int8``; calibration runs inside the timed total).
+The rerankforge sides differ only in the encoder: torch float32, OpenVINO float32, OpenVINO in bfloat16 precision
+(``encoder.dtype=bfloat16``; AMX), OpenVINO static int8 (``encoder.quantize=int8``; calibration runs inside the
+timed total).
 Prints one table: encode docs/s, search ms/query, total wall time, peak RSS, negatives; then each rerankforge
 side's wall-time ratio to sentence-transformers, and how many of the torch runs' negatives each side mined too.
 """
@@ -29,6 +30,7 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # side -> encoder overrides of the rerankforge sides; sentence-transformers runs its own miner
 SIDES = {"sentence-transformers": None, "rerankforge": [],
          "rerankforge-openvino": ["encoder.backend=openvino"],
+         "rerankforge-openvino-bf16": ["encoder.backend=openvino", "encoder.dtype=bfloat16"],
          "rerankforge-openvino-int8": ["encoder.backend=openvino", "encoder.quantize=int8"]}
 
 

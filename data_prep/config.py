@@ -69,6 +69,10 @@ class DataConfig:
     min_relevance: int = 1
     fields: FieldNames = field(default_factory=FieldNames)
     chunking: ChunkConfig = field(default_factory=ChunkConfig)
+    # Where corpus texts live while stages run: memory (Python dicts), arrow (a memory-mapped Arrow table built
+    # once under cache_dir, data_prep/corpus_store.py), or auto: arrow for corpus files of 256 MiB or more.
+    # A folder of text files is always read into memory.
+    storage: Literal["auto", "memory", "arrow"] = "auto"
 
 
 @dataclass
@@ -81,14 +85,15 @@ class EncoderConfig:
     device: Optional[str] = None
     query_prompt: Optional[str] = None
     corpus_prompt: Optional[str] = None
-    # float32, bfloat16 (autocast) or auto: bfloat16 where it is fast (CUDA, CPUs with AMX: ~3x), else float32.
-    # Part of the embedding cache key.
+    # float32, bfloat16 or auto: bfloat16 where it is fast (CUDA, CPUs with AMX: ~2-3x), else float32. On torch
+    # it is autocast; on OpenVINO its inference precision (the weights stay float32). Part of the embedding cache key.
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     # Several processes or devices, e.g. ["cuda:0", "cuda:1"]; uses sentence-transformers' multi-process pool.
     multi_process_devices: list[str] = field(default_factory=list)
     # torch, or openvino: the transformer converted to OpenVINO on the CPU (pip install 'rerankforge[openvino]'),
-    # float32, or static int8 with quantize: int8 (calibrated on a seeded sample of 300 corpus texts; on SciFact
-    # 1.8x faster encoding on a 2-core AMX Xeon, but ~20% of the mined negatives change: bench/mining.py).
+    # float32 or bfloat16 (dtype), or static int8 with quantize: int8 (calibrated on a seeded sample of 300 corpus
+    # texts; on SciFact 1.8x faster encoding on a 2-core AMX Xeon, but ~20% of the mined negatives change, where
+    # bfloat16 is ~2x faster and keeps nearly all of them: bench/mining.py).
     # Both are part of the embedding cache key.
     backend: Literal["torch", "openvino"] = "torch"
     quantize: Optional[Literal["int8"]] = None
@@ -103,10 +108,6 @@ class EncoderConfig:
             problems.append(f"encoder.quantize={self.quantize} needs encoder.backend=openvino, got "
                             f"encoder.backend={self.backend}; set encoder.backend=openvino or encoder.quantize=null.")
         if self.backend == "openvino":
-            if self.dtype == "bfloat16":
-                problems.append("encoder.dtype=bfloat16 is torch's autocast and does not apply to "
-                                "encoder.backend=openvino; set encoder.dtype=float32 (or encoder.quantize=int8 for "
-                                "speed), or encoder.backend=torch.")
             if self.device not in (None, "cpu") or self.multi_process_devices:
                 problems.append(f"encoder.backend=openvino runs in this process on the CPU (all its cores), got "
                                 f"encoder.device={self.device!r}, encoder.multi_process_devices="

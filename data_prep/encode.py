@@ -11,13 +11,15 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from rerankforge.data_prep.config import EncoderConfig
+from rerankforge.data_prep.corpus_store import take_texts
 from rerankforge.models.resolve import ResolvedModel, model_fingerprint, resolve_model
+from rerankforge.utils import distributed
 from rerankforge.utils.io import hash_strings
 
 # Batches per encode() call. Texts are globally sorted by length first, so a chunk only sets how often the
@@ -88,16 +90,16 @@ def load_encoder(config: EncoderConfig) -> Encoder:
     model = SentenceTransformer(resolved.path, device="cpu" if on_openvino else config.device)
     if config.max_seq_length:
         model.max_seq_length = config.max_seq_length
-    # dtype=auto keeps float32 on OpenVINO: bfloat16 autocast is torch's
-    bf16 = not on_openvino and (config.dtype == "bfloat16" or (config.dtype == "auto" and bf16_is_fast(model.device)))
+    bf16 = config.dtype == "bfloat16" or (config.dtype == "auto" and bf16_is_fast(model.device))
     parts = [model_fingerprint(resolved), str(model.max_seq_length)] + (["bf16"] if bf16 else [])
     stand_in = None
     if on_openvino:  # torch keys keep their old form, so existing caches stay valid
         from rerankforge.data_prep.openvino_encoder import to_openvino
 
         parts += ["openvino", config.quantize or "float32"]
-        stand_in = to_openvino(model, config.quantize)
-    return Encoder(model, resolved, config, hash_strings(parts), bf16, stand_in)
+        stand_in = to_openvino(model, config.quantize, bf16)
+    # on OpenVINO bfloat16 is the compiled model's precision, not torch autocast
+    return Encoder(model, resolved, config, hash_strings(parts), bf16 and not on_openvino, stand_in)
 
 
 @contextlib.contextmanager
@@ -113,29 +115,40 @@ def _pool(encoder: Encoder) -> Iterator[Optional[dict]]:
         encoder.model.stop_multi_process_pool(pool)
 
 
-def encode_to_file(encoder: Encoder, texts: list[str], path: Path, prompt: Optional[str], desc: str) -> None:
+def encode_to_file(encoder: Encoder, texts: Sequence[str], path: Path, prompt: Optional[str], desc: str) -> None:
     """Encode ``texts`` (L2-normalised float32) into the ``.npy`` file ``path``, row i = texts[i].
 
     Texts are encoded longest first, as sentence-transformers does, so batches pad little; rows are written
-    at their original positions. The file appears only once complete.
+    at their original positions. The file appears only once complete. Under ``accelerate launch`` every process
+    encodes a contiguous share of the same chunks into one memmap, so each row comes from the same batch as in
+    one process, and the main process publishes the file.
     """
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dimension))
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    with _pool(encoder) as pool, encoder.precision(), tqdm(total=len(texts), desc=desc, unit="text") as bar:
-        chunk = encoder.config.batch_size * BATCHES_PER_CHUNK
-        for start in range(0, len(order), chunk):
-            rows = order[start:start + chunk]
-            out[rows] = encoder.model.encode([texts[i] for i in rows], prompt=prompt, batch_size=encoder.config.batch_size,
+    procs = distributed.state()
+    tmp = distributed.scratch_path(path)
+    if procs.is_main_process:
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dimension)).flush()
+    procs.wait_for_everyone()
+    out = np.load(tmp, mmap_mode="r+")
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    order = np.argsort(-lengths, kind="stable")
+    step = encoder.config.batch_size * BATCHES_PER_CHUNK
+    with distributed.share_of([order[s:s + step] for s in range(0, len(order), step)]) as chunks, \
+            _pool(encoder) as pool, encoder.precision(), \
+            tqdm(total=sum(map(len, chunks)), desc=desc, unit="text", disable=not procs.is_local_main_process) as bar:
+        for rows in chunks:
+            out[rows] = encoder.model.encode(take_texts(texts, rows), prompt=prompt, batch_size=encoder.config.batch_size,
                                              normalize_embeddings=True, convert_to_numpy=True,
                                              show_progress_bar=False, pool=pool)
             bar.update(len(rows))
     out.flush()
     del out
-    os.replace(tmp, path)
+    procs.wait_for_everyone()
+    if procs.is_main_process:
+        os.replace(tmp, path)
+    procs.wait_for_everyone()
 
 
-def cached_embeddings(encoder: Encoder, texts: list[str], kind: str, cache_dir: Path,
+def cached_embeddings(encoder: Encoder, texts: Sequence[str], kind: str, cache_dir: Path,
                       prompt: Optional[str] = None) -> tuple[np.ndarray, Path]:
     """Embeddings of ``texts`` as a read-only memmap, computed once per (model, settings, texts).
 
@@ -143,7 +156,8 @@ def cached_embeddings(encoder: Encoder, texts: list[str], kind: str, cache_dir: 
     calibrates an int8 OpenVINO encoder on ``texts`` (``Encoder.calibrate``), even when the file is cached.
     """
     if kind == "corpus":
-        encoder.calibrate(texts, prompt, cache_dir)
+        with distributed.main_first():  # the main process calibrates and saves, the others load
+            encoder.calibrate(texts, prompt, cache_dir)
     key = hash_strings([encoder.fingerprint, prompt or "", hash_strings(texts)])[:20]
     path = cache_dir / "embeddings" / f"{kind}-{key}.npy"
     if not path.exists():

@@ -15,6 +15,7 @@ import numpy as np
 
 from rerankforge.data_prep.bm25 import BM25Index, reciprocal_rank_fusion
 from rerankforge.data_prep.config import BM25Config, EncoderConfig, IndexConfig
+from rerankforge.utils import distributed
 
 METHODS = ("dense", "bm25", "hybrid")
 Hits = list[tuple[str, float]]  # (doc_id, score), best first
@@ -70,18 +71,20 @@ class FirstStage:
         if spec.method not in METHODS:
             raise ValueError(f"first-stage method must be one of {list(METHODS)}, got {spec.method!r}.")
         self.spec, self.cache_dir = spec, Path(cache_dir)
-        self.doc_ids = list(doc_ids) if doc_ids is not None else None
+        self.doc_ids = doc_ids  # a list, or an Arrow id column (corpus_store.IdColumn)
         self.encoder = self.index = self.docs = self.bm25 = None
         if spec.method in ("dense", "hybrid"):
             from rerankforge.data_prep.encode import cached_embeddings, load_encoder
             from rerankforge.data_prep.index import load_or_build_index
 
             self.encoder = encoder or load_encoder(spec.encoder or EncoderConfig())
-            self.docs, docs_file = cached_embeddings(self.encoder, list(doc_texts), "corpus", self.cache_dir,
+            self.docs, docs_file = cached_embeddings(self.encoder, doc_texts, "corpus", self.cache_dir,
                                                      self.encoder.config.corpus_prompt)
-            self.index = load_or_build_index(self.docs, docs_file, spec.index or IndexConfig())
+            with distributed.main_first():  # under accelerate launch the main process builds and saves it
+                self.index = load_or_build_index(self.docs, docs_file, spec.index or IndexConfig())
         if spec.method in ("bm25", "hybrid"):
-            self.bm25 = BM25Index(doc_texts, spec.bm25, cache_dir=self.cache_dir)
+            with distributed.main_first():
+                self.bm25 = BM25Index(doc_texts, spec.bm25, cache_dir=self.cache_dir)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """L2-normalised query vectors; a batch larger than one encoder batch goes through the disk cache."""

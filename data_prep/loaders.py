@@ -24,7 +24,7 @@ Qrels = dict[str, dict[str, int]]
 TEXT_SUFFIXES = (".txt", ".md")
 
 
-def _field(record: dict, name: str, path: Path, line: int, problems: list[Problem]) -> Optional[str]:
+def record_field(record: dict, name: str, path: Path, line: int, problems: list[Problem]) -> Optional[str]:
     value = record.get(name)
     if value is None:
         problems.append(Problem(f"missing field '{name}' (fields present: {', '.join(map(str, record))}). "
@@ -45,8 +45,8 @@ def _load_texts_by_id(path: Path, fields: FieldNames, kind: str, problems: list[
     """``{id: make(record, text)}`` from every record that has both an id and a text field."""
     out, seen = {}, Counter()
     for line, record in read_records(path, problems):
-        item_id = _field(record, fields.id, path, line, problems)
-        text = _field(record, fields.text, path, line, problems)
+        item_id = record_field(record, fields.id, path, line, problems)
+        text = record_field(record, fields.text, path, line, problems)
         if item_id is None or text is None:
             continue
         seen[item_id] += 1
@@ -69,9 +69,9 @@ def load_qrels(path: str | Path, fields: FieldNames, problems: list[Problem]) ->
     """Qrels as ``{query_id: {doc_id: relevance}}``; relevance must be an integer."""
     path, qrels = Path(path), {}
     for line, record in read_records(path, problems):
-        query_id = _field(record, fields.query_id, path, line, problems)
-        doc_id = _field(record, fields.doc_id, path, line, problems)
-        raw = _field(record, fields.score, path, line, problems)
+        query_id = record_field(record, fields.query_id, path, line, problems)
+        doc_id = record_field(record, fields.doc_id, path, line, problems)
+        raw = record_field(record, fields.score, path, line, problems)
         if query_id is None or doc_id is None or raw is None:
             continue
         try:
@@ -121,8 +121,22 @@ def resolve_paths(data: DataConfig) -> dict[str, Optional[Path]]:
 
 
 def load_corpus_any(path: Path, data: DataConfig, problems: list[Problem],
-                    token_spans: Optional[TokenSpans] = None) -> Corpus:
-    """A corpus file, a saved HF dataset, or a folder of text files."""
+                    token_spans: Optional[TokenSpans] = None, cache_dir: Optional[Path] = None) -> Corpus:
+    """A corpus file, a saved HF dataset, or a folder of text files; with ``cache_dir``, a corpus file that
+    ``data.storage`` puts in Arrow comes back as a memory-mapped ``corpus_store.ArrowCorpus``."""
     if _is_text_folder(path):
         return load_text_folder(path, data.chunking, token_spans)
-    return load_corpus(path, data.fields, problems)
+    return load_corpus_stored(path, data.fields, data.storage, problems, cache_dir)
+
+
+def load_corpus_stored(path: Path, fields: FieldNames, storage: str, problems: list[Problem],
+                       cache_dir: Optional[Path]) -> Corpus:
+    """``load_corpus``, or the Arrow-backed corpus when ``storage`` (auto | memory | arrow) asks for it."""
+    from rerankforge.data_prep.corpus_store import load_arrow_corpus, use_arrow
+
+    if cache_dir is not None and path.exists() and use_arrow(path, storage):
+        from rerankforge.utils import distributed
+
+        with distributed.main_first():  # under accelerate launch the main process builds the table once
+            return load_arrow_corpus(path, fields, cache_dir, problems)
+    return load_corpus(path, fields, problems)

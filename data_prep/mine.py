@@ -14,14 +14,15 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from tqdm.auto import tqdm
 
 from rerankforge.data_prep.chunking import Documents, split_corpus, tokenizer_spans
 from rerankforge.data_prep.config import DataConfig, MineConfig, check_mine_config
+from rerankforge.data_prep.corpus_store import corpus_ids, corpus_texts, row_finder, take_texts
 from rerankforge.data_prep.dev_split import carve_dev, dev_records
-from rerankforge.data_prep.encode import default_cache_dir, doc_text, load_encoder
+from rerankforge.data_prep.encode import default_cache_dir, load_encoder
 from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec
 from rerankforge.data_prep.loaders import Corpus, Queries, load_corpus_any, load_qrels, load_queries, resolve_paths
 from rerankforge.data_prep.negatives import FATES, SelectionOptions, sample_easy_negatives, select_negatives
@@ -29,6 +30,7 @@ from rerankforge.data_prep.output import write_mine_output
 from rerankforge.data_prep.problems import DataError, Problem
 from rerankforge.data_prep.rescore import rescore_pairs
 from rerankforge.data_prep.validate import validate
+from rerankforge.utils import distributed
 from rerankforge.utils.io import hash_path
 
 logger = logging.getLogger(__name__)
@@ -64,8 +66,8 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     if missing:
         raise DataError(missing)
     chunking = cfg.data.chunking
-    corpus = load_corpus_any(paths["corpus"], cfg.data, problems, folder_spans(paths["corpus"], cfg.data,
-                                                                               cfg.encoder.name_or_path))
+    corpus = load_corpus_any(paths["corpus"], cfg.data, problems,
+                             folder_spans(paths["corpus"], cfg.data, cfg.encoder.name_or_path), resolve_cache_dir(cfg))
     queries = load_queries(paths["queries"], cfg.data.fields, problems)
     qrels = load_qrels(paths["qrels"], cfg.data.fields, problems)
     eval_qrels = load_qrels(paths["eval_qrels"], cfg.data.fields, problems) if paths["eval_qrels"] else None
@@ -115,10 +117,11 @@ def resolve_cache_dir(cfg: MineConfig) -> Path:
 
 
 def _rescore_all(cfg: MineConfig, pairs_rows: list[list[int]], query_texts: list[str],
-                 doc_texts: list[str]) -> list[dict[int, float]]:
+                 doc_texts: Sequence[str]) -> list[dict[int, float]]:
     """Cross-encoder score of every (query, row) in ``pairs_rows``, as one batched predict call."""
     flat = [(qi, row) for qi, rows in enumerate(pairs_rows) for row in dict.fromkeys(rows)]
-    scores = rescore_pairs(cfg.mining.rescore, [(query_texts[qi], doc_texts[row]) for qi, row in flat],
+    texts = take_texts(doc_texts, [row for _, row in flat])
+    scores = rescore_pairs(cfg.mining.rescore, [(query_texts[qi], text) for (qi, _), text in zip(flat, texts)],
                            device=cfg.encoder.device)
     out: list[dict[int, float]] = [{} for _ in pairs_rows]
     for (qi, row), score in zip(flat, scores):
@@ -144,50 +147,66 @@ def first_stage_spec(cfg: MineConfig) -> FirstStageSpec:
     return FirstStageSpec(cfg.mining.candidates, cfg.encoder, cfg.index, cfg.mining.bm25, cfg.mining.rrf_k)
 
 
-def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_texts: list[str],
+def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], doc_texts: Sequence[str],
                  stage: FirstStage, query_ids: list[str]) -> tuple[list[MinedQuery], Counter]:
-    """Candidates → (optional rescoring) → pure selection, per query. Returns the results and the fate tally."""
-    row_of = {d: i for i, d in enumerate(doc_ids)}
-    query_texts = [data.queries[q] for q in query_ids]
-    positive_rows = [[row_of[d] for d in data.positives[q]] for q in query_ids]
-    k = cfg.mining.range_max + max(len(p) for p in positive_rows)
-    cands = stage.search(query_texts, k)
-    rngs = [query_rng(cfg.seed, q) for q in query_ids]
-    seen = [{doc_ids[r] for r in cands.rows[qi].tolist() + positive_rows[qi]} | data.excluded.get(q, set())
-            for qi, q in enumerate(query_ids)]
-    easy = [[row_of[d] for d in sample_easy_negatives(doc_ids, seen[qi], cfg.mining.random_negatives, rngs[qi])]
-            for qi in range(len(query_ids))]
+    """Candidates → (optional rescoring) → pure selection, per query. Returns the results and the fate tally.
+
+    Every process searches for every query (the query vectors are encoded once, into the shared cache); under
+    ``accelerate launch`` each then rescores and selects for its share of the queries, and all results are
+    gathered in query order.
+    """
+    row_of = row_finder(doc_ids)
+    positive_rows = [[row_of(d) for d in data.positives[q]] for q in query_ids]
+    # the depth is the same whichever queries a process gets
+    k = cfg.mining.range_max + max((len(p) for p in data.positives.values()), default=0)
+    cands = stage.search([data.queries[q] for q in query_ids], k)
+    with distributed.share_of(range(len(query_ids))) as share:
+        mined, tally = select_for_queries(cfg, data, doc_ids, doc_texts, cands,
+                                          [(query_ids[i], i, positive_rows[i]) for i in share])
+    return distributed.gather_lists(mined), distributed.gather_counts(tally)
+
+
+def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], doc_texts: Sequence[str],
+                       cands, queries: list[tuple[str, int, list[int]]]) -> tuple[list[MinedQuery], Counter]:
+    """Easy negatives, (optional) rescoring and selection for ``queries``: ``(query_id, position in cands,
+    positive rows)`` each."""
+    row_of = row_finder(doc_ids)
+    rngs = [query_rng(cfg.seed, q) for q, _, _ in queries]
+    seen = [{doc_ids[r] for r in cands.rows[ci].tolist() + rows} | data.excluded.get(q, set())
+            for q, ci, rows in queries]
+    easy = [[row_of(d) for d in sample_easy_negatives(doc_ids, seen[i], cfg.mining.random_negatives, rngs[i])]
+            for i in range(len(queries))]
     rescored = None
     if cfg.mining.rescore.cross_encoder:
-        rescored = _rescore_all(cfg, [cands.rows[qi].tolist() + positive_rows[qi] + easy[qi]
-                                      for qi in range(len(query_ids))], query_texts, doc_texts)
+        rescored = _rescore_all(cfg, [cands.rows[ci].tolist() + rows + easy[i] for i, (_, ci, rows) in enumerate(queries)],
+                                [data.queries[q] for q, _, _ in queries], doc_texts)
     options, tally, mined = selection_options(cfg), Counter({fate: 0 for fate in FATES}), []
-    for qi, query_id in enumerate(tqdm(query_ids, desc="Selecting negatives", unit="query")):
-        rows = cands.rows[qi].tolist()
+    for i, (query_id, ci, pos_rows) in enumerate(tqdm(queries, desc="Selecting negatives", unit="query")):
+        rows = cands.rows[ci].tolist()
         # margins need similarities, not fused ranks: hybrid candidates are scored by the bi-encoder
-        scores = (cands.similarity(qi, rows) if cands.score_kind == "rrf" else cands.scores[qi]).tolist()
-        pos_scores = cands.similarity(qi, positive_rows[qi]).tolist()
+        scores = (cands.similarity(ci, rows) if cands.score_kind == "rrf" else cands.scores[ci]).tolist()
+        pos_scores = cands.similarity(ci, pos_rows).tolist()
         filter_scores, filter_pos = scores, pos_scores
         if rescored is not None:
-            filter_scores = [rescored[qi][r] for r in rows]
-            filter_pos = [rescored[qi][r] for r in positive_rows[qi]]
+            filter_scores = [rescored[i][r] for r in rows]
+            filter_pos = [rescored[i][r] for r in pos_rows]
         not_negatives = set(data.positives[query_id]) | data.excluded.get(query_id, set())
         chosen = select_negatives([doc_ids[r] for r in rows], filter_scores, not_negatives,
-                                  min(filter_pos), options, rngs[qi])
+                                  min(filter_pos), options, rngs[i])
         tally.update(chosen.fates)
-        hard = [rows[i] for i in chosen.indices]
-        mined.append(MinedQuery(query_id, positive_rows[qi], pos_scores, hard + easy[qi],
-                                [scores[i] for i in chosen.indices] + cands.similarity(qi, easy[qi]).tolist(),
-                                ["hard"] * len(hard) + ["easy"] * len(easy[qi]),
-                                rescored[qi] if rescored is not None else None))
+        hard = [rows[j] for j in chosen.indices]
+        mined.append(MinedQuery(query_id, pos_rows, pos_scores, hard + easy[i],
+                                [scores[j] for j in chosen.indices] + cands.similarity(ci, easy[i]).tolist(),
+                                ["hard"] * len(hard) + ["easy"] * len(easy[i]),
+                                rescored[i] if rescored is not None else None))
     return mined, tally
 
 
 def mine(cfg: MineConfig) -> Path:
     """Run the whole stage; returns the output folder (``dataset/``, ``manifest.json``, ``config.yaml``)."""
     data = load_labelled_data(cfg)
-    doc_ids = sorted(data.corpus)
-    doc_texts = [doc_text(data.corpus[d]) for d in doc_ids]
+    doc_ids = corpus_ids(data.corpus)
+    doc_texts = corpus_texts(data.corpus, doc_ids)
     encoder = load_encoder(cfg.encoder) if cfg.mining.candidates != "bm25" else None
     dev_ids = carve_dev(sorted(data.positives), cfg.data.dev_fraction, cfg.data.dev_min_queries, cfg.seed)
     spec, selection = first_stage_spec(cfg), None
@@ -217,7 +236,11 @@ def mine(cfg: MineConfig) -> Path:
         logger.warning("%d of %d queries got fewer than mining.num_negatives=%d hard negatives. With a margin or "
                        "max_score, negatives must rank below the positive: raise mining.range_max (now %d) or "
                        "loosen the filters.", short, len(mined), cfg.mining.num_negatives, cfg.mining.range_max)
-    return write_mine_output(cfg, data, doc_ids, doc_texts, mined, tally, encoder, dev, selection)
+    procs = distributed.state()
+    if procs.is_main_process:  # every process holds the gathered results; one writes them
+        write_mine_output(cfg, data, doc_ids, doc_texts, mined, tally, encoder, dev, selection)
+    procs.wait_for_everyone()
+    return Path(cfg.output_dir)
 
 
 def positives_from_documents(data: LabelledData, stage: FirstStage, doc_ids: list[str]) -> LabelledData:
@@ -226,7 +249,7 @@ def positives_from_documents(data: LabelledData, stage: FirstStage, doc_ids: lis
     may be a negative."""
     import numpy as np
 
-    documents, row_of = data.documents, {d: i for i, d in enumerate(doc_ids)}
+    documents, row_of = data.documents, row_finder(doc_ids)
     query_ids = sorted(data.positives)
     texts = [data.queries[q] for q in query_ids]
     vectors = stage.encode_queries(texts) if stage.encoder is not None else None
@@ -234,7 +257,7 @@ def positives_from_documents(data: LabelledData, stage: FirstStage, doc_ids: lis
     for qi, query_id in enumerate(query_ids):
         best = []
         for doc_id in data.positives[query_id]:
-            rows = [row_of[p] for p in documents.chunks[doc_id]]
+            rows = [row_of(p) for p in documents.chunks[doc_id]]
             scores = (np.asarray(stage.docs[rows]) @ vectors[qi] if vectors is not None
                       else stage.bm25.scores(texts[qi], rows))
             best.append(doc_ids[rows[int(np.argmax(scores))]])

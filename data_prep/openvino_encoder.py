@@ -28,9 +28,12 @@ CALIBRATION_BATCH = 16  # NNCF runs the float model with every activation as an 
 # lifts the per-query top-10 agreement with float32 from 94.2% to 96.5% (worst row cosine 0.992 -> 0.998) at a
 # small cost in speed.
 FLOAT_LAYERS = [r".*layer\.\d+\.output\.dense/.*", r".*\.ffn\.lin2/.*"]
-# f32 precision hint: without it OpenVINO may run float32 layers in bfloat16 on CPUs that have it (AMX), and
-# float32 embeddings would no longer match torch's.
-COMPILE_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+
+
+def compile_config(bf16: bool) -> dict:
+    """OpenVINO CPU settings. The precision hint is always explicit: without f32, OpenVINO may run float32 layers
+    in bfloat16 on CPUs that have it (AMX), and float32 embeddings would no longer match torch's."""
+    return {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
 
 
 class _LastHiddenState(torch.nn.Module):
@@ -54,9 +57,9 @@ class OpenVINOTransformer(torch.nn.Module):
     it then raises RuntimeError rather than silently running unquantized.
     """
 
-    def __init__(self, config, input_names: Sequence[str], compiled=None, float_model=None):
+    def __init__(self, config, input_names: Sequence[str], compiled=None, float_model=None, bf16: bool = False):
         super().__init__()
-        self.config = config
+        self.config, self.bf16 = config, bf16
         self.input_names = list(input_names)
         self.compiled = compiled
         self.float_model = float_model  # the converted float32 ``openvino.Model``, which int8 calibration quantizes
@@ -96,9 +99,9 @@ def _features(st, texts: Sequence[str], prompt: Optional[str], names: Sequence[s
     return {name: features[name] for name in names}
 
 
-def to_openvino(st, quantize: Optional[str]) -> OpenVINOTransformer:
+def to_openvino(st, quantize: Optional[str], bf16: bool = False) -> OpenVINOTransformer:
     """Convert ``st``'s transformer to OpenVINO in place; returns the stand-in (compiled unless int8 still needs
-    ``calibrate_int8``).
+    ``calibrate_int8``), running in bfloat16 precision with ``bf16``.
 
     Raises:
         ImportError: openvino (or nncf for int8) is missing; the message has the pip command.
@@ -114,9 +117,10 @@ def to_openvino(st, quantize: Optional[str]) -> OpenVINOTransformer:
         ov_model = ov.convert_model(_LastHiddenState(hf_model), share_weights=False,
                                     example_input=_features(st, ["a passage"], None, names))
     if quantize is None:
-        stand_in = OpenVINOTransformer(hf_model.config, names, ov.Core().compile_model(ov_model, "CPU", COMPILE_CONFIG))
+        stand_in = OpenVINOTransformer(hf_model.config, names, ov.Core().compile_model(ov_model, "CPU",
+                                                                                       compile_config(bf16)), bf16=bf16)
     else:
-        stand_in = OpenVINOTransformer(hf_model.config, names, float_model=ov_model)
+        stand_in = OpenVINOTransformer(hf_model.config, names, float_model=ov_model, bf16=bf16)
     module.model = stand_in
     return stand_in
 
@@ -151,6 +155,6 @@ def calibrate_int8(st, stand_in: OpenVINOTransformer, texts: Sequence[str], prom
                                   ignored_scope=nncf.IgnoredScope(patterns=FLOAT_LAYERS, validate=False),
                                   advanced_parameters=AdvancedQuantizationParameters(disable_bias_correction=True))
         saved = save_openvino(quantized, folder, "int8")
-    stand_in.compiled = ov.Core().compile_model(str(saved), "CPU", COMPILE_CONFIG)
+    stand_in.compiled = ov.Core().compile_model(str(saved), "CPU", compile_config(stand_in.bf16))
     stand_in.float_model = None
     return sample_hash

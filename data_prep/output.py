@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from rerankforge.data_prep.dev_split import DEV_FILE, write_dev
+from rerankforge.utils import distributed
 from rerankforge.utils.config import dump_yaml, to_dict
 from rerankforge.utils.io import MANIFEST, atomic_output_dir, git_commit, versions, write_json
 
@@ -89,6 +90,7 @@ def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], d
         "counts": counts,
         "versions": versions(),
         "git_commit": git_commit(),
+        "processes": distributed.state().num_processes,  # accelerate launch --num_processes
         "outputs": {"dataset": "dataset", "columns": list(columns), "dev": DEV_FILE if dev else None},
         # held out of dataset/: training selects checkpoints and fits fusion on these
         "dev_query_ids": [r["query_id"] for r in dev or []],

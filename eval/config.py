@@ -34,6 +34,8 @@ class EvalDataConfig:
     # chunking.mode=all: long documents become passages; first stage, reranking and metrics per document
     # (MaxP/FirstP/sum by chunking.aggregate); qrels name documents. Chunks by the retrieve encoder's tokenizer.
     chunking: ChunkConfig = field(default_factory=lambda: ChunkConfig(mode="off"))
+    # memory | arrow | auto, as data_prep's data.storage: arrow keeps the corpus in a memory-mapped Arrow table
+    storage: Literal["auto", "memory", "arrow"] = "auto"
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
-from rerankforge.data_prep.loaders import load_corpus, load_qrels, load_queries
+from rerankforge.data_prep.loaders import load_corpus_stored, load_qrels, load_queries
 from rerankforge.data_prep.problems import DataError, Problem
 from rerankforge.data_prep.readers import read_records
 from rerankforge.data_prep.validate import check_ids
@@ -15,7 +15,7 @@ from rerankforge.eval.config import EvalDataConfig
 
 @dataclass
 class EvalData:
-    corpus: dict[str, dict[str, str]]
+    corpus: Mapping[str, dict[str, str]]  # a dict, or a memory-mapped data_prep.corpus_store.ArrowCorpus
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]  # only the evaluated queries (positives and graded labels)
     answers: dict[str, list[str]] = field(default_factory=dict)
@@ -79,8 +79,9 @@ def load_answers(path: Path, problems: list[Problem], answers_field: str = "answ
     return answers
 
 
-def load_eval_data(cfg: EvalDataConfig, need_qrels: bool = True) -> EvalData:
-    """Load everything, check that ids resolve, and report every problem at once.
+def load_eval_data(cfg: EvalDataConfig, need_qrels: bool = True, cache_dir: Optional[Path] = None) -> EvalData:
+    """Load everything, check that ids resolve, and report every problem at once. With ``cache_dir``, the corpus
+    may be kept in Arrow there (``data.storage``).
 
     Raises:
         DataError: a file is missing or malformed, or qrels name unknown query / document ids.
@@ -93,7 +94,7 @@ def load_eval_data(cfg: EvalDataConfig, need_qrels: bool = True) -> EvalData:
             problems.append(Problem(f"no {name} file: set data.path to a BEIR folder or data.{name}."))
     if problems:
         raise DataError(problems)
-    corpus = load_corpus(paths["corpus"], cfg.fields, problems)
+    corpus = load_corpus_stored(paths["corpus"], cfg.fields, cfg.storage, problems, cache_dir)
     queries = load_queries(paths["queries"], cfg.fields, problems)
     qrels = load_qrels(paths["qrels"], cfg.fields, problems) if need_qrels else {}
     answers = load_answers(paths["answers"], problems, cfg.answers_field) if need_qrels and paths["answers"] else {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from rerankforge.data_prep.chunking import Documents, pool
+from rerankforge.data_prep.corpus_store import texts_in_order
 from rerankforge.eval.config import EvalConfig, RerankerConfig
 from rerankforge.eval.cutoff import CONFIGURED, Sent, cut, cutoff_points
 from rerankforge.eval.generate import Generation, Generator, load_generator
@@ -91,6 +92,13 @@ def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: d
     return Reranked(final, passing, alone if fusion is not None else None, evidence, read)
 
 
+def eval_cache_dir(cfg: EvalConfig) -> Path:
+    """Where eval finds (and puts) embeddings, indexes and Arrow corpora: ``cache_dir``, else the default."""
+    from rerankforge.data_prep.encode import default_cache_dir
+
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+
+
 class Pipeline:
     """Holds the retriever, every configured reranker and the generator, loaded once.
 
@@ -108,7 +116,7 @@ class Pipeline:
 
         cfg = self.cfg = cfg.resolved()
         self.texts, self.documents = texts, documents
-        self.retriever = Retriever(cfg.retrieve, doc_ids, [texts[d] for d in doc_ids], cache_dir,
+        self.retriever = Retriever(cfg.retrieve, doc_ids, texts_in_order(texts, doc_ids), cache_dir,
                                    documents=documents)
         with torch.random.fork_rng(devices=[]):  # seeds the loading only, not the caller's generator
             torch.manual_seed(cfg.seed)  # an untrained head is drawn from the global generator
@@ -150,18 +158,17 @@ class Pipeline:
     def from_corpus(cls, cfg: EvalConfig, corpus: dict[str, dict[str, str]], **kwargs) -> "Pipeline":
         """A pipeline over a BEIR corpus, chunked into passages first when ``data.chunking.mode=all``."""
         from rerankforge.data_prep.chunking import split_corpus
-        from rerankforge.data_prep.encode import default_cache_dir, doc_text
+        from rerankforge.data_prep.corpus_store import corpus_ids, texts_by_id
 
         passages, documents = split_corpus(corpus, cfg.data.chunking, cfg.retrieve.encoder.name_or_path)
-        cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-        ids = sorted(passages)
-        return cls(cfg, ids, {p: doc_text(passages[p]) for p in ids}, cache, documents=documents, **kwargs)
+        ids = corpus_ids(passages)
+        return cls(cfg, ids, texts_by_id(passages, ids), eval_cache_dir(cfg), documents=documents, **kwargs)
 
     @classmethod
     def from_config(cls, cfg: EvalConfig) -> "Pipeline":
         from rerankforge.eval.data import load_eval_data
 
-        return cls.from_corpus(cfg, load_eval_data(cfg.data, need_qrels=False).corpus)
+        return cls.from_corpus(cfg, load_eval_data(cfg.data, need_qrels=False, cache_dir=eval_cache_dir(cfg)).corpus)
 
     def first_stage(self, query: str) -> Hits:
         """The first stage's top ``retrieve.top_k`` for one query (documents, when the corpus is chunked)."""

@@ -26,13 +26,13 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     """
     from rerankforge.eval.data import load_eval_data
     from rerankforge.eval.evaluate import compare_first_stages, run_pipeline, runs_of, summarize
-    from rerankforge.eval.pipeline import Pipeline
+    from rerankforge.eval.pipeline import Pipeline, eval_cache_dir
     from rerankforge.eval.report import write_report
 
     problems = check_eval_config(cfg)
     if problems:
         raise ConfigError("Config problems:\n" + "\n".join(f"  - {p}" for p in problems))
-    data = load_eval_data(cfg.data)
+    data = load_eval_data(cfg.data, cache_dir=eval_cache_dir(cfg))
     if not data.qrels:
         raise ConfigError(f"No query with a positive label in {data.sources.get('qrels')} (data.split="
                           f"{cfg.data.split}); nothing to evaluate.")

@@ -1,4 +1,4 @@
-"""The bi-encoder on OpenVINO (encoder.backend=openvino, float32 / int8) against torch, its cache keys and checks."""
+"""The bi-encoder on OpenVINO (encoder.backend=openvino, float32 / bfloat16 / int8) against torch, its cache keys and checks."""
 
 from __future__ import annotations
 
@@ -42,6 +42,20 @@ def test_openvino_float32_matches_torch(tiny_encoder, corpus, torch_vectors, tmp
     # the small-batch query path of FirstStage calls model.encode directly
     direct = ov.model.encode(corpus[:5], prompt=PROMPT, normalize_embeddings=True, convert_to_numpy=True)
     np.testing.assert_allclose(direct, torch_vectors[:5], atol=1e-4)
+
+
+@pytest.mark.skipif(not __import__("rerankforge.models.loading", fromlist=["x"]).bf16_is_fast("cpu"),
+                    reason="OpenVINO runs bfloat16 natively only on CPUs with AMX or AVX-512 BF16")
+def test_openvino_bfloat16_is_close_to_torch_and_keyed_apart(tiny_encoder, corpus, torch_vectors, tmp_path):
+    bf16 = _encoder(tiny_encoder, backend="openvino", dtype="bfloat16")
+    vectors, path = cached_embeddings(bf16, corpus, "corpus", tmp_path, PROMPT)
+    assert bf16.openvino.bf16 and not bf16.bf16  # OpenVINO's precision, not torch autocast
+    cosine = np.sum(np.asarray(vectors) * torch_vectors, axis=1)
+    assert cosine.min() >= 0.999, f"bfloat16 rows drift from torch: min cosine {cosine.min():.5f}"
+    assert np.abs(vectors - torch_vectors).max() > 1e-6  # really bfloat16, not the float32 model
+    float32 = _encoder(tiny_encoder, backend="openvino")
+    assert cached_embeddings(float32, corpus, "corpus", tmp_path, PROMPT)[1] != path
+    assert _encoder(tiny_encoder, backend="openvino", dtype="auto").fingerprint == bf16.fingerprint
 
 
 def test_openvino_int8_is_quantized_and_close_to_torch(tiny_encoder, corpus, torch_vectors, tmp_path):
@@ -93,7 +107,6 @@ def test_missing_openvino_names_the_pip_command(tiny_encoder, monkeypatch):
 
 
 @pytest.mark.parametrize("settings, expected", [
-    ({"backend": "openvino", "dtype": "bfloat16"}, ["encoder.dtype=bfloat16", "encoder.backend=openvino"]),
     ({"quantize": "int8"}, ["encoder.quantize=int8", "encoder.backend=torch"]),
     ({"backend": "openvino", "quantize": "int4"}, ["encoder.quantize", "'int4'"]),
     ({"backend": "onnx"}, ["encoder.backend", "'onnx'"]),
@@ -108,8 +121,8 @@ def test_config_problems_name_the_keys(settings, expected):
 
 
 def test_config_file_overrides_are_checked():
-    with pytest.raises(ConfigError, match="encoder.dtype=bfloat16"):
-        load_config(MineConfig, None, ["encoder.backend=openvino", "encoder.dtype=bfloat16"])
+    with pytest.raises(ConfigError, match="encoder.quantize=int8 needs encoder.backend=openvino"):
+        load_config(MineConfig, None, ["encoder.quantize=int8"])
     cfg = load_config(MineConfig, None, ["encoder.backend=openvino", "encoder.quantize=int8"])
     assert (cfg.encoder.backend, cfg.encoder.quantize) == ("openvino", "int8")
 
