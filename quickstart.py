@@ -209,7 +209,7 @@ def check_all(plan: Plan) -> None:
     from rerankforge.data_prep.mine import load_labelled_data
     from rerankforge.data_prep.problems import DataError, Problem
     from rerankforge.eval.config import check_eval_config
-    from rerankforge.eval.data import load_eval_data
+    from rerankforge.eval.data import eval_cache_dir, load_eval_data
     from rerankforge.train.config import check_train_config
 
     def qualified(problems, stage: str, schema: type) -> list[Problem]:
@@ -232,7 +232,7 @@ def check_all(plan: Plan) -> None:
     except DataError as exc:
         data += qualified(exc.problems, plan.stages[0], SynthConfig if plan.synth else MineConfig)
     try:
-        labelled = load_eval_data(plan.eval.data)
+        labelled = load_eval_data(plan.eval.data, cache_dir=eval_cache_dir(plan.eval))
         if not labelled.qrels:
             data.append(Problem(f"no query with a positive label in the eval split (eval.data.split="
                                 f"{plan.eval.data.split}); nothing to evaluate.", labelled.sources.get("qrels")))

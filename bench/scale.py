@@ -26,7 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-STAGES = ("load", "encode", "index", "bm25", "other")  # other: imports, model loading, search, selection, writing
+# load: the corpus into Arrow (or a dict); model: loading the bi-encoder; search: first-stage candidates of the
+# queries (encoding them included); select: negatives; write: the dataset; other: the rest (imports, hashing texts for cache keys, validation)
+STAGES = ("load", "model", "encode", "index", "bm25", "search", "select", "write", "other")
 
 
 def sentences() -> list[str]:
@@ -61,8 +63,13 @@ def write_corpus(folder: Path, size: int, queries: int, per_passage: int) -> Pat
 def tiny_encoder(folder: Path) -> Path:
     """A random 2-layer BERT (hidden 32) with all-MiniLM-L6-v2's tokenizer, as a sentence-transformers model."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer, BertConfig, BertModel
+
+    try:
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers import models
 
     from rerankforge.models.resolve import resolve_model
 
@@ -91,10 +98,19 @@ class Sampler(threading.Thread):
             self.samples.append((time.perf_counter(), self.process.memory_info().rss))
             time.sleep(0.1)
 
-    def peak(self, start: float, end: float) -> float:
-        # the last sample before the window counts too: a stage shorter than the period still gets one
-        before = [rss for t, rss in self.samples if t < start][-1:]
-        return max(before + [rss for t, rss in self.samples if start <= t <= end]) / 2**20
+    def peak(self, windows: list[tuple[float, float]]) -> float:
+        """The largest sample inside any of ``windows``; the last sample before a window counts too, so a stage
+        shorter than the period still gets one."""
+        found = []
+        for start, end in windows:
+            found += [rss for t, rss in self.samples if t < start][-1:]
+            found += [rss for t, rss in self.samples if start <= t <= end]
+        return max(found) / 2**20
+
+    def peak_outside(self, windows: list[tuple[float, float]], start: float, end: float) -> float:
+        """The largest sample between ``start`` and ``end`` that falls in none of ``windows``."""
+        return max(rss for t, rss in self.samples
+                   if start <= t <= end and not any(a <= t <= b for a, b in windows)) / 2**20
 
 
 def child(args) -> None:
@@ -102,10 +118,9 @@ def child(args) -> None:
     import rerankforge.data_prep.first_stage as first_stage
     import rerankforge.data_prep.loaders as loaders
     from rerankforge.data_prep.config import MineConfig
-    from rerankforge.data_prep.mine import mine
     from rerankforge.utils.config import load_config
 
-    windows: dict[str, list[float]] = {}
+    windows: dict[str, list[tuple[float, float]]] = {}
 
     def timed(name, fn):
         def wrapper(*a, **k):
@@ -113,7 +128,7 @@ def child(args) -> None:
             try:
                 return fn(*a, **k)
             finally:
-                windows.setdefault(name, []).extend([start, time.perf_counter()])
+                windows.setdefault(name, []).append((start, time.perf_counter()))
         return wrapper
 
     loaders.load_corpus = timed("load", loaders.load_corpus)  # storage=memory
@@ -121,9 +136,18 @@ def child(args) -> None:
     import rerankforge.data_prep.encode as encode
     import rerankforge.data_prep.index as index
 
-    encode.encode_to_file = timed("encode", encode.encode_to_file)
+    corpus_encode, plain_encode = timed("encode", encode.encode_to_file), encode.encode_to_file
+    # the queries are encoded inside search, which times them
+    encode.encode_to_file = lambda enc, texts, path, *a, **k: (corpus_encode if path.name.startswith("corpus")
+                                                               else plain_encode)(enc, texts, path, *a, **k)
     index.load_or_build_index = timed("index", index.load_or_build_index)
     first_stage.BM25Index = timed("bm25", first_stage.BM25Index)
+    first_stage.FirstStage.search = timed("search", first_stage.FirstStage.search)
+    import rerankforge.data_prep.mine as mining
+
+    mining.load_encoder = timed("model", mining.load_encoder)
+    mining.select_for_queries = timed("select", mining.select_for_queries)
+    mining.write_mine_output = timed("write", mining.write_mine_output)
     cfg = load_config(MineConfig, ROOT / "configs" / "data_prep" / "scifact.yaml", [
         f"data.path={args.corpus}", "data.eval_split=null", "data.dev_fraction=0", f"data.storage={args.storage}",
         f"encoder.name_or_path={args.encoder}", "encoder.batch_size=256", "encoder.dtype=float32",
@@ -132,15 +156,15 @@ def child(args) -> None:
     sampler = Sampler()
     sampler.start()
     start = time.perf_counter()
-    mine(cfg)
+    mining.mine(cfg)
     end = time.perf_counter()
     sampler.stop = True
-    stages = {name: {"seconds": sum(w[1::2]) - sum(w[0::2]), "peak_rss_mb": sampler.peak(min(w), max(w))}
+    stages = {name: {"seconds": sum(b - a for a, b in w), "peak_rss_mb": sampler.peak(w)}
               for name, w in windows.items()}
-    busy = sum(s["seconds"] for s in stages.values())
-    last = max(max(w) for w in windows.values())
-    stages["other"] = {"seconds": end - start - busy, "peak_rss_mb": sampler.peak(last, end)}
-    print("BENCH " + json.dumps({"total_seconds": end - start, "peak_rss_mb": sampler.peak(start, end),
+    every = [window for w in windows.values() for window in w]
+    stages["other"] = {"seconds": end - start - sum(s["seconds"] for s in stages.values()),
+                       "peak_rss_mb": sampler.peak_outside(every, start, end)}
+    print("BENCH " + json.dumps({"total_seconds": end - start, "peak_rss_mb": sampler.peak([(start, end)]),
                                  "stages": stages}))
 
 

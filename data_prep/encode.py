@@ -61,8 +61,13 @@ class Encoder:
                                      Path(cache_dir) / "openvino")
         self.fingerprint = hash_strings([self.fingerprint, "int8-calibration", sample_hash])
 
+    def query_precision(self):
+        """The context query encoding runs in: ``precision()``, except that a bfloat16 OpenVINO model runs queries
+        in float32 (they are few, and it halves the bfloat16 error of every similarity)."""
+        return self.openvino.float32() if self.openvino is not None else self.precision()
+
     def precision(self):
-        """The context every ``encode`` call runs in: bfloat16 autocast, or nothing."""
+        """The context every corpus ``encode`` call runs in: bfloat16 autocast, or nothing."""
         import torch
 
         return torch.autocast(self.model.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
@@ -115,7 +120,8 @@ def _pool(encoder: Encoder) -> Iterator[Optional[dict]]:
         encoder.model.stop_multi_process_pool(pool)
 
 
-def encode_to_file(encoder: Encoder, texts: Sequence[str], path: Path, prompt: Optional[str], desc: str) -> None:
+def encode_to_file(encoder: Encoder, texts: Sequence[str], path: Path, prompt: Optional[str], desc: str,
+                   queries: bool = False) -> None:
     """Encode ``texts`` (L2-normalised float32) into the ``.npy`` file ``path``, row i = texts[i].
 
     Texts are encoded longest first, as sentence-transformers does, so batches pad little; rows are written
@@ -133,7 +139,7 @@ def encode_to_file(encoder: Encoder, texts: Sequence[str], path: Path, prompt: O
     order = np.argsort(-lengths, kind="stable")
     step = encoder.config.batch_size * BATCHES_PER_CHUNK
     with distributed.share_of([order[s:s + step] for s in range(0, len(order), step)]) as chunks, \
-            _pool(encoder) as pool, encoder.precision(), \
+            _pool(encoder) as pool, encoder.query_precision() if queries else encoder.precision(), \
             tqdm(total=sum(map(len, chunks)), desc=desc, unit="text", disable=not procs.is_local_main_process) as bar:
         for rows in chunks:
             out[rows] = encoder.model.encode(take_texts(texts, rows), prompt=prompt, batch_size=encoder.config.batch_size,
@@ -162,5 +168,5 @@ def cached_embeddings(encoder: Encoder, texts: Sequence[str], kind: str, cache_d
     path = cache_dir / "embeddings" / f"{kind}-{key}.npy"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        encode_to_file(encoder, texts, path, prompt, desc=f"Encoding {kind}")
+        encode_to_file(encoder, texts, path, prompt, desc=f"Encoding {kind}", queries=kind != "corpus")
     return np.load(path, mmap_mode="r"), path

@@ -93,7 +93,7 @@ class FirstStage:
         prompt = self.encoder.config.query_prompt
         if len(queries) > self.encoder.config.batch_size:
             return np.asarray(cached_embeddings(self.encoder, list(queries), "queries", self.cache_dir, prompt)[0])
-        with self.encoder.precision():
+        with self.encoder.query_precision():
             vectors = self.encoder.model.encode(list(queries), prompt=prompt,
                                                 batch_size=self.encoder.config.batch_size, normalize_embeddings=True,
                                                 convert_to_numpy=True, show_progress_bar=False)

@@ -10,10 +10,12 @@ texts being encoded; the quantized model is saved under the cache folder and reu
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import random
+import threading
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 
@@ -57,12 +59,37 @@ class OpenVINOTransformer(torch.nn.Module):
     it then raises RuntimeError rather than silently running unquantized.
     """
 
-    def __init__(self, config, input_names: Sequence[str], compiled=None, float_model=None, bf16: bool = False):
+    def __init__(self, config, input_names: Sequence[str], float_model=None, bf16: bool = False):
         super().__init__()
         self.config, self.bf16 = config, bf16
         self.input_names = list(input_names)
-        self.compiled = compiled
+        self.compiled = self.source = self._float32 = None
+        self._thread = threading.local()  # the model this thread's calls run on inside ``float32()``
         self.float_model = float_model  # the converted float32 ``openvino.Model``, which int8 calibration quantizes
+
+    def compile(self, source) -> None:
+        """Compile ``source`` (an ``openvino.Model`` or a saved ``.xml`` path) in this stand-in's precision."""
+        import openvino as ov
+
+        self.source, self._float32 = source, None
+        self.compiled = ov.Core().compile_model(source, "CPU", compile_config(self.bf16))
+
+    @contextlib.contextmanager
+    def float32(self) -> Iterator[None]:
+        """Run this thread's calls in float32 precision; a no-op unless the model runs in bfloat16. Queries are
+        few, and encoding them in float32 halves the bfloat16 error of every query-passage similarity."""
+        if not self.bf16 or self.compiled is None:
+            yield
+            return
+        if self._float32 is None:
+            import openvino as ov
+
+            self._float32 = ov.Core().compile_model(self.source, "CPU", compile_config(False))
+        self._thread.compiled = self._float32
+        try:
+            yield
+        finally:
+            self._thread.compiled = None
 
     @property
     def needs_calibration(self) -> bool:
@@ -77,7 +104,8 @@ class OpenVINOTransformer(torch.nn.Module):
             raise RuntimeError("encoder.quantize=int8 calibrates on the corpus texts, and no corpus has been "
                                "encoded yet: encode the corpus first (cached_embeddings(..., kind='corpus')).")
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        outputs = self.compiled({name: given[name].numpy() for name in self.input_names})
+        compiled = getattr(self._thread, "compiled", None) or self.compiled
+        outputs = compiled({name: given[name].numpy() for name in self.input_names})
         return {"last_hidden_state": torch.from_numpy(outputs[0])}
 
 
@@ -116,11 +144,10 @@ def to_openvino(st, quantize: Optional[str], bf16: bool = False) -> OpenVINOTran
     with torch.inference_mode():
         ov_model = ov.convert_model(_LastHiddenState(hf_model), share_weights=False,
                                     example_input=_features(st, ["a passage"], None, names))
+    stand_in = OpenVINOTransformer(hf_model.config, names, float_model=ov_model, bf16=bf16)
     if quantize is None:
-        stand_in = OpenVINOTransformer(hf_model.config, names, ov.Core().compile_model(ov_model, "CPU",
-                                                                                       compile_config(bf16)), bf16=bf16)
-    else:
-        stand_in = OpenVINOTransformer(hf_model.config, names, float_model=ov_model, bf16=bf16)
+        stand_in.compile(ov_model)
+        stand_in.float_model = None
     module.model = stand_in
     return stand_in
 
@@ -140,7 +167,7 @@ def calibrate_int8(st, stand_in: OpenVINOTransformer, texts: Sequence[str], prom
     """
     sample = calibration_sample(texts)
     sample_hash = hash_strings([prompt or ""] + sample)
-    ov, nncf = require_openvino("int8")
+    _, nncf = require_openvino("int8")
     folder = Path(cache_folder) / hash_strings([model_key, sample_hash])[:20]
     saved = exported_model(folder, "int8")
     if saved is None:
@@ -155,6 +182,6 @@ def calibrate_int8(st, stand_in: OpenVINOTransformer, texts: Sequence[str], prom
                                   ignored_scope=nncf.IgnoredScope(patterns=FLOAT_LAYERS, validate=False),
                                   advanced_parameters=AdvancedQuantizationParameters(disable_bias_correction=True))
         saved = save_openvino(quantized, folder, "int8")
-    stand_in.compiled = ov.Core().compile_model(str(saved), "CPU", compile_config(stand_in.bf16))
+    stand_in.compile(str(saved))
     stand_in.float_model = None
     return sample_hash

@@ -40,6 +40,13 @@ class SynthError(RuntimeError):
     """Generation stopped (the error budget is spent); every finished passage is kept in ``generated.jsonl``."""
 
 
+def synth_cache_dir(cfg: SynthConfig) -> Path:
+    """Where the first stage's embeddings and indexes (and an Arrow corpus) are kept: ``cache_dir`` or the default."""
+    from rerankforge.data_prep.encode import default_cache_dir
+
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+
+
 def load_corpus_for_synth(cfg: SynthConfig) -> tuple[Corpus, dict[str, str]]:
     """The corpus and the files read, after the checks ``rerankforge synth`` starts with.
 
@@ -60,7 +67,7 @@ def load_corpus_for_synth(cfg: SynthConfig) -> tuple[Corpus, dict[str, str]]:
     from rerankforge.data_prep.mine import folder_spans
 
     corpus = load_corpus_any(paths["corpus"], cfg.data, problems,
-                             folder_spans(paths["corpus"], cfg.data, cfg.encoder.name_or_path))
+                             folder_spans(paths["corpus"], cfg.data, cfg.encoder.name_or_path), synth_cache_dir(cfg))
     if not corpus and not problems:
         problems.append(Problem("the corpus is empty: nothing to generate queries for.", str(paths["corpus"])))
     if problems:
@@ -141,13 +148,12 @@ def filter_generated(cfg: SynthConfig, corpus: Corpus, records: dict[str, dict],
 def round_trip_stage(cfg: SynthConfig, corpus: Corpus):
     if cfg.filters.round_trip_depth == 0:
         return None
-    from rerankforge.data_prep.encode import default_cache_dir, doc_text
+    from rerankforge.data_prep.corpus_store import corpus_ids, corpus_texts
     from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec
 
-    doc_ids = sorted(corpus)
+    doc_ids = corpus_ids(corpus)
     spec = FirstStageSpec(cfg.first_stage, cfg.encoder, cfg.index, cfg.bm25, cfg.rrf_k)
-    cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-    return FirstStage(spec, [doc_text(corpus[d]) for d in doc_ids], cache, doc_ids=doc_ids)
+    return FirstStage(spec, corpus_texts(corpus, doc_ids), synth_cache_dir(cfg), doc_ids=doc_ids)
 
 
 def synth(cfg: SynthConfig, llm=None) -> Path:

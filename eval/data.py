@@ -10,7 +10,7 @@ from rerankforge.data_prep.loaders import load_corpus_stored, load_qrels, load_q
 from rerankforge.data_prep.problems import DataError, Problem
 from rerankforge.data_prep.readers import read_records
 from rerankforge.data_prep.validate import check_ids
-from rerankforge.eval.config import EvalDataConfig
+from rerankforge.eval.config import EvalConfig, EvalDataConfig
 
 
 @dataclass
@@ -20,6 +20,13 @@ class EvalData:
     qrels: dict[str, dict[str, int]]  # only the evaluated queries (positives and graded labels)
     answers: dict[str, list[str]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+
+
+def eval_cache_dir(cfg: EvalConfig) -> Path:
+    """Where eval finds (and puts) embeddings, indexes and Arrow corpora: ``cache_dir``, else the default."""
+    from rerankforge.data_prep.encode import default_cache_dir
+
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
 
 
 def eval_paths(cfg: EvalDataConfig) -> dict[str, Optional[Path]]:

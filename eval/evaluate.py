@@ -10,6 +10,7 @@ from typing import Optional, Union
 import numpy as np
 from tqdm.auto import tqdm
 
+from rerankforge.data_prep.corpus_store import texts_in_order
 from rerankforge.eval.answers import answer_in_context, exact_match, token_f1
 from rerankforge.eval.cutoff import CONFIGURED, Sent, cutoff_points
 from rerankforge.eval.data import EvalData
@@ -17,6 +18,7 @@ from rerankforge.eval.generate import Generation, answer_text
 from rerankforge.eval.metrics import paired_test, per_query, untied
 from rerankforge.eval.pipeline import Pipeline, Reranked
 from rerankforge.eval.retrieve import Hits
+from rerankforge.utils import distributed
 
 
 @dataclass
@@ -62,8 +64,16 @@ def run_pipeline(pipeline: Pipeline, data: EvalData) -> list[QueryRecord]:
     size and each cut-off's passages (``generate.cutoff`` and its sweep), once per distinct number of passages."""
     cfg = pipeline.cfg
     sizes = sorted(set(cfg.generate.top_n_sweep) | {cfg.generate.top_n})
+    # under accelerate launch each process runs a contiguous share of the queries; the records are gathered in order
+    with distributed.share_of(list(data.qrels)) as share:
+        records = _run_queries(pipeline, data, share, sizes)
+    return distributed.gather_lists(records)
+
+
+def _run_queries(pipeline: Pipeline, data: EvalData, query_ids: list[str], sizes: list[int]) -> list[QueryRecord]:
     records = []
-    for query_id in tqdm(list(data.qrels), desc="Evaluating queries", unit="query"):
+    for query_id in tqdm(query_ids, desc="Evaluating queries", unit="query",
+                         disable=not distributed.state().is_local_main_process):
         query = data.queries[query_id]
         hits, ms = _timed(pipeline.first_stage, query)
         record = QueryRecord(query_id, query, hits, ms)
@@ -110,7 +120,7 @@ def compare_first_stages(pipeline: Pipeline, data: EvalData) -> dict[str, dict[s
     retriever = pipeline.retriever
     if retriever.method != "hybrid":  # a hybrid stage runs all three methods; the encoder is shared
         ids = retriever.stage.doc_ids
-        retriever = Retriever(cfg, ids, [pipeline.texts[d] for d in ids], retriever.stage.cache_dir, "hybrid",
+        retriever = Retriever(cfg, ids, texts_in_order(pipeline.texts, ids), retriever.stage.cache_dir, "hybrid",
                               retriever.stage.encoder, pipeline.documents)
     query_ids = list(data.qrels)
     hits = retriever.search_all([data.queries[q] for q in query_ids])

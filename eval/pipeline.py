@@ -92,13 +92,6 @@ def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: d
     return Reranked(final, passing, alone if fusion is not None else None, evidence, read)
 
 
-def eval_cache_dir(cfg: EvalConfig) -> Path:
-    """Where eval finds (and puts) embeddings, indexes and Arrow corpora: ``cache_dir``, else the default."""
-    from rerankforge.data_prep.encode import default_cache_dir
-
-    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-
-
 class Pipeline:
     """Holds the retriever, every configured reranker and the generator, loaded once.
 
@@ -159,6 +152,7 @@ class Pipeline:
         """A pipeline over a BEIR corpus, chunked into passages first when ``data.chunking.mode=all``."""
         from rerankforge.data_prep.chunking import split_corpus
         from rerankforge.data_prep.corpus_store import corpus_ids, texts_by_id
+        from rerankforge.eval.data import eval_cache_dir
 
         passages, documents = split_corpus(corpus, cfg.data.chunking, cfg.retrieve.encoder.name_or_path)
         ids = corpus_ids(passages)
@@ -166,7 +160,7 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, cfg: EvalConfig) -> "Pipeline":
-        from rerankforge.eval.data import load_eval_data
+        from rerankforge.eval.data import eval_cache_dir, load_eval_data
 
         return cls.from_corpus(cfg, load_eval_data(cfg.data, need_qrels=False, cache_dir=eval_cache_dir(cfg)).corpus)
 

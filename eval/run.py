@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from rerankforge.eval.config import EvalConfig, check_eval_config
+from rerankforge.utils import distributed
 from rerankforge.utils.config import ConfigError, dump_yaml, load_config, to_dict
 from rerankforge.utils.io import atomic_output_dir, git_commit, hash_path, versions, write_json
 
@@ -24,9 +25,9 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     Raises:
         ConfigError: every config problem at once. DataError: every data problem at once.
     """
-    from rerankforge.eval.data import load_eval_data
+    from rerankforge.eval.data import eval_cache_dir, load_eval_data
     from rerankforge.eval.evaluate import compare_first_stages, run_pipeline, runs_of, summarize
-    from rerankforge.eval.pipeline import Pipeline, eval_cache_dir
+    from rerankforge.eval.pipeline import Pipeline
     from rerankforge.eval.report import write_report
 
     problems = check_eval_config(cfg)
@@ -44,12 +45,16 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
                 "inputs": {name: {"path": path, "sha256": hash_path(path)} for name, path in data.sources.items()},
                 "counts": {k: v for k, v in summary["data"].items() if k != "sources"},
                 "versions": versions(), "git_commit": git_commit(), "command": command}
-    with atomic_output_dir(cfg.output_dir) as scratch:
-        runs = {**runs_of(records, list(pipeline.rerankers)),
-                **{f"first_stage-{method}": run for method, run in first_stages.items()}}
-        write_report(scratch, summary, records, data.answers, runs, command, cfg.plots)
-        (scratch / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
-        write_json(scratch / "manifest.json", manifest)
+    procs = distributed.state()
+    manifest["processes"] = procs.num_processes  # accelerate launch --num_processes
+    if procs.is_main_process:  # every process holds the gathered records; one writes the report
+        with atomic_output_dir(cfg.output_dir) as scratch:
+            runs = {**runs_of(records, list(pipeline.rerankers)),
+                    **{f"first_stage-{method}": run for method, run in first_stages.items()}}
+            write_report(scratch, summary, records, data.answers, runs, command, cfg.plots)
+            (scratch / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+            write_json(scratch / "manifest.json", manifest)
+    procs.wait_for_everyone()
     return Path(cfg.output_dir) / "report.md"
 
 

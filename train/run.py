@@ -2,7 +2,7 @@
 
     accelerate launch train/run.py --config configs/train/scifact-minilm.yaml [key=value ...]
     python train/run.py --config configs/train/scifact-minilm.yaml            # one process, same file
-    accelerate launch --num_processes 2 --cpu train/run.py --config ...      # multi-process on CPU
+    accelerate launch --multi_gpu --num_processes 2 train/run.py --config ... # 2 processes (no GPU: CPU, gloo)
 
 Reads top to bottom: 1 config, 2 accelerator, 3 data, 4 model, 5 optimizer, 6 prepare, 7 sanity check,
 8 resume, 9 loop (accumulate, clip, step, evaluate, checkpoint), 10 final model, card and manifest.
@@ -27,6 +27,7 @@ from rerankforge.train.config import TrainConfig, check_train_config
 from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
 from rerankforge.train.evaluate import build_dev_set, dev_loader, evaluate
 from rerankforge.train.losses import LOSSES, NEEDS_TEACHER
+from rerankforge.utils import distributed
 from rerankforge.utils.config import ConfigError, dump_yaml, load_config, to_dict
 from rerankforge.utils.io import git_commit, hash_path, versions, write_json
 
@@ -128,6 +129,7 @@ def main(cfg: TrainConfig) -> Path:
     # 2. Accelerator: devices, precision and processes come from `accelerate launch` / its config file.
     out = Path(cfg.output_dir)
     precision = {} if cfg.mixed_precision is None else {"mixed_precision": resolve_precision(cfg.mixed_precision)}
+    distributed.state()  # on a machine without CUDA, processes started by torchrun join one gloo group
     accelerator = Accelerator(gradient_accumulation_steps=cfg.gradient_accumulation_steps,
                               log_with=cfg.log_with or None, **precision,
                               project_config=ProjectConfiguration(project_dir=str(out), automatic_checkpoint_naming=True,
@@ -339,6 +341,7 @@ def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progres
                 "inputs": {"train": {"path": cfg.data.train, "sha256": hash_path(Path(cfg.data.train) / "dataset")}},
                 "counts": {k: v for k, v in data_counts.items() if k != "mine_manifest"},
                 "steps": progress.step, "best_dev_ndcg@10": None if progress.best == float("-inf") else progress.best,
+                "processes": distributed.state().num_processes,
                 "fusion": None if fusion is None else {k: fusion[k] for k in ("method", "alpha", "reranker_alone",
                                                                                 "first_stage_alone")}}
     write_json(out / "manifest.json", manifest)

@@ -32,6 +32,7 @@ def test_arrow_corpus_matches_the_dict_corpus(beir_dir, tmp_path):
     assert problems == [] and isinstance(arrow, ArrowCorpus)
     assert list(corpus_ids(arrow)) == corpus_ids(memory) == sorted(memory)  # rows in sorted id order
     assert dict(arrow.items()) == memory and len(arrow) == len(memory)
+    assert [d for d, _ in arrow.items()] == sorted(memory) and arrow["d3"] == memory["d3"]
     ids = corpus_ids(arrow)
     assert list(corpus_texts(arrow, ids)) == corpus_texts(memory, sorted(memory))
     assert take_texts(arrow.texts, [5, 0, 5]) == [doc_text(memory[ids[i]]) for i in (5, 0, 5)]

@@ -53,6 +53,14 @@ def test_openvino_bfloat16_is_close_to_torch_and_keyed_apart(tiny_encoder, corpu
     cosine = np.sum(np.asarray(vectors) * torch_vectors, axis=1)
     assert cosine.min() >= 0.999, f"bfloat16 rows drift from torch: min cosine {cosine.min():.5f}"
     assert np.abs(vectors - torch_vectors).max() > 1e-6  # really bfloat16, not the float32 model
+    # queries run in float32: they match torch as the float32 model does, both cached and direct
+    queries, _ = cached_embeddings(bf16, corpus, "queries", tmp_path, PROMPT)
+    np.testing.assert_allclose(queries, torch_vectors, atol=1e-4)
+    with bf16.query_precision():
+        direct = bf16.model.encode(corpus[:5], prompt=PROMPT, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(direct, torch_vectors[:5], atol=1e-4)
+    again = bf16.model.encode(corpus[:5], prompt=PROMPT, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.abs(again - torch_vectors[:5]).max() > 1e-6  # outside the context: bfloat16 again
     float32 = _encoder(tiny_encoder, backend="openvino")
     assert cached_embeddings(float32, corpus, "corpus", tmp_path, PROMPT)[1] != path
     assert _encoder(tiny_encoder, backend="openvino", dtype="auto").fingerprint == bf16.fingerprint

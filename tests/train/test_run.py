@@ -196,7 +196,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(mined, beir_dir, tm
 
 @pytest.mark.slow
 def test_two_cpu_processes_report_the_same_dev_metrics_as_one(mined, beir_dir, tmp_path, tiny_cross_encoder):
-    """`accelerate launch --num_processes 2 --cpu`: dev scores are gathered, so metrics equal the 1-process ones."""
+    """Two CPU processes (`accelerate launch --multi_gpu --num_processes 2` without a GPU: torchrun, one gloo
+    group): dev scores are gathered, so metrics equal the 1-process ones."""
     import subprocess
     import sys
 
@@ -205,12 +206,13 @@ def test_two_cpu_processes_report_the_same_dev_metrics_as_one(mined, beir_dir, t
             f"data.train={mined}", "data.group_size=4", f"data.dev={beir_dir}", "data.dev_split=test",
             "data.dev_depth=7", "batch_size=1",
             "max_steps=2", "eval_every=1", "optim.lr=0.0"]  # lr 0: both runs evaluate the same weights
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_machines", "1",
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no"]
-    for n in (1, 2):
-        out = subprocess.run(launch + ["--num_processes", str(n), str(script), *args, f"output_dir={tmp_path / str(n)}"],
+    for n, launcher in ((1, [sys.executable]), (2, launch + ["--num_processes", "2"])):
+        out = subprocess.run(launcher + [str(script), *args, f"output_dir={tmp_path / str(n)}"],
                              capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-3000:]
+        assert json.loads((tmp_path / str(n) / "manifest.json").read_text())["processes"] == n
     one, two = ([json.loads(line) for line in (tmp_path / str(n) / "metrics.jsonl").read_text().splitlines()]
                 for n in (1, 2))
     for a, b in zip(one, two):
