@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-import numpy as np
 
 from rerankforge.data_prep.problems import Problem, first_few
 from rerankforge.data_prep.readers import read_records
@@ -54,6 +53,13 @@ class IdColumn(Sequence):
         """The row of ``doc_id``, or None when the corpus has no such id."""
         i = bisect.bisect_left(self, doc_id)
         return i if i < len(self) and self[i] == doc_id else None
+
+    def find(self, doc_id) -> int:
+        """The row of ``doc_id``; KeyError when the corpus has no such id (or it is not a string)."""
+        row = self.row(doc_id) if isinstance(doc_id, str) else None
+        if row is None:
+            raise KeyError(doc_id)
+        return row
 
 
 class DocTexts(Sequence):
@@ -110,9 +116,7 @@ class ArrowCorpus(Mapping):
         return isinstance(doc_id, str) and self.ids.row(doc_id) is not None
 
     def __getitem__(self, doc_id: str) -> dict[str, str]:
-        row = self.ids.row(doc_id) if isinstance(doc_id, str) else None
-        if row is None:
-            raise KeyError(doc_id)
+        row = self.ids.find(doc_id)
         return {"title": self._table["title"][row].as_py(), "text": self._table["text"][row].as_py()}
 
     def items(self) -> Iterator[tuple[str, dict[str, str]]]:
@@ -138,12 +142,7 @@ def corpus_texts(corpus: Mapping, ids: Sequence[str]) -> Sequence[str]:
 def row_finder(ids: Sequence[str]) -> Callable[[str], int]:
     """``doc_id -> row`` over ``ids``: bisection on an Arrow id column, else a dict (KeyError when unknown)."""
     if isinstance(ids, IdColumn):
-        def find(doc_id: str) -> int:
-            row = ids.row(doc_id)
-            if row is None:
-                raise KeyError(doc_id)
-            return row
-        return find
+        return ids.find
     return {d: i for i, d in enumerate(ids)}.__getitem__
 
 
@@ -249,10 +248,7 @@ class TextsById(Mapping):
         return iter(self._ids)
 
     def __getitem__(self, doc_id: str) -> str:
-        row = self._ids.row(doc_id) if isinstance(doc_id, str) else None
-        if row is None:
-            raise KeyError(doc_id)
-        return self.rows[row]
+        return self.rows[self._ids.find(doc_id)]
 
 
 def texts_by_id(corpus: Mapping, ids: Sequence[str]) -> Mapping[str, str]:
