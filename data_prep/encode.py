@@ -101,8 +101,10 @@ def load_encoder(config: EncoderConfig) -> Encoder:
     if on_openvino:  # torch keys keep their old form, so existing caches stay valid
         from rerankforge.data_prep.openvino_encoder import to_openvino
 
-        parts += ["openvino", config.quantize or "float32"]
         stand_in = to_openvino(model, config.quantize, bf16)
+        # a model cut into parts of different precisions computes other embeddings than one in bfloat16 throughout
+        parts += ["openvino", config.quantize or "float32"] + ([stand_in.precisions] if "+" in stand_in.precisions
+                                                               else [])
     # on OpenVINO bfloat16 is the compiled model's precision, not torch autocast
     return Encoder(model, resolved, config, hash_strings(parts), bf16 and not on_openvino, stand_in)
 

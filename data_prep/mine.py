@@ -14,7 +14,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from tqdm.auto import tqdm
 
@@ -161,16 +161,16 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], do
     k = cfg.mining.range_max + max((len(p) for p in data.positives.values()), default=0)
     cands = stage.search([data.queries[q] for q in query_ids], k)
     with distributed.share_of(range(len(query_ids))) as share:
-        mined, tally = select_for_queries(cfg, data, doc_ids, doc_texts, cands,
+        mined, tally = select_for_queries(cfg, data, doc_ids, doc_texts, cands, row_of,
                                           [(query_ids[i], i, positive_rows[i]) for i in share])
     return distributed.gather_lists(mined), distributed.gather_counts(tally)
 
 
 def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], doc_texts: Sequence[str],
-                       cands, queries: list[tuple[str, int, list[int]]]) -> tuple[list[MinedQuery], Counter]:
+                       cands, row_of: Callable[[str], int],
+                       queries: list[tuple[str, int, list[int]]]) -> tuple[list[MinedQuery], Counter]:
     """Easy negatives, (optional) rescoring and selection for ``queries``: ``(query_id, position in cands,
-    positive rows)`` each."""
-    row_of = row_finder(doc_ids)
+    positive rows)`` each; ``row_of`` maps a doc id to its row (``row_finder(doc_ids)``)."""
     rngs = [query_rng(cfg.seed, q) for q, _, _ in queries]
     seen = [{doc_ids[r] for r in cands.rows[ci].tolist() + rows} | data.excluded.get(q, set())
             for q, ci, rows in queries]

@@ -66,6 +66,27 @@ def test_openvino_bfloat16_is_close_to_torch_and_keyed_apart(tiny_encoder, corpu
     assert _encoder(tiny_encoder, backend="openvino", dtype="auto").fingerprint == bf16.fingerprint
 
 
+@pytest.mark.skipif(not __import__("rerankforge.models.loading", fromlist=["x"]).bf16_is_fast("cpu"),
+                    reason="OpenVINO runs bfloat16 natively only on CPUs with AMX or AVX-512 BF16")
+def test_openvino_bfloat16_runs_the_last_attention_in_float32_and_drifts_less(tiny_encoder, corpus, torch_vectors,
+                                                                               tmp_path):
+    import openvino as ov
+
+    from rerankforge.data_prep.openvino_encoder import compile_config
+
+    bf16 = _encoder(tiny_encoder, backend="openvino", dtype="bfloat16")
+    assert bf16.openvino.precisions == "bf16+f32+bf16"
+    assert [part.get_property("INFERENCE_PRECISION_HINT") for part in bf16.openvino.compiled.chain] == \
+        [ov.Type.bf16, ov.Type.f32, ov.Type.bf16]
+    assert _encoder(tiny_encoder, backend="openvino").openvino.precisions == "f32"
+    cut_error = 1 - np.sum(cached_embeddings(bf16, corpus, "corpus", tmp_path, PROMPT)[0] * torch_vectors, axis=1)
+    # the same model with every layer in bfloat16 drifts further from torch
+    bf16.openvino.compiled = ov.Core().compile_model(bf16.openvino.source, "CPU", compile_config(True))
+    whole = bf16.model.encode(corpus, prompt=PROMPT, normalize_embeddings=True, convert_to_numpy=True)
+    whole_error = 1 - np.sum(whole * torch_vectors, axis=1)
+    assert cut_error.mean() < 0.9 * whole_error.mean(), (cut_error.mean(), whole_error.mean())
+
+
 def test_openvino_int8_is_quantized_and_close_to_torch(tiny_encoder, corpus, torch_vectors, tmp_path):
     int8 = _encoder(tiny_encoder, backend="openvino", quantize="int8")
     vectors, _ = cached_embeddings(int8, corpus, "corpus", tmp_path, PROMPT)
