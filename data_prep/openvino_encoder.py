@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rerankforge.data_prep.openvino_split import HIDDEN, bfloat16_parts, layer_stack
-from rerankforge.models.openvino_backend import exported_model, require_openvino, save_openvino
+from rerankforge.models.openvino_backend import compile_config, exported_model, require_openvino, save_openvino
 from rerankforge.utils.io import hash_strings
 
 CALIBRATION_TEXTS = 300  # corpus texts NNCF sees; a few hundred fit the int8 ranges
@@ -34,14 +34,6 @@ CALIBRATION_BATCH = 16  # NNCF runs the float model with every activation as an 
 # lifts the per-query top-10 agreement with float32 from 94.2% to 96.5% (worst row cosine 0.992 -> 0.998) at a
 # small cost in speed.
 FLOAT_LAYERS = [r".*layer\.\d+\.output\.dense/.*", r".*\.ffn\.lin2/.*"]
-
-
-def compile_config(bf16: bool, throughput: bool = False) -> dict:
-    """OpenVINO CPU settings. The precision hint is always explicit: without f32, OpenVINO may run float32 layers
-    in bfloat16 on CPUs that have it (AMX), and float32 embeddings would no longer match torch's. ``throughput``
-    gives one stream per few cores (``_Streams`` runs a slice of each batch on each), else one stream on all."""
-    return {"PERFORMANCE_HINT": "THROUGHPUT" if throughput else "LATENCY",
-            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
 
 
 class _LastHiddenState(torch.nn.Module):

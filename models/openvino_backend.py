@@ -75,12 +75,20 @@ def convert_openvino(model: torch.nn.Module, encode: Callable[[Sequence[tuple[st
     return ov_model
 
 
+def compile_config(bf16: bool, throughput: bool = False) -> dict:
+    """OpenVINO CPU settings. The precision hint is always explicit: without f32, OpenVINO may run float32 layers
+    in bfloat16 on CPUs that have it (AMX), and float32 outputs would no longer match torch's. ``throughput``
+    gives one stream per few cores (the bi-encoder's ``_Streams`` runs a slice of each batch on each), else one
+    stream on all."""
+    return {"PERFORMANCE_HINT": "THROUGHPUT" if throughput else "LATENCY",
+            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
+
+
 def compile_ov(ov_model) -> Callable[[dict], torch.Tensor]:
     """Compile an ``openvino.Model`` (or the path of a saved one) for the CPU: ``forward(batch) -> logits[B]``."""
     ov, _ = require_openvino(None)
-    # f32 precision hint: without it OpenVINO may run float32 layers in bfloat16 on CPUs that have it.
     compiled = ov.Core().compile_model(ov_model if not isinstance(ov_model, (str, Path)) else str(ov_model), "CPU",
-                                       {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+                                       compile_config(bf16=False))
     names = [port.any_name for port in compiled.inputs]
 
     def forward(batch: dict) -> torch.Tensor:
