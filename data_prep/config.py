@@ -85,8 +85,9 @@ class EncoderConfig:
     device: Optional[str] = None
     query_prompt: Optional[str] = None
     corpus_prompt: Optional[str] = None
-    # float32, bfloat16 or auto: bfloat16 where it is fast (CUDA, CPUs with AMX: ~2-3x), else float32. On torch
-    # it is autocast; on OpenVINO its inference precision (the weights stay float32). Part of the embedding cache key.
+    # float32, bfloat16 or auto: bfloat16 where it is fast (CUDA, CPUs with AMX or AVX512-BF16: ~2-3x), else
+    # float32. On torch it is autocast; on OpenVINO its inference precision (the weights stay float32). Part of
+    # the embedding cache key.
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     # Several processes or devices, e.g. ["cuda:0", "cuda:1"]; uses sentence-transformers' multi-process pool.
     multi_process_devices: list[str] = field(default_factory=list)

@@ -14,9 +14,11 @@ from typing import Iterable, Optional, Sequence
 
 DROP_REASONS = ("generator_error", "empty", "truncated", "too_short", "too_long", "copies_passage", "round_trip",
                 "duplicate")
-# a leading label the model adds although told not to: "Question:", "Query 1:", "Q:", "1.", "- "
-_LABEL = re.compile(r"^\s*(?:(?:question|query|search query|q|claim|answer)\s*\d*\s*[:.\-]\s*|\d+[.)]\s+|[-*•]\s+)",
-                    re.IGNORECASE)
+# a leading label the model adds although told not to: "Question:", "The question is:", "Query 1:", "1.", "- "
+_LABEL = re.compile(r"^\s*(?:(?:the\s+)?(?:question|query|search query|q|claim|answer)(?:\s+is)?\s*\d*\s*[:.\-]\s*"
+                    r"|\d+[.)]\s+|[-*•]\s+)", re.IGNORECASE)
+# "What is X? How does X ...": one query, the first question
+_FIRST_QUESTION = re.compile(r"^(.+?\?)\s+\S")
 _QUOTES = "\"'“”‘’`"
 _WORD = re.compile(r"\w+")
 
@@ -39,16 +41,21 @@ def normalized(text: str) -> str:
 
 
 def parse_query(raw: str, hit_token_limit: bool = False) -> tuple[Optional[str], Optional[str]]:
-    """``(query, None)`` from the first non-empty line of ``raw`` (a leading label and quotes stripped), or
-    ``(None, reason)``: ``empty``, or ``truncated`` when the output hit the token limit inside its only line."""
+    """``(query, None)`` from the first line of ``raw`` that holds words once a leading label and quotes are
+    stripped (a line that is only a label, ``Question:``, introduces the query on the next), cut after its first
+    question mark, or ``(None, reason)``: ``empty``, or ``truncated`` when the output hit the token limit inside
+    the query."""
     lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
-    if not lines:
-        return None, "empty"
-    if hit_token_limit and len(lines) == 1 and not lines[0].endswith((".", "?", "!")):
-        return None, "truncated"
-    query = _LABEL.sub("", lines[0], count=1).strip().strip(_QUOTES).strip()
-    query = " ".join(query.split())
-    return (query, None) if words(query) else (None, "empty")
+    for i, line in enumerate(lines):
+        query = " ".join(_LABEL.sub("", line, count=1).strip().strip(_QUOTES).strip().split())
+        first = _FIRST_QUESTION.match(query)
+        query = first.group(1) if first else query
+        if not words(query):
+            continue
+        if hit_token_limit and i == len(lines) - 1 and not first and not line.endswith((".", "?", "!")):
+            return None, "truncated"
+        return query, None
+    return None, "empty"
 
 
 def copied_fraction(query: str, passage: str) -> float:

@@ -76,7 +76,8 @@ class RerankerConfig:
     # keeps its first-stage order below them
     max_length: int = 256
     batch_size: int = 32
-    # float32, bfloat16 (autocast on CPU) or auto: bfloat16 where it is fast (CUDA, CPUs with AMX), else float32
+    # float32, bfloat16 (autocast on CPU) or auto: bfloat16 where it is fast (CUDA, CPUs with AMX or AVX512-BF16),
+    # else float32
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     threshold: Optional[float] = None  # drop passages whose relevance_score (sigmoid) is below this
     backend: Literal["torch", "openvino"] = "torch"  # openvino: CPU, pip install 'rerankforge[openvino]'

@@ -29,7 +29,7 @@ class Reranker:
         device: e.g. "cpu", "cuda:0"; default CUDA when available.
         dtype: ``torch.float32`` (default), ``torch.bfloat16`` (on CPU: bfloat16 autocast over float32 weights,
             which is faster there than bfloat16 weights), or "auto": bfloat16 where ``bf16_is_fast`` says it
-            pays off (CUDA, AMX CPUs), else float32. Strings name torch dtypes.
+            pays off (CUDA, CPUs with AMX or AVX512-BF16), else float32. Strings name torch dtypes.
         quantize: "int8": with the torch backend, PyTorch dynamic int8 quantization of the Linear layers; with
             the openvino backend, static int8 calibrated on ``calibration``. CPU only; bench/rerank.py measures the
             speed and the cost in nDCG@10 of each.

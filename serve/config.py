@@ -25,7 +25,7 @@ class ServeConfig:
     max_length: int = 512
     batch_size: int = 32
     device: Optional[str] = None
-    dtype: Literal["float32", "bfloat16", "auto"] = "float32"  # auto: bfloat16 on CUDA and CPUs with AMX
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"  # auto: bfloat16 on CUDA and CPUs with AMX or AVX512-BF16
     backend: Literal["torch", "openvino"] = "torch"  # openvino: CPU, pip install 'rerankforge[openvino]'
     quantize: Optional[Literal["int8"]] = None  # CPU; with openvino it needs `calibration` (or an exported folder)
     calibration: Optional[str] = None  # (query, passage) records or a mined training set (runs/mine/x)

@@ -88,7 +88,8 @@ class TrainConfig:
     resume_from: Optional[str] = None  # "latest" or a checkpoint folder
     output_dir: str = "runs/train/scifact-minilm"
     log_with: list[str] = field(default_factory=list)  # e.g. [wandb], [tensorboard]
-    # null: what `accelerate launch`/its config says; auto: bf16 where it is fast (CUDA, CPUs with AMX), else no
+    # null: what `accelerate launch`/its config says; auto: bf16 where it is fast (CUDA, CPUs with AMX or
+    # AVX512-BF16), else no
     mixed_precision: Optional[str] = None  # no, bf16, fp16 or auto (YAML reads a bare `no` as false: also fine)
     seed: int = 42
     license: str = "apache-2.0"  # the model card's license, a Hub license id (apache-2.0, mit, ...)

@@ -15,6 +15,9 @@ from rerankforge.data_prep.synth_filters import (QueryLimits, check_query, copie
     ("Query 1: aspirin   stroke risk.", "aspirin stroke risk."),
     ("1. how do vaccines work?\n2. why", "how do vaccines work?"),
     ("- what is TATA box?", "what is TATA box?"),
+    ("Question:\nQ: Does vitamin D lower the risk of falls?\nA: Yes", "Does vitamin D lower the risk of falls?"),
+    ("The question is: How is Piezo1 gated?", "How is Piezo1 gated?"),
+    ("What is the role of BMP-7? How does BMP-7 act on fibrosis?", "What is the role of BMP-7?"),
 ])
 def test_the_first_line_becomes_the_query_without_labels_or_quotes(raw, query):
     assert parse_query(raw) == (query, None)
@@ -31,6 +34,9 @@ def test_an_output_cut_by_the_token_limit_is_truncated_unless_it_ended_a_sentenc
     assert parse_query("What is the effect of the", hit_token_limit=False)[1] is None
     # a second line means the first one was finished
     assert parse_query("What is aspirin\nAnswer: a drug that", hit_token_limit=True)[0] == "What is aspirin"
+    assert parse_query("Question:\nWhat is the effect of the", hit_token_limit=True) == (None, "truncated")
+    # the first question ended before the limit cut a second one
+    assert parse_query("What is BMP-7? How does the", hit_token_limit=True) == ("What is BMP-7?", None)
 
 
 def test_copied_fraction_is_the_longest_shared_word_run_over_the_query_length():

@@ -54,6 +54,18 @@ def prompts() -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_transformers_dtype_sets_the_weights_precision(dtype):
+    import torch
+
+    smollm2()
+    llm = load_llm(LLMConfig(kind="transformers", model=SMOLLM2, gguf_file=SMOLLM2_GGUF, max_new_tokens=24,
+                             dtype=dtype), device="cpu")
+    assert next(llm.model.parameters()).dtype == getattr(torch, dtype)
+    assert all(c.text for c in llm.complete(prompts()[:2]))
+
+
+@pytest.mark.slow
 def test_transformers_batches_prompts_and_counts_tokens():
     smollm2()
     llm = load_llm(LLMConfig(kind="transformers", model=SMOLLM2, gguf_file=SMOLLM2_GGUF, max_new_tokens=32,
