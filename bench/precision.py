@@ -46,7 +46,7 @@ def pairs_of(data: Path, n: int) -> list[tuple[str, str]]:
     return [(corpus[d]["title"], corpus[d]["text"]) for d in docs]
 
 
-def training(pairs, repeats: int) -> dict[str, float]:
+def training(pairs, names: list[str], repeats: int) -> dict[str, float]:
     import torch
 
     from rerankforge.models.loading import load_seq_cls, load_tokenizer
@@ -66,22 +66,22 @@ def training(pairs, repeats: int) -> dict[str, float]:
         optimizer.step()
         optimizer.zero_grad()
 
-    return {name: best_rate(lambda: step(name == "bfloat16"), 32, repeats) for name in order()}
+    return {name: best_rate(lambda: step(name == "bfloat16"), 32, repeats) for name in names}
 
 
-def reranking(pairs, repeats: int) -> dict[str, float]:
+def reranking(pairs, names: list[str], repeats: int) -> dict[str, float]:
     import torch
 
     from rerankforge.models.reranker import Reranker
 
     rates = {}
-    for name in order():
+    for name in names:
         model = Reranker(ENCODER, max_length=256, device="cpu", dtype=getattr(torch, name), batch_size=32)
         rates[name] = best_rate(lambda: model.score_pairs(pairs[:256]), 256, repeats)
     return rates
 
 
-def generation(data: Path, repeats: int) -> dict[str, float]:
+def generation(data: Path, names: list[str], repeats: int) -> dict[str, float]:
     from rerankforge.data_prep.config import SynthConfig
     from rerankforge.data_prep.loaders import load_corpus
     from rerankforge.data_prep.synth import build_prompt, sample_passages
@@ -93,23 +93,14 @@ def generation(data: Path, repeats: int) -> dict[str, float]:
     corpus = load_corpus(data / "corpus.jsonl", cfg.data.fields, [])
     prompts = [build_prompt(cfg, corpus[d], "") for d in sample_passages(corpus, cfg)]
     rates = {}
-    for name in order():
+    for name in names:
         llm = TransformersLLM(dataclasses.replace(cfg.generator, dtype=name), "cpu")
         rates[name] = best_rate(lambda: llm.complete(prompts), len(prompts), repeats)
     return rates
 
 
-_FLIP = [False]
-
-
-def order() -> list[str]:
-    """float32 first on one task, bfloat16 first on the next: neither side always meets a cold cache."""
-    _FLIP[0] = not _FLIP[0]
-    return ["float32", "bfloat16"] if _FLIP[0] else ["bfloat16", "float32"]
-
-
 def main(argv=None) -> int:
-    from rerankforge.models.loading import bf16_is_fast, cpu_flags
+    from rerankforge.models.loading import bf16_is_fast, cpu_flags, cpu_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(os.environ.get("RERANKFORGE_DATA_DIR",
@@ -118,24 +109,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     data = Path(args.data)
     pairs = pairs_of(data, 256)
-    rows = [("training step (pairs/s)", training(pairs, args.repeats)),
-            ("reranking (pairs/s)", reranking(pairs, args.repeats)),
-            ("query generation, SmolLM2-135M (queries/s)", generation(data, args.repeats))]
+    # float32 first on one task, bfloat16 first on the next: neither side always meets a cold cache
+    orders = [["float32", "bfloat16"], ["bfloat16", "float32"], ["float32", "bfloat16"]]
+    rows = [("training step (pairs/s)", training(pairs, orders[0], args.repeats)),
+            ("reranking (pairs/s)", reranking(pairs, orders[1], args.repeats)),
+            ("query generation, SmolLM2-135M (queries/s)", generation(data, orders[2], args.repeats))]
     print("| task | float32 | bfloat16 | bfloat16 / float32 |\n|---|---|---|---|")
     for name, r in rows:
         print(f"| {name} | {r['float32']:.2f} | {r['bfloat16']:.2f} | {r['bfloat16'] / r['float32']:.2f}x |")
     native = sorted(f for f in cpu_flags() if f in ("avx512_bf16", "amx_bf16"))
-    print(f"\nCPU: {cpu_model() or platform.processor()}, {os.cpu_count()} cores; native bfloat16 flags: "
+    print(f"\nCPU: {cpu_info().get('model name') or platform.processor()}, {os.cpu_count()} cores; native bfloat16 flags: "
           f"{', '.join(native) or 'none'}; auto picks {'bfloat16' if bf16_is_fast('cpu') else 'float32'}.")
     return 0
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("model name")), "")
 
 
 if __name__ == "__main__":

@@ -81,9 +81,9 @@ class TransformersLLM:
         self.tokenizer.padding_side = "left"  # generation continues from the last token of every row
         kwargs = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and bf16_is_fast(self.device))
+        bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and bf16_is_fast(self.device))
         # bfloat16 weights rather than autocast: on an AVX512-BF16 CPU generation ran 1.5x faster (bench/README.md)
-        dtype = torch.bfloat16 if self.bf16 else torch.float32
+        dtype = torch.bfloat16 if bf16 else torch.float32
         model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model).path, **kwargs)
         self.model = model.to(self.device, dtype=dtype).eval()
         self.batch_size = cfg.batch_size  # prompts per call: synth sends this many passages at once

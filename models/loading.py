@@ -27,15 +27,19 @@ def bf16_is_fast(device) -> bool:
     return bool(amx and amx()) or "avx512_bf16" in cpu_flags()
 
 
-def cpu_flags() -> set[str]:
-    """The CPU feature flags Linux reports in /proc/cpuinfo (empty elsewhere): torch exposes AMX but not
-    AVX512-BF16."""
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (``model name``, ``flags``, ...); empty where there is none."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return set()
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
+        return {}
+    block = text.split("\n\n", 1)[0]
+    return {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in block.splitlines())}
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags Linux reports (empty elsewhere): torch exposes AMX but not AVX512-BF16."""
+    return set(cpu_info().get("flags", "").split())
 
 
 def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):
