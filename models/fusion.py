@@ -66,24 +66,46 @@ def fuse_run(first_stage: dict[str, dict[str, float]], reranker: dict[str, dict[
     return fused
 
 
+def one_se_alpha(per_query_curve: dict[float, Sequence[float]]) -> tuple[float, float]:
+    """``(best, chosen)`` alphas of a curve of per-query scores (same queries, same order, for every alpha).
+
+    ``best`` has the highest mean (ties: the smaller alpha); ``chosen`` is the smallest alpha whose mean is within one
+    paired standard error of ``best``'s (the one-standard-error rule). A dev split of a few dozen queries cannot
+    tell apart weights that close, and the smaller one stays nearer the first stage, which the reranker must not
+    make worse."""
+    means = {a: float(np.mean(v)) for a, v in per_query_curve.items()}
+    best = max(sorted(means), key=lambda a: round(means[a], 10))
+    top = np.asarray(per_query_curve[best], dtype=np.float64)
+    for alpha in sorted(means):
+        diff = top - np.asarray(per_query_curve[alpha], dtype=np.float64)
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+        if means[alpha] >= means[best] - se:
+            return best, alpha
+    return best, best
+
+
 def fit_fusion(qrels: dict[str, dict[str, int]], first_stage: dict[str, dict[str, float]],
                reranker: dict[str, dict[str, float]], metric: str = "ndcg@10", rrf_k: int = 60) -> dict:
-    """Try every alpha of ``ALPHA_GRID`` with both methods on a labelled dev run; the best by ``metric``.
+    """Try every alpha of ``ALPHA_GRID`` with both methods on a labelled dev run and pick a weight by ``metric``.
 
-    Ties go to the alpha nearest 0.5. Returns what ``fusion.json`` holds: ``method``, ``alpha``, and per method
-    its best alpha and every alpha's score.
+    The method is the one with the higher best score; its weight is picked by ``one_se_alpha``. Returns what
+    ``fusion.json`` holds: ``method``, ``alpha``, and per method its chosen ``alpha``, ``best_alpha`` and every
+    alpha's mean score (``curve``).
     """
-    from rerankforge.eval.metrics import evaluate_run
+    from rerankforge.eval.metrics import per_query
 
     methods = {}
     for method in METHODS:
-        curve = {alpha: evaluate_run(qrels, fuse_run(first_stage, reranker, method, alpha, rrf_k), [metric])[metric]
-                 for alpha in ALPHA_GRID}
-        best = max(curve, key=lambda a: (round(curve[a], 10), -abs(a - 0.5)))
-        methods[method] = {"alpha": best, metric: curve[best], "curve": {str(a): v for a, v in curve.items()}}
-    method = max(METHODS, key=lambda m: methods[m][metric])
-    return {"method": method, "alpha": methods[method]["alpha"], "metric": metric, "rrf_k": rrf_k,
-            "reranker_alone": methods["interpolation"]["curve"]["1.0"],
+        scores = {alpha: per_query(qrels, fuse_run(first_stage, reranker, method, alpha, rrf_k), [metric])[metric]
+                  for alpha in ALPHA_GRID}
+        curve = {alpha: [values[q] for q in qrels] for alpha, values in scores.items()}
+        best, chosen = one_se_alpha(curve)
+        means = {str(a): float(np.mean(v)) for a, v in curve.items()}
+        methods[method] = {"alpha": chosen, metric: means[str(chosen)], "best_alpha": best,
+                           f"best_{metric}": means[str(best)], "curve": means}
+    method = max(METHODS, key=lambda m: methods[m][f"best_{metric}"])
+    return {"method": method, "alpha": methods[method]["alpha"], "metric": metric, "rule": "one_se",
+            "rrf_k": rrf_k, "reranker_alone": methods["interpolation"]["curve"]["1.0"],
             "first_stage_alone": methods["interpolation"]["curve"]["0.0"], "methods": methods}
 
 

@@ -1,12 +1,12 @@
 """Fusion of a reranker with its first stage: the end points reproduce each side exactly, the fitted weight is
-the best on dev, and a config's `auto` reads fusion.json."""
+picked on dev by the one-standard-error rule, and a config's `auto` reads fusion.json."""
 
 import json
 
 import numpy as np
 import pytest
 
-from rerankforge.models.fusion import FUSION_FILE, fit_fusion, fuse, fuse_run, resolve_fusion, zscore
+from rerankforge.models.fusion import FUSION_FILE, fit_fusion, fuse, fuse_run, one_se_alpha, resolve_fusion, zscore
 
 
 def order(scores) -> list[int]:
@@ -42,25 +42,45 @@ def test_bad_method_or_alpha_is_an_error():
         fuse([1.0], [1.0], "rrf", 1.5)
 
 
-def dev_data():
-    """Two queries where the reranker is right on one and the first stage on the other, so a mix wins."""
-    qrels = {"q1": {"a": 1}, "q2": {"y": 1}}
-    first = {"q1": {"a": 0.2, "b": 0.9, "c": 0.5}, "q2": {"y": 0.9, "x": 0.3, "z": 0.1}}
-    reranker = {"q1": {"a": 5.0, "b": 0.0, "c": 0.1}, "q2": {"x": 3.0, "y": 2.9, "z": -4.0}}
+def dev_data(copies: int = 3):
+    """Queries where the reranker is right and as many where the first stage is, so a mix wins on all of them."""
+    qrels, first, reranker = {}, {}, {}
+    for i in range(copies):
+        qrels[f"r{i}"], qrels[f"f{i}"] = {"a": 1}, {"y": 1}
+        first[f"r{i}"], first[f"f{i}"] = {"a": 0.2, "b": 0.9, "c": 0.5}, {"y": 0.9, "x": 0.3, "z": 0.1}
+        reranker[f"r{i}"], reranker[f"f{i}"] = {"a": 5.0, "b": 0.0, "c": 0.1}, {"x": 3.0, "y": 2.9, "z": -4.0}
     return qrels, first, reranker
 
 
 def test_fit_fusion_finds_a_weight_that_beats_both_ends():
     fitted = fit_fusion(*dev_data())
     interp = fitted["methods"]["interpolation"]
-    assert 0 < interp["alpha"] < 1
+    assert 0 < interp["alpha"] < 1 and fitted["rule"] == "one_se"
     assert interp["ndcg@10"] == pytest.approx(1.0)  # both positives at rank 1
     assert fitted["reranker_alone"] < 1.0 and fitted["first_stage_alone"] < 1.0
     assert interp["curve"]["1.0"] == fitted["reranker_alone"]
     qrels, first, reranker = dev_data()
-    assert fuse_run(first, reranker, "interpolation", 1.0)["q1"]["a"] == max(
-        fuse_run(first, reranker, "interpolation", 1.0)["q1"].values())
+    assert fuse_run(first, reranker, "interpolation", 1.0)["r0"]["a"] == max(
+        fuse_run(first, reranker, "interpolation", 1.0)["r0"].values())
     assert first == dev_data()[1] and reranker == dev_data()[2]  # inputs untouched
+
+
+def test_fit_fusion_keeps_the_first_stage_when_two_queries_cannot_tell():
+    fitted = fit_fusion(*dev_data(copies=1))
+    interp = fitted["methods"]["interpolation"]
+    assert 0 < interp["best_alpha"] < 1 and interp["best_ndcg@10"] == pytest.approx(1.0)
+    assert interp["alpha"] == 0.0  # one query each way: the mix is within one standard error of either end
+
+
+def test_one_se_alpha_takes_the_smallest_weight_within_one_standard_error():
+    best = [1.0, 0.8] + [1.0] * 6
+    curve = {0.0: [0.5] * 8,  # clearly worse: mean 0.5 vs 0.975
+             0.25: [0.7, 1.0] + [1.0] * 6,  # 0.0125 lower on average, but one query up and one down
+             0.5: best,
+             1.0: [0.9, 0.6] + [0.9] * 6}
+    assert one_se_alpha(curve) == (0.5, 0.25)
+    assert one_se_alpha({0.0: best, 0.5: list(best)}) == (0.0, 0.0)  # a tie goes to the smaller weight
+    assert one_se_alpha({0.3: [0.4]}) == (0.3, 0.3)  # one query: no spread to measure
 
 
 def test_resolve_fusion_reads_fusion_json(tmp_path):
