@@ -45,15 +45,6 @@ class StageError(RuntimeError):
 
 
 @dataclass
-class SyntheticMining:
-    """With ``labels=synthetic`` these replace ``mine.mining``'s. A fresh head learns from synthetic questions only
-    when each group also holds a few easy (random) negatives (README: Cold start)."""
-
-    num_negatives: int = 5
-    random_negatives: int = 2
-
-
-@dataclass
 class QuickstartConfig:
     """The stage configs; data paths and output folders are wired by the quickstart itself.
 
@@ -69,7 +60,6 @@ class QuickstartConfig:
     mine: MineConfig = field(default_factory=MineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    synthetic_mining: SyntheticMining = field(default_factory=SyntheticMining)
 
 
 @dataclass
@@ -91,8 +81,7 @@ class Plan:
 
 def _wire_synth(cfg: QuickstartConfig, data: Path, mine: MineConfig) -> Optional[SynthConfig]:
     """The synth stage (None for real labels), sharing mining's first stage and cache; mining then reads its
-    queries and qrels instead of the train split's, and with synthetic labels only, ``synthetic_mining``'s
-    negatives."""
+    queries and qrels instead of the train split's."""
     if cfg.labels == "real":
         return None
     from rerankforge.data_prep.synth import data_overrides
@@ -105,9 +94,6 @@ def _wire_synth(cfg: QuickstartConfig, data: Path, mine: MineConfig) -> Optional
         synth.mix_with = str(data / "qrels" / f"{mine.data.split}.tsv")
     overrides = data_overrides(out)
     mine.data.queries, mine.data.qrels = overrides["queries"], overrides["qrels"]
-    if cfg.labels == "synthetic":
-        mine.mining.num_negatives = cfg.synthetic_mining.num_negatives
-        mine.mining.random_negatives = cfg.synthetic_mining.random_negatives
     return synth
 
 

@@ -240,15 +240,3 @@ def test_cold_start_with_an_automatic_first_stage_pick_is_warned_about():
     assert "set mine.mining.candidates=bm25|dense|hybrid" in note("labels=synthetic").lower()
     assert note("labels=synthetic", "mine.mining.candidates=hybrid") is None
     assert note("labels=real") is None and note("labels=mixed") is None  # real dev queries pick the first stage
-
-
-@pytest.mark.parametrize("labels, negatives", [("real", (7, 0)), ("mixed", (7, 0)), ("synthetic", (5, 2))])
-def test_synthetic_labels_mine_with_the_cold_start_negatives(tmp_path, labels, negatives):
-    from rerankforge.quickstart import QuickstartConfig, wire
-    from rerankforge.utils.config import load_config
-
-    cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml",
-                      [f"labels={labels}", f"output_dir={tmp_path}"])
-    mining = wire(cfg, tmp_path / "data").mine.mining
-    assert (mining.num_negatives, mining.random_negatives) == negatives
-    assert (cfg.mine.mining.num_negatives, cfg.mine.mining.random_negatives) == (7, 0)  # the config is untouched
