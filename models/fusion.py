@@ -76,12 +76,13 @@ def one_se_alpha(per_query_curve: dict[float, Sequence[float]]) -> tuple[float, 
     means = {a: float(np.mean(v)) for a, v in per_query_curve.items()}
     best = max(sorted(means), key=lambda a: round(means[a], 10))
     top = np.asarray(per_query_curve[best], dtype=np.float64)
-    for alpha in sorted(means):
+
+    def standard_error(alpha: float) -> float:
         diff = top - np.asarray(per_query_curve[alpha], dtype=np.float64)
-        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-        if means[alpha] >= means[best] - se:
-            return best, alpha
-    return best, best
+        return float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+
+    # best itself always qualifies (its standard error is 0), so a smallest one exists
+    return best, next(a for a in sorted(means) if means[a] >= means[best] - standard_error(a))
 
 
 def fit_fusion(qrels: dict[str, dict[str, int]], first_stage: dict[str, dict[str, float]],
