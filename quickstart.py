@@ -56,6 +56,9 @@ class QuickstartConfig:
     data: Optional[str] = None
     output_dir: str = "runs/quickstart"
     labels: Literal["real", "synthetic", "mixed"] = "real"
+    # labels=synthetic: train.max_steps for the synthetic set, which is smaller than a real train split
+    # (None: train.max_steps)
+    synthetic_max_steps: Optional[int] = None
     synth: SynthConfig = field(default_factory=SynthConfig)
     mine: MineConfig = field(default_factory=MineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -111,6 +114,8 @@ def wire(cfg: QuickstartConfig, data: Path) -> Plan:
     """The stage configs with their inputs and outputs pointing at each other under ``cfg.output_dir``."""
     out = Path(cfg.output_dir)
     mine, train, ev = copy.deepcopy(cfg.mine), copy.deepcopy(cfg.train), copy.deepcopy(cfg.eval)
+    if cfg.labels == "synthetic" and cfg.synthetic_max_steps is not None:
+        train.max_steps = cfg.synthetic_max_steps
     mine.data.path, mine.output_dir = str(data), str(out / "mine")
     train.data.train, train.output_dir = str(out / "mine"), str(out / "train")
     ev.data.path, ev.output_dir = str(data), str(out / "eval")
@@ -321,6 +326,9 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     """
     from rerankforge.data_prep.download import resolve_dataset
 
+    if cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps < 1:
+        raise ConfigError(f"synthetic_max_steps must be >= 1 (or null: train.max_steps), "
+                          f"got {cfg.synthetic_max_steps}.")
     data = resolve_dataset(cfg.dataset, cfg.data, Path(cfg.mine.cache_dir).expanduser() if cfg.mine.cache_dir else None)
     plan = wire(cfg, data)
     out, total = Path(cfg.output_dir), len(plan.stages)

@@ -40,10 +40,11 @@ def test_console_script_and_module_entry_points():
 def test_train_print_config_and_config_problems(capsys):
     assert main(["train", "--config", str(ROOT / "configs/train/scifact-minilm.yaml"), "--print-config"]) == 0
     assert "name: listwise_ce" in capsys.readouterr().out
-    assert main(["train", "batch_size=0", "model.max_query_length=300", "optim.warmup_ratio=1.5"]) == 2
+    assert main(["train", "batch_size=0", "model.max_query_length=300", "optim.warmup_ratio=1.5", "max_steps=0"]) == 2
     err = capsys.readouterr().err
     for expected in ("batch_size must be >= 1, got 0.", "model.max_query_length (300) must be below model.max_length",
-                     "optim.warmup_ratio must be in [0, 1), got 1.5."):
+                     "optim.warmup_ratio must be in [0, 1), got 1.5.", "max_steps must be >= 1 (or null to train for "
+                     "`epochs`), got 0."):
         assert expected in err
     assert main(["train", "loss.name=bce"]) == 2
     assert "expected one of ['listwise_ce', 'pointwise_bce', 'ranknet', 'margin_mse', 'kl_distill']" in \

@@ -240,3 +240,18 @@ def test_cold_start_with_an_automatic_first_stage_pick_is_warned_about():
     assert "set mine.mining.candidates=bm25|dense|hybrid" in note("labels=synthetic").lower()
     assert note("labels=synthetic", "mine.mining.candidates=hybrid") is None
     assert note("labels=real") is None and note("labels=mixed") is None  # real dev queries pick the first stage
+
+
+@pytest.mark.parametrize("labels, steps", [("synthetic", 7), ("mixed", 300), ("real", 300)])
+def test_synthetic_max_steps_sets_the_training_length_only_for_synthetic_labels(tmp_path, labels, steps):
+    from rerankforge.quickstart import QuickstartConfig, wire
+    from rerankforge.utils.config import load_config
+
+    cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml",
+                      [f"labels={labels}", "synthetic_max_steps=7", "train.max_steps=300"])
+    assert wire(cfg, tmp_path).train.max_steps == steps
+
+
+def test_a_synthetic_max_steps_below_one_is_refused_before_anything_runs(capsys):
+    assert main(["quickstart", "labels=synthetic", "synthetic_max_steps=0"]) == 2
+    assert "synthetic_max_steps must be >= 1 (or null: train.max_steps), got 0." in capsys.readouterr().err

@@ -111,6 +111,8 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
             problems.append(f"{key} must be >= 1, got {getattr(cfg, key)}.")
     if cfg.max_steps is None and cfg.epochs <= 0:
         problems.append(f"epochs must be > 0 (or set max_steps), got {cfg.epochs}.")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        problems.append(f"max_steps must be >= 1 (or null to train for `epochs`), got {cfg.max_steps}.")
     if cfg.model.max_query_length >= cfg.model.max_length:
         problems.append(f"model.max_query_length ({cfg.model.max_query_length}) must be below model.max_length "
                         f"({cfg.model.max_length}) so that passages keep some tokens.")
