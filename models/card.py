@@ -72,8 +72,11 @@ def _fusion_text(fusion: Optional[dict]) -> str:
         return ("No fusion weight was fitted (no dev split). Its scores can still be fused with a first stage at "
                 "a weight of your choosing.\n")
     first = fusion.get("first_stage", {})
+    fitted = (f"the weight fitted on {fusion.get('dev_queries')} dev queries" if fusion.get("rule") != "tie_break"
+              else f"a tie-break weight: only {fusion.get('open_queries')} of {fusion.get('dev_queries')} dev queries "
+                   "left the first stage room to improve, too few to fit one")
     return (f"Fusion with its first stage ({first.get('method')}): `fusion.json` holds "
-            f"the weight fitted on {fusion.get('dev_queries')} dev queries, {fusion['method']} with alpha "
+            f"{fitted}, {fusion['method']} with alpha "
             f"{fusion['alpha']:.2f} (1 = reranker alone, 0 = first stage alone). Dev nDCG@10: first stage "
             f"{fusion['first_stage_alone']:.4f}, reranker alone {fusion['reranker_alone']:.4f}, fused "
             f"{fusion['methods'][fusion['method']][fusion['metric']]:.4f}. `rerankforge eval` and the server's "

@@ -4,7 +4,8 @@
 query's reranked candidates (so a cosine, a BM25 score and an RRF score all land on one scale).
 ``rrf``: ``alpha / (k + reranker rank) + (1 - alpha) / (k + first-stage rank)``.
 ``alpha = 1`` is the reranker alone and ``alpha = 0`` the first stage alone, for both methods. Training writes the
-fitted weights to ``fusion.json`` beside the checkpoint; eval, serve and the model card read it.
+fitted weights (or the tie-break weight, when the dev split cannot fit one) to ``fusion.json`` beside the
+checkpoint; eval, serve and the model card read it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import numpy as np
 FUSION_FILE = "fusion.json"
 METHODS = ("interpolation", "rrf")
 ALPHA_GRID = tuple(round(0.05 * i, 2) for i in range(21))
+# A dev split where the first stage already ranks nearly every query perfectly (synthetic questions that reuse their
+# passage's words) leaves too few queries to weigh the reranker: it then only breaks the first stage's near-ties.
+MIN_OPEN_QUERIES = 20
+TIE_BREAK_ALPHA = ALPHA_GRID[1]
 
 
 def zscore(values: Sequence[float]) -> np.ndarray:
@@ -86,27 +91,34 @@ def one_se_alpha(per_query_curve: dict[float, Sequence[float]]) -> tuple[float, 
 
 
 def fit_fusion(qrels: dict[str, dict[str, int]], first_stage: dict[str, dict[str, float]],
-               reranker: dict[str, dict[str, float]], metric: str = "ndcg@10", rrf_k: int = 60) -> dict:
+               reranker: dict[str, dict[str, float]], metric: str = "ndcg@10", rrf_k: int = 60,
+               min_open_queries: int = MIN_OPEN_QUERIES) -> dict:
     """Try every alpha of ``ALPHA_GRID`` with both methods on a labelled dev run and pick a weight by ``metric``.
 
-    The method is the one with the higher best score; its weight is picked by ``one_se_alpha``. Returns what
-    ``fusion.json`` holds: ``method``, ``alpha``, and per method its chosen ``alpha``, ``best_alpha`` and every
-    alpha's mean score (``curve``).
+    The method is the one with the higher best score; its weight is picked by ``one_se_alpha`` (``rule: one_se``).
+    When fewer than ``min_open_queries`` dev queries leave the first stage room to improve (``metric`` below 1),
+    the curve is noise: both methods then get ``TIE_BREAK_ALPHA`` and the method is interpolation
+    (``rule: tie_break``), so the reranker only reorders candidates the first stage scores nearly alike.
+    Returns what ``fusion.json`` holds: ``method``, ``alpha``, ``rule``, ``open_queries``, and per method its
+    chosen ``alpha``, ``best_alpha`` and every alpha's mean score (``curve``).
     """
     from rerankforge.eval.metrics import per_query
 
-    methods = {}
+    open_queries = sum(value < 1 - 1e-9 for value in per_query(qrels, first_stage, [metric])[metric].values())
+    tie_break, methods = open_queries < min_open_queries, {}
     for method in METHODS:
         scores = {alpha: per_query(qrels, fuse_run(first_stage, reranker, method, alpha, rrf_k), [metric])[metric]
                   for alpha in ALPHA_GRID}
         curve = {alpha: [values[q] for q in qrels] for alpha, values in scores.items()}
         best, chosen = one_se_alpha(curve)
+        chosen = TIE_BREAK_ALPHA if tie_break else chosen
         means = {str(a): float(np.mean(v)) for a, v in curve.items()}
         methods[method] = {"alpha": chosen, metric: means[str(chosen)], "best_alpha": best,
                            f"best_{metric}": means[str(best)], "curve": means}
-    method = max(METHODS, key=lambda m: methods[m][f"best_{metric}"])
-    return {"method": method, "alpha": methods[method]["alpha"], "metric": metric, "rule": "one_se",
-            "rrf_k": rrf_k, "reranker_alone": methods["interpolation"]["curve"]["1.0"],
+    method = "interpolation" if tie_break else max(METHODS, key=lambda m: methods[m][f"best_{metric}"])
+    return {"method": method, "alpha": methods[method]["alpha"], "metric": metric,
+            "rule": "tie_break" if tie_break else "one_se", "open_queries": open_queries, "rrf_k": rrf_k,
+            "reranker_alone": methods["interpolation"]["curve"]["1.0"],
             "first_stage_alone": methods["interpolation"]["curve"]["0.0"], "methods": methods}
 
 

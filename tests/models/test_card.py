@@ -240,6 +240,9 @@ def test_training_writes_the_card_and_st_config_into_final(mined, beir_dir, tmp_
     assert got[("test", "first_stage", "mrr_at_10")] == kept["dev/first_stage_mrr@10"]
     fusion = json.loads((final / "fusion.json").read_text())
     assert got[("test", "fused", "ndcg_at_10")] == fusion["methods"][fusion["method"]]["ndcg@10"]
+    # 4 dev queries are too few to fit a weight: the card says the reranker only breaks ties, and how many were open
+    assert fusion["rule"] == "tie_break" and f"alpha {fusion['alpha']:.2f}" in card.text
+    assert f"a tie-break weight: only {fusion['open_queries']} of {fusion['dev_queries']} dev queries" in card.text
     assert card.data.license == "cc-by-4.0" and f'CrossEncoder("{final}")' in card.text
     assert ("Scores are uncalibrated" in card.text) != (final / "calibration.json").exists()
     model, warned, logged = _load_quietly(final, caplog)

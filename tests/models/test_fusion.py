@@ -1,12 +1,14 @@
 """Fusion of a reranker with its first stage: the end points reproduce each side exactly, the fitted weight is
-picked on dev by the one-standard-error rule, and a config's `auto` reads fusion.json."""
+picked on dev by the one-standard-error rule (or only breaks ties when dev cannot tell), and a config's `auto`
+reads fusion.json."""
 
 import json
 
 import numpy as np
 import pytest
 
-from rerankforge.models.fusion import FUSION_FILE, fit_fusion, fuse, fuse_run, one_se_alpha, resolve_fusion, zscore
+from rerankforge.models.fusion import (FUSION_FILE, MIN_OPEN_QUERIES, TIE_BREAK_ALPHA, fit_fusion, fuse, fuse_run,
+                                      one_se_alpha, resolve_fusion, zscore)
 
 
 def order(scores) -> list[int]:
@@ -53,7 +55,7 @@ def dev_data(copies: int = 3):
 
 
 def test_fit_fusion_finds_a_weight_that_beats_both_ends():
-    fitted = fit_fusion(*dev_data())
+    fitted = fit_fusion(*dev_data(), min_open_queries=3)
     interp = fitted["methods"]["interpolation"]
     assert 0 < interp["alpha"] < 1 and fitted["rule"] == "one_se"
     assert interp["ndcg@10"] == pytest.approx(1.0)  # both positives at rank 1
@@ -66,10 +68,23 @@ def test_fit_fusion_finds_a_weight_that_beats_both_ends():
 
 
 def test_fit_fusion_keeps_the_first_stage_when_two_queries_cannot_tell():
-    fitted = fit_fusion(*dev_data(copies=1))
+    fitted = fit_fusion(*dev_data(copies=1), min_open_queries=1)
     interp = fitted["methods"]["interpolation"]
     assert 0 < interp["best_alpha"] < 1 and interp["best_ndcg@10"] == pytest.approx(1.0)
     assert interp["alpha"] == 0.0  # one query each way: the mix is within one standard error of either end
+
+
+def test_fit_fusion_only_breaks_ties_when_too_few_dev_queries_leave_room():
+    # the first stage ranks the "f" queries perfectly, so only the 3 "r" queries can show what the reranker adds
+    fitted = fit_fusion(*dev_data(), min_open_queries=4)
+    assert fitted["rule"] == "tie_break" and fitted["open_queries"] == 3
+    assert fitted["method"] == "interpolation" and fitted["alpha"] == TIE_BREAK_ALPHA == 0.05
+    assert {m["alpha"] for m in fitted["methods"].values()} == {TIE_BREAK_ALPHA}
+    interp = fitted["methods"]["interpolation"]
+    assert interp["ndcg@10"] == interp["curve"]["0.05"] and 0 < interp["best_alpha"] < 1  # the curve is kept
+    assert fit_fusion(*dev_data())["rule"] == "tie_break"  # the default asks for MIN_OPEN_QUERIES
+    assert MIN_OPEN_QUERIES == 20
+    assert fit_fusion(*dev_data(), min_open_queries=3)["rule"] == "one_se"
 
 
 def test_one_se_alpha_takes_the_smallest_weight_within_one_standard_error():
