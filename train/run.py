@@ -293,12 +293,13 @@ def write_fusion(final: Path, dev, dev_run_file: Path, mine_config: dict) -> dic
                   depth=max((len(docs) for docs in dev.first_stage.values()), default=0))
     write_json(final / FUSION_FILE, fusion)
     if fusion["rule"] == "tie_break":
-        logger.warning("Only %d of %d dev queries leave the first stage room to improve (nDCG@10 below 1): too few to "
+        logger.warning("Only %d of %d dev queries leave the first stage room to improve (%s below 1): too few to "
                        "fit a fusion weight, so the reranker gets the tie-break weight %.2f. A dev split of real "
-                       "queries fits one.", fusion["open_queries"], len(dev.qrels), fusion["alpha"])
-    logger.info("Fusion fitted on %d dev queries: %s alpha=%.2f, dev nDCG@10 %.4f (reranker alone %.4f, first "
-                "stage %.4f).", len(dev.qrels), fusion["method"], fusion["alpha"],
-                fusion["methods"][fusion["method"]]["ndcg@10"], fusion["reranker_alone"], fusion["first_stage_alone"])
+                       "queries fits one.", fusion["open_queries"], len(dev.qrels), fusion["metric"], fusion["alpha"])
+    logger.info("Fusion fitted on %d dev queries: %s alpha=%.2f, dev %s %.4f (reranker alone %.4f, first "
+                "stage %.4f).", len(dev.qrels), fusion["method"], fusion["alpha"], fusion["metric"],
+                fusion["methods"][fusion["method"]][fusion["metric"]], fusion["reranker_alone"],
+                fusion["first_stage_alone"])
     return fusion
 
 
