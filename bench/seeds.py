@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from statistics import fmean
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,19 +55,18 @@ def main(argv=None) -> int:
         raise SystemExit("the runs differ in their first stage's per-query scores: compare runs of one data set "
                          "and one first stage (the same mine.mining.candidates and test split).")
     first, queries = baseline["first_stage"], sorted(baseline["first_stage"])
-    mean = lambda values: sum(values) / len(values)  # noqa: E731
     table = [["run", "fusion", args.metric, f"delta vs {baseline['first_stage_name']}", "p", "better / worse"]]
     for folder, run in runs.items():
         fusion = run["fusion"]
         test = paired_test(first, run["system"])
         table.append([folder, f"{fusion['method']} {fusion['alpha']:.2f}" if fusion else "none",
-                      f"{mean(list(run['system'].values())):.4f}", f"{test['delta']:+.4f}", f"{test['p_value']:.3g}",
+                      f"{fmean(run['system'].values()):.4f}", f"{test['delta']:+.4f}", f"{test['p_value']:.3g}",
                       f"{test['wins']} / {test['losses']}"])
-    pooled = {q: mean([run["system"][q] for run in runs.values()]) for q in queries}
+    pooled = {q: fmean(run["system"][q] for run in runs.values()) for q in queries}
     test = paired_test(first, pooled)
-    table.append([f"**mean over {len(runs)} runs, per query**", "-", f"{mean(list(pooled.values())):.4f}",
+    table.append([f"**mean over {len(runs)} runs, per query**", "-", f"{fmean(pooled.values()):.4f}",
                   f"{test['delta']:+.4f}", f"{test['p_value']:.3g}", f"{test['wins']} / {test['losses']}"])
-    print(f"first stage ({baseline['first_stage_name']}): {args.metric} {mean([first[q] for q in queries]):.4f} "
+    print(f"first stage ({baseline['first_stage_name']}): {args.metric} {fmean(first.values()):.4f} "
           f"over {len(queries)} queries\n")
     print("| " + " | ".join(table[0]) + " |\n|" + "---|" * len(table[0]))
     print("\n".join("| " + " | ".join(row) + " |" for row in table[1:]))
