@@ -24,7 +24,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence
 
 from rerankforge.data_prep.config import MineConfig, SynthConfig
 from rerankforge.eval.config import EvalConfig, RerankerConfig
@@ -114,7 +114,8 @@ def wire(cfg: QuickstartConfig, data: Path) -> Plan:
     """The stage configs with their inputs and outputs pointing at each other under ``cfg.output_dir``."""
     out = Path(cfg.output_dir)
     mine, train, ev = copy.deepcopy(cfg.mine), copy.deepcopy(cfg.train), copy.deepcopy(cfg.eval)
-    if cfg.labels == "synthetic" and cfg.synthetic_max_steps is not None:
+    # a value below 1 is reported as synthetic_max_steps (check_quickstart_config), not as train.max_steps
+    if cfg.labels == "synthetic" and cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps >= 1:
         train.max_steps = cfg.synthetic_max_steps
     mine.data.path, mine.output_dir = str(data), str(out / "mine")
     train.data.train, train.output_dir = str(out / "mine"), str(out / "train")
@@ -200,12 +201,21 @@ def _qualify(text: str, stage: str, schema: type, leading_key: bool = False) -> 
     return re.sub(rf"^((?:{names})(?=[ =]))", rf"{stage}.\1", text) if leading_key else text
 
 
-def check_all(plan: Plan) -> None:
+def check_quickstart_config(cfg: QuickstartConfig) -> list[str]:
+    """Problems with the quickstart's own keys (the stages' keys are checked by ``check_all``)."""
+    if cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps < 1:
+        return [f"synthetic_max_steps must be >= 1 (or null: train.max_steps), got {cfg.synthetic_max_steps}."]
+    return []
+
+
+def check_all(plan: Plan, own: Sequence[str] = ()) -> None:
     """Every stage's config and data checks, before any compute (no model is loaded, nothing is encoded).
 
     Runs the checks each stage starts with: synth's config and corpus checks (with synthetic labels), mining's
     config checks, then its loaders + validation (``load_labelled_data``; with synthetic labels its queries do not
     exist yet), the train config checks, the eval config checks and ``load_eval_data``.
+
+    ``own``: the quickstart's own config problems (``check_quickstart_config``), reported with the rest.
 
     Raises:
         DataError: every problem found (config problems included). ConfigError: config problems only.
@@ -223,7 +233,7 @@ def check_all(plan: Plan) -> None:
     synth_config = [_qualify(p, "synth", SynthConfig, True) for p in check_synth_config(plan.synth)] if plan.synth \
         else []
     mine_config = [_qualify(p, "mine", MineConfig, leading_key=True) for p in check_mine_config(plan.mine)]
-    config = synth_config + mine_config
+    config = list(own) + synth_config + mine_config
     config += [_qualify(p, "train", TrainConfig, leading_key=True) for p in check_train_config(plan.train)]
     config += [_qualify(p, "eval", EvalConfig, leading_key=True) for p in check_eval_config(plan.eval)]
     data: list[Problem] = []
@@ -326,14 +336,11 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     """
     from rerankforge.data_prep.download import resolve_dataset
 
-    if cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps < 1:
-        raise ConfigError(f"synthetic_max_steps must be >= 1 (or null: train.max_steps), "
-                          f"got {cfg.synthetic_max_steps}.")
     data = resolve_dataset(cfg.dataset, cfg.data, Path(cfg.mine.cache_dir).expanduser() if cfg.mine.cache_dir else None)
     plan = wire(cfg, data)
     out, total = Path(cfg.output_dir), len(plan.stages)
     print(f"[0/{total}] checking the config and data of every stage ...", flush=True)
-    check_all(plan)
+    check_all(plan, check_quickstart_config(cfg))
     note = cold_start_note(cfg)
     if note:
         print(note, flush=True)

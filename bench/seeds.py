@@ -45,9 +45,23 @@ def read_eval(folder: Path, reranker: str, metric: str) -> dict:
             "first_stage_name": report["first_stage"]["method"]}
 
 
-def main(argv=None) -> int:
+def stat_cells(first: dict[str, float], system: dict[str, float]) -> list[str]:
+    """``[mean, delta, p, "wins / losses"]`` of ``system`` against ``first`` (paired t-test), as table cells."""
     from rerankforge.eval.metrics import paired_test
 
+    test = paired_test(first, system)
+    return [f"{fmean(system.values()):.4f}", f"{test['delta']:+.4f}", f"{test['p_value']:.3g}",
+            f"{test['wins']} / {test['losses']}"]
+
+
+def print_table(title: str, table: list[list[str]]) -> None:
+    """``title``, a blank line, then ``table`` (header row first) as Markdown."""
+    print(f"{title}\n")
+    print("| " + " | ".join(table[0]) + " |\n|" + "---|" * len(table[0]))
+    print("\n".join("| " + " | ".join(row) + " |" for row in table[1:]))
+
+
+def main(argv=None) -> int:
     args = parse_args(argv)
     runs = {folder: read_eval(Path(folder), args.reranker, args.metric) for folder in args.evals}
     baseline = next(iter(runs.values()))
@@ -58,18 +72,12 @@ def main(argv=None) -> int:
     table = [["run", "fusion", args.metric, f"delta vs {baseline['first_stage_name']}", "p", "better / worse"]]
     for folder, run in runs.items():
         fusion = run["fusion"]
-        test = paired_test(first, run["system"])
         table.append([folder, f"{fusion['method']} {fusion['alpha']:.2f}" if fusion else "none",
-                      f"{fmean(run['system'].values()):.4f}", f"{test['delta']:+.4f}", f"{test['p_value']:.3g}",
-                      f"{test['wins']} / {test['losses']}"])
+                      *stat_cells(first, run["system"])])
     pooled = {q: fmean(run["system"][q] for run in runs.values()) for q in queries}
-    test = paired_test(first, pooled)
-    table.append([f"**mean over {len(runs)} runs, per query**", "-", f"{fmean(pooled.values()):.4f}",
-                  f"{test['delta']:+.4f}", f"{test['p_value']:.3g}", f"{test['wins']} / {test['losses']}"])
-    print(f"first stage ({baseline['first_stage_name']}): {args.metric} {fmean(first.values()):.4f} "
-          f"over {len(queries)} queries\n")
-    print("| " + " | ".join(table[0]) + " |\n|" + "---|" * len(table[0]))
-    print("\n".join("| " + " | ".join(row) + " |" for row in table[1:]))
+    table.append([f"**mean over {len(runs)} runs, per query**", "-", *stat_cells(first, pooled)])
+    print_table(f"first stage ({baseline['first_stage_name']}): {args.metric} {fmean(first.values()):.4f} "
+                f"over {len(queries)} queries", table)
     return 0
 
 

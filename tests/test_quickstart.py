@@ -255,3 +255,10 @@ def test_synthetic_max_steps_sets_the_training_length_only_for_synthetic_labels(
 def test_a_synthetic_max_steps_below_one_is_refused_before_anything_runs(capsys):
     assert main(["quickstart", "labels=synthetic", "synthetic_max_steps=0"]) == 2
     assert "synthetic_max_steps must be >= 1 (or null: train.max_steps), got 0." in capsys.readouterr().err
+
+
+def test_a_bad_synthetic_max_steps_is_reported_with_the_stages_problems_and_not_as_train_max_steps(capsys):
+    assert main(["quickstart", "labels=synthetic", "synthetic_max_steps=0", "train.batch_size=0"]) == 2
+    err = capsys.readouterr().err
+    assert "synthetic_max_steps must be >= 1" in err and "train.batch_size" in err
+    assert "train.max_steps must be" not in err
