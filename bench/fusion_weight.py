@@ -29,7 +29,8 @@ from seeds import print_table, stat_cells
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("evals", nargs="+", help="eval output folders of one data set, split and first stage")
-    parser.add_argument("--metric", default="ndcg@10")
+    parser.add_argument("--metric", default="ndcg@10",
+                        help="a metric within the rerank depth (ndcg@10, mrr@10): only the reranked top is re-fused")
     parser.add_argument("--method", default="interpolation", choices=["interpolation", "rrf"])
     parser.add_argument("--alpha", type=float, help="one weight: per-run and pooled rows instead of the grid")
     parser.add_argument("--reranker", default="finetuned", help="the reranker's name in the eval config")
