@@ -23,14 +23,23 @@ from rerankforge.data_prep.dev_split import DEV_FILE, read_dev
 from rerankforge.models.calibration import Calibration, calibrate, expected_calibration_error, labelled_logits, sigmoid
 
 
+def read_trec(path: Path) -> dict[str, dict[str, float]]:
+    """A TREC run file as ``{qid: {doc_id: score}}``, each query's docs in file order (best first, as eval writes)."""
+    import ir_measures
+
+    run: dict[str, dict[str, float]] = {}
+    for row in ir_measures.read_trec_run(str(path)):
+        run.setdefault(row.query_id, {})[row.doc_id] = row.score
+    return run
+
+
 def read_trec_logits(path: Path) -> dict[str, dict[str, float]]:
     """A TREC run of sigmoid scores (6 decimals) as logits; scores that rounded to 0 or 1 are clipped."""
-    run: dict[str, dict[str, float]] = {}
-    for line in path.read_text().splitlines():
-        query_id, _, doc_id, _, score, _ = line.split()
-        p = min(max(float(score), 5e-7), 1 - 5e-7)
-        run.setdefault(query_id, {})[doc_id] = math.log(p / (1 - p))
-    return run
+    def logit(score: float) -> float:
+        p = min(max(score, 5e-7), 1 - 5e-7)
+        return math.log(p / (1 - p))
+
+    return {q: {d: logit(score) for d, score in docs.items()} for q, docs in read_trec(path).items()}
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:

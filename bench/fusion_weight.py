@@ -20,7 +20,7 @@ from statistics import fmean
 
 import yaml
 
-from calibration import read_qrels, read_trec_logits  # bench/ is sys.path[0] when run as a script
+from calibration import read_qrels, read_trec, read_trec_logits  # bench/ is sys.path[0] when run as a script
 from rerankforge.eval.metrics import per_query
 from rerankforge.models.fusion import ALPHA_GRID, fuse_run
 from seeds import print_table, stat_cells
@@ -43,10 +43,7 @@ def read_runs(folder: Path, reranker: str) -> dict:
     config = yaml.safe_load((folder / "config.yaml").read_text())
     data, depth = config["data"], config["rerankers"][reranker]["depth"] or config["retrieve"]["top_k"]
     qrels = read_qrels(Path(data["path"]) / "qrels" / f"{data['split']}.tsv")
-    first: dict[str, dict[str, float]] = {}
-    for line in (folder / "runs" / "first_stage.trec").read_text().splitlines():  # written best first
-        query_id, _, doc_id, _, score, _ = line.split()
-        first.setdefault(query_id, {})[doc_id] = float(score)
+    first = read_trec(folder / "runs" / "first_stage.trec")
     alone = read_trec_logits(folder / "runs" / f"{reranker}-alone.trec")
     rerank = {q: {d: alone[q][d] for d in list(docs)[:depth]} for q, docs in first.items()}
     return {"qrels": {q: qrels[q] for q in first}, "first_stage": first, "reranker": rerank,
@@ -63,11 +60,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     runs = {folder: read_runs(Path(folder), args.reranker) for folder in args.evals}
     baseline = next(iter(runs.values()))
-    first = per_query(baseline["qrels"], baseline["first_stage"], [args.metric])[args.metric]
     for folder, run in runs.items():
-        if per_query(run["qrels"], run["first_stage"], [args.metric])[args.metric] != first:
+        if (run["qrels"], run["first_stage"]) != (baseline["qrels"], baseline["first_stage"]):
             raise SystemExit(f"{folder} has another first stage or split than {args.evals[0]}: compare runs of one "
                              "data set, split and first stage.")
+    first = per_query(baseline["qrels"], baseline["first_stage"], [args.metric])[args.metric]
     queries = sorted(first)
     table = [["alpha" if args.alpha is None else "run", args.metric, f"delta vs {baseline['method']}", "p",
               "better / worse"]]

@@ -63,6 +63,7 @@ def join_articles(source: Path, target: Path) -> Path:
 
 
 def run_eval(args, articles: Path, aggregate: str) -> dict:
+    from calibration import read_trec  # bench/ is sys.path[0] when run as a script
     from rerankforge.eval.config import EvalConfig
     from rerankforge.eval.run import evaluate
     from rerankforge.utils.config import load_config
@@ -82,18 +83,9 @@ def run_eval(args, articles: Path, aggregate: str) -> dict:
     report = json.loads((out / "report.json").read_text())
     report["seconds"] = time.perf_counter() - start
     report["runs"] = {name: {q: {d: float(s) for d, s in docs.items()} for q, docs in
-                             _read_run(out / "runs" / f"{name}.trec").items()}
+                             read_trec(out / "runs" / f"{name}.trec").items()}
                       for name in ("first_stage", "finetuned", "finetuned-alone")}
     return report
-
-
-def _read_run(path: Path) -> dict:
-    import ir_measures
-
-    run: dict = {}
-    for row in ir_measures.read_trec_run(str(path)):
-        run.setdefault(row.query_id, {})[row.doc_id] = row.score
-    return run
 
 
 def main(argv=None) -> None:
