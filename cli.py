@@ -126,7 +126,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from rerankforge.quickstart import QuickstartConfig, quickstart, summary_table
+    from rerankforge.quickstart import QuickstartConfig, quickstart
+    from rerankforge.quickstart_summary import summary_table
 
     default = Path(__file__).resolve().parent / "configs" / "quickstart.yaml"
     overrides = list(args.overrides) + ([f"data={args.data}"] if getattr(args, "data", None) else [])

@@ -1,8 +1,9 @@
 """``rerankforge quickstart [--data PATH] [key=value ...]``: the whole main job on SciFact, sized for a CPU.
 
 (with ``labels=synthetic``: generate training queries for the corpus first, ``rerankforge synth``, and ignore the
-train split's labels; ``labels=mixed`` adds the synthetic queries to them) mine the train split → train a reranker (``configs/quickstart.yaml``) → evaluate the first stage against the
-fine-tuned reranker on the test split → print a table and the report's path. Each stage writes its usual folder
+train split's labels; ``labels=mixed`` adds the synthetic queries to them) mine the train split → train a reranker
+(``configs/quickstart.yaml``) → evaluate the first stage against the fine-tuned reranker on the test split → print a
+table (``quickstart_summary.py``) and the report's path. Each stage writes its usual folder
 under ``output_dir``; a stage whose inputs and config are unchanged since it last finished is reused, so an
 interrupted quickstart picks up where it stopped.
 
@@ -208,6 +209,21 @@ def check_quickstart_config(cfg: QuickstartConfig) -> list[str]:
     return []
 
 
+def config_problems(plan: Plan, own: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Config problems by stage (``quickstart``: ``own``), worded with the quickstart's key names; reads no file."""
+    from rerankforge.data_prep.config import check_mine_config, check_synth_config
+    from rerankforge.eval.config import check_eval_config
+    from rerankforge.train.config import check_train_config
+
+    checks = {"synth": (check_synth_config, SynthConfig), "mine": (check_mine_config, MineConfig),
+              "train": (check_train_config, TrainConfig), "eval": (check_eval_config, EvalConfig)}
+    problems = {"quickstart": list(own)}
+    for stage in plan.stages:
+        check, schema = checks[stage]
+        problems[stage] = [_qualify(p, stage, schema, leading_key=True) for p in check(plan.config(stage))]
+    return problems
+
+
 def check_all(plan: Plan, own: Sequence[str] = ()) -> None:
     """Every stage's config and data checks, before any compute (no model is loaded, nothing is encoded).
 
@@ -220,29 +236,22 @@ def check_all(plan: Plan, own: Sequence[str] = ()) -> None:
     Raises:
         DataError: every problem found (config problems included). ConfigError: config problems only.
     """
-    from rerankforge.data_prep.config import check_mine_config, check_synth_config
     from rerankforge.data_prep.mine import load_labelled_data
     from rerankforge.data_prep.problems import DataError, Problem
-    from rerankforge.eval.config import check_eval_config
     from rerankforge.eval.data import eval_cache_dir, load_eval_data
-    from rerankforge.train.config import check_train_config
 
     def qualified(problems, stage: str, schema: type) -> list[Problem]:
         return [dataclasses.replace(p, message=_qualify(p.message, stage, schema)) for p in problems]
 
-    synth_config = [_qualify(p, "synth", SynthConfig, True) for p in check_synth_config(plan.synth)] if plan.synth \
-        else []
-    mine_config = [_qualify(p, "mine", MineConfig, leading_key=True) for p in check_mine_config(plan.mine)]
-    config = list(own) + synth_config + mine_config
-    config += [_qualify(p, "train", TrainConfig, leading_key=True) for p in check_train_config(plan.train)]
-    config += [_qualify(p, "eval", EvalConfig, leading_key=True) for p in check_eval_config(plan.eval)]
+    by_stage = config_problems(plan, own)
+    config = [p for problems in by_stage.values() for p in problems]
     data: list[Problem] = []
     try:
-        if plan.synth and not synth_config:
+        if plan.synth and not by_stage["synth"]:
             from rerankforge.data_prep.synth import load_corpus_for_synth
 
             load_corpus_for_synth(plan.synth)
-        elif not plan.synth and not mine_config:  # what `rerankforge mine` checks first: files, loaders, validate
+        elif not plan.synth and not by_stage["mine"]:  # what `rerankforge mine` checks first: files, loaders, validate
             load_labelled_data(plan.mine)
     except DataError as exc:
         data += qualified(exc.problems, plan.stages[0], SynthConfig if plan.synth else MineConfig)
@@ -334,13 +343,22 @@ def quickstart(cfg: QuickstartConfig) -> dict:
         DataError, ConfigError: before any stage runs, every problem of every stage's config and data.
         StageError: a stage failed; the stages that finished are kept for the next run.
     """
-    from rerankforge.data_prep.download import resolve_dataset
+    from rerankforge.data_prep.download import DatasetNotFoundError, resolve_dataset
+    from rerankforge.data_prep.problems import DataError, Problem
 
-    data = resolve_dataset(cfg.dataset, cfg.data, Path(cfg.mine.cache_dir).expanduser() if cfg.mine.cache_dir else None)
+    own = check_quickstart_config(cfg)
+    try:
+        data = resolve_dataset(cfg.dataset, cfg.data,
+                               Path(cfg.mine.cache_dir).expanduser() if cfg.mine.cache_dir else None)
+    except DatasetNotFoundError as exc:  # reported with the config's problems, which need no data to find
+        config = [p for ps in config_problems(wire(cfg, Path(cfg.data or cfg.dataset)), own).values() for p in ps]
+        if config:
+            raise DataError([Problem(p) for p in config] + [Problem(str(exc))]) from exc
+        raise
     plan = wire(cfg, data)
     out, total = Path(cfg.output_dir), len(plan.stages)
     print(f"[0/{total}] checking the config and data of every stage ...", flush=True)
-    check_all(plan, check_quickstart_config(cfg))
+    check_all(plan, own)
     note = cold_start_note(cfg)
     if note:
         print(note, flush=True)
@@ -376,55 +394,3 @@ def quickstart(cfg: QuickstartConfig) -> dict:
             "checkpoint": str(outputs["train"]), "first_stage": report["first_stage"]["method"],
             "first_stages": report["first_stages"], "best_first_stage": report["best_first_stage"],
             "finetuned": report["rerankers"]["finetuned"]}
-
-
-FIRST_STAGE_NAMES = {"bm25": "BM25 (bm25s, stemmed)", "dense": "dense (bi-encoder + FAISS)",
-                     "hybrid": "hybrid (RRF of BM25 and dense)"}
-
-
-def _verdict(result: dict) -> str:
-    """One plain sentence: did the fine-tuned reranker beat the best first stage, significantly?"""
-    from rerankforge.eval.report import verdict
-
-    best, entry = result["best_first_stage"], result["finetuned"]
-    test = entry["vs_best_first_stage"]["ndcg@10"]
-    text = (f"Final ranking vs the best first stage ({best}): nDCG@10 {test['delta']:+.4f}, paired p = "
-            f"{test['p_value']:.3g} ({test['wins']} queries better / {test['losses']} worse): "
-            f"{verdict(test['delta'], test['p_value'])} it.")
-    if test["p_value"] >= 0.05 or test["delta"] <= 0:
-        text += " The fine-tuned reranker did not help on this data; see the report for the reranker alone."
-    return text
-
-
-def summary_table(result: dict) -> str:
-    keys = ("ndcg@10", "mrr@10", "recall@10")
-    entry = result["finetuned"]
-
-    def row(label: str, metrics: dict) -> str:
-        return f"| {label} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |"
-
-    rows = ["| run | nDCG@10 | MRR@10 | Recall@10 |", "|---|---|---|---|"]
-    for method, stage in result["first_stages"].items():
-        marks = [m for m, on in (("reranked", method == result["first_stage"]),
-                                 ("best", method == result["best_first_stage"])) if on]
-        rows.append(row(f"first stage: {FIRST_STAGE_NAMES[method]}" + (f" ({', '.join(marks)})" if marks else ""),
-                        stage["metrics"]))
-    if entry.get("alone"):
-        rows.append(row(f"fine-tuned reranker alone (top-{entry['depth']})", entry["alone"]["metrics"]))
-    fusion = entry.get("fusion")
-    rows.append(row(f"fine-tuned reranker (top-{entry['depth']})" + (
-        f" fused with the first stage ({fusion['method']}, alpha {fusion['alpha']:.2f} fitted on dev)" if fusion else ""),
-        entry["metrics"]))
-    rows += ["", _verdict(result), ""]
-    if result.get("synth"):
-        counts = result["synth"]
-        dropped = ", ".join(f"{r} {n}" for r, n in counts["dropped"].items() if n) or "none"
-        rows += [f"trained on {counts['queries_train']} synthetic queries ({result['labels']} labels): kept "
-                 f"{counts['queries_kept']} of {counts['queries_generated']} generated for "
-                 f"{counts['passages_sampled']} passages (dropped: {dropped})", ""]
-    for name, stage in result["stages"].items():
-        rows.append(f"{name:>5}: {stage['seconds'] / 60:5.1f} min" + (" (reused from an earlier run)" if stage["reused"] else ""))
-    total = sum(s["seconds"] for s in result["stages"].values() if not s["reused"])
-    rows += [f"total this run: {total / 60:.1f} min", f"checkpoint: {result['checkpoint']}",
-             f"report: {result['report']} (+ report.json, plots/)"]
-    return "\n".join(rows)

@@ -91,7 +91,7 @@ def generation(data: Path, names: list[str], repeats: int) -> dict[str, float]:
     cfg = load_config(SynthConfig, str(ROOT / "configs" / "data_prep" / "scifact-synth.yaml"),
                       [f"data.path={data}", "passages=32"])
     corpus = load_corpus(data / "corpus.jsonl", cfg.data.fields, [])
-    prompts = [build_prompt(cfg, corpus[d], "") for d in sample_passages(corpus, cfg)]
+    prompts = [build_prompt(cfg, d, corpus[d], "") for d in sample_passages(corpus, cfg)]
     rates = {}
     for name in names:
         llm = TransformersLLM(dataclasses.replace(cfg.generator, dtype=name), "cpu")

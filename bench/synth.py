@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = load_config(SynthConfig, args.config, [f"data.path={args.data}", f"passages={args.passages}"])
     corpus = load_corpus(Path(args.data) / "corpus.jsonl", cfg.data.fields, [])
-    prompts = [build_prompt(cfg, corpus[d], "") for d in sample_passages(corpus, cfg)]
+    prompts = [build_prompt(cfg, d, corpus[d], "") for d in sample_passages(corpus, cfg)]
     results = {}
     for size in [int(s) for s in args.batch_sizes.split(",")]:
         llm = load_llm(dataclasses.replace(cfg.generator, kind="transformers", batch_size=size))

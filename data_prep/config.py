@@ -288,6 +288,8 @@ class SynthConfig:
     passages: Optional[int] = 1000  # a seeded sample of this many passages; null: every passage
     min_passage_words: int = 20  # shorter passages are not sampled (too little to ask about)
     max_passage_words: int = 160  # the passage is cut to this many words in the prompt
+    # which max_passage_words of a longer passage: its opening (start), or a window from a seeded sentence start
+    passage_window: Literal["start", "random"] = "start"
     queries_per_passage: int = 1  # more than 1 needs generator.temperature > 0
     first_stage: Literal["dense", "bm25", "hybrid"] = "hybrid"  # the round-trip filter's retriever
     encoder: EncoderConfig = field(default_factory=EncoderConfig)

@@ -104,9 +104,20 @@ def examples_block(examples: list[str]) -> str:
     return "Examples of what people search these documents for:\n" + "".join(f"- {e}\n" for e in examples) + "\n"
 
 
-def build_prompt(cfg: SynthConfig, doc: dict[str, str], examples: str) -> str:
-    """``cfg.prompt`` filled with the passage (cut to ``max_passage_words``) and the examples block."""
-    text = " ".join(doc.get("text", "").split()[: cfg.max_passage_words])
+def passage_window(words: list[str], size: int, window: str, rng: random.Random) -> list[str]:
+    """``size`` consecutive words of ``words``: its opening (``start``), or one starting at a sentence start drawn
+    uniformly among those that leave a full window (``random``; the opening when none does)."""
+    if window == "start" or len(words) <= size:
+        return words[:size]
+    starts = [i for i in range(1, len(words) - size + 1) if words[i - 1].endswith((".", "?", "!"))]
+    return words[rng.choice([0] + starts):][:size]
+
+
+def build_prompt(cfg: SynthConfig, doc_id: str, doc: dict[str, str], examples: str) -> str:
+    """``cfg.prompt`` filled with the passage (a window of ``max_passage_words``, ``passage_window``) and the
+    examples block."""
+    rng = random.Random(f"window:{cfg.seed}:{doc_id}")
+    text = " ".join(passage_window(doc.get("text", "").split(), cfg.max_passage_words, cfg.passage_window, rng))
     return cfg.prompt.format(title=doc.get("title", "").strip() or "Untitled", text=text, examples=examples)
 
 
@@ -115,7 +126,9 @@ def journal_key(cfg: SynthConfig, corpus_sha: str, examples: str) -> str:
     g = cfg.generator
     return hash_strings([g.model or "", g.gguf_file or "", g.base_url or "", str(g.max_new_tokens),
                          str(g.temperature), cfg.prompt, examples, str(cfg.max_passage_words),
-                         str(cfg.queries_per_passage), str(cfg.seed), corpus_sha])
+                         str(cfg.queries_per_passage), str(cfg.seed), corpus_sha]
+                        # only a non-default window enters the key: journals of configs without the option resume
+                        + ([] if cfg.passage_window == "start" else [cfg.passage_window]))
 
 
 def filter_generated(cfg: SynthConfig, corpus: Corpus, records: dict[str, dict], stage) -> tuple[list[tuple[str, str]], Counter]:
@@ -171,7 +184,7 @@ def synth(cfg: SynthConfig, llm=None) -> Path:
     sample = sample_passages(corpus, cfg)
     corpus_sha = hash_path(inputs["corpus"])
     journal = Journal(out / "generated.jsonl", journal_key(cfg, corpus_sha, examples))
-    prompts = {d: build_prompt(cfg, corpus[d], examples) for d in sample}
+    prompts = {d: build_prompt(cfg, d, corpus[d], examples) for d in sample}
     if llm is None and any(d not in journal.done for d in sample):
         from rerankforge.models.llm import load_llm
 

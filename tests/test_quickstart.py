@@ -95,6 +95,7 @@ def tiny(tmp_path, monkeypatch):
     import rerankforge.data_prep.mine as mine_module
     import rerankforge.eval.run as eval_run
     import rerankforge.quickstart as qs
+    import rerankforge.quickstart_summary as quickstart_summary
 
     beir, out, calls = make_beir(tmp_path / "beir"), tmp_path / "qs", {"ran": [], "eval_error": None}
     real_mine = mine_module.mine
@@ -117,7 +118,7 @@ def tiny(tmp_path, monkeypatch):
     monkeypatch.setattr(mine_module, "mine", mine)
     monkeypatch.setattr(qs, "_run_train", train)
     monkeypatch.setattr(eval_run, "evaluate", evaluate)
-    monkeypatch.setattr(qs, "summary_table", lambda result: "summary table")
+    monkeypatch.setattr(quickstart_summary, "summary_table", lambda result: "summary table")
     return ["quickstart", f"data={beir}", f"output_dir={out}", *TINY], out, calls
 
 
@@ -262,3 +263,10 @@ def test_a_bad_synthetic_max_steps_is_reported_with_the_stages_problems_and_not_
     err = capsys.readouterr().err
     assert "synthetic_max_steps must be >= 1" in err and "train.batch_size" in err
     assert "train.max_steps must be" not in err
+
+
+def test_config_problems_are_reported_with_a_data_set_that_cannot_be_found(tmp_path, capsys):
+    assert main(["quickstart", f"data={tmp_path / 'missing'}", "synthetic_max_steps=0", "train.batch_size=0"]) == 2
+    err = capsys.readouterr().err
+    assert "synthetic_max_steps must be >= 1" in err and "train.batch_size must be >= 1" in err
+    assert f"{tmp_path / 'missing'}: expected a BEIR folder" in err

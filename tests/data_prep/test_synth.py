@@ -305,3 +305,20 @@ def test_a_text_folder_is_cut_into_the_passages_mining_reads(tmp_path, tiny_enco
     assert len(labelled.corpus) > 3 and all("#" in d for d in labelled.corpus)  # chunked: passages, not files
     positives = {d for ds in labelled.positives.values() for d in ds}
     assert positives and positives <= set(labelled.corpus)
+
+
+def test_a_random_passage_window_starts_at_a_sentence_and_is_seeded():
+    from random import Random
+
+    from rerankforge.data_prep.synth import build_prompt, passage_window
+
+    words = "One two three. Four five six. Seven eight nine ten. Eleven twelve.".split()
+    assert passage_window(words, 4, "start", Random(0)) == ["One", "two", "three.", "Four"]
+    assert passage_window(words, 20, "random", Random(0)) == words  # shorter than the window: all of it
+    windows = {tuple(passage_window(words, 4, "random", Random(seed))) for seed in range(40)}
+    # the windows that fit start at the opening, "Four" or "Seven" ("Eleven" leaves fewer than 4 words)
+    assert {w[0] for w in windows} == {"One", "Four", "Seven"} and all(len(w) == 4 for w in windows)
+    cfg = SynthConfig(prompt="{title}|{text}{examples}", max_passage_words=4, passage_window="random")
+    doc = {"title": "T", "text": " ".join(words)}
+    assert build_prompt(cfg, "d1", doc, "") == build_prompt(cfg, "d1", doc, "")  # the same prompt on a rerun
+    assert {build_prompt(cfg, f"d{i}", doc, "") for i in range(20)} > {"T|One two three. Four"}
