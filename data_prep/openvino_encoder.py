@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from rerankforge.data_prep.openvino_split import HIDDEN, bfloat16_parts, layer_stack
-from rerankforge.models.openvino_backend import compile_config, exported_model, require_openvino, save_openvino
+from rerankforge.models.openvino_backend import (compile_config, exported_model, int8_has_vnni, int8_parameters,
+                                                 require_openvino, save_openvino)
 from rerankforge.utils.io import hash_strings
 
 CALIBRATION_TEXTS = 300  # corpus texts NNCF sees; a few hundred fit the int8 ranges
@@ -210,11 +211,10 @@ def calibrate_int8(st, stand_in: OpenVINOTransformer, texts: Sequence[str], prom
     sample = calibration_sample(texts)
     sample_hash = hash_strings([prompt or ""] + sample)
     _, nncf = require_openvino("int8")
-    folder = Path(cache_folder) / hash_strings([model_key, sample_hash])[:20]
+    # a model made without VNNI has 7-bit weights (int8_parameters): another file, so caches stay apart
+    folder = Path(cache_folder) / hash_strings([model_key, sample_hash] + ([] if int8_has_vnni() else ["7-bit"]))[:20]
     saved = exported_model(folder, "int8")
     if saved is None:
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
-
         batches = [_features(st, sample[i:i + CALIBRATION_BATCH], prompt, stand_in.input_names)
                    for i in range(0, len(sample), CALIBRATION_BATCH)]
         dataset = nncf.Dataset(batches, lambda batch: {k: v.numpy() for k, v in batch.items()})
@@ -222,7 +222,7 @@ def calibrate_int8(st, stand_in: OpenVINOTransformer, texts: Sequence[str], prom
         quantized = nncf.quantize(stand_in.float_model, dataset, model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(batches),
                                   ignored_scope=nncf.IgnoredScope(patterns=FLOAT_LAYERS, validate=False),
-                                  advanced_parameters=AdvancedQuantizationParameters(disable_bias_correction=True))
+                                  advanced_parameters=int8_parameters(nncf, disable_bias_correction=True))
         saved = save_openvino(quantized, folder, "int8")
     stand_in.compile(str(saved))
     stand_in.float_model = None

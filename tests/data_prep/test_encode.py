@@ -114,6 +114,15 @@ def test_int8_calibration_is_deterministic_and_reused(tiny_encoder, corpus, tmp_
     assert third.fingerprint == first.fingerprint
 
 
+def test_an_int8_model_made_without_vnni_is_saved_apart(tiny_encoder, corpus, tmp_path, monkeypatch):
+    from rerankforge.models import loading
+
+    for flags in ({"avx512_vnni"}, {"avx2"}):  # 8-bit weights, then 7-bit ones (int8_parameters)
+        monkeypatch.setattr(loading, "cpu_flags", lambda flags=flags: flags)
+        _encoder(tiny_encoder, backend="openvino", quantize="int8").calibrate(corpus, PROMPT, tmp_path)
+    assert len(list(tmp_path.rglob("openvino_model_qint8_quantized.xml"))) == 2
+
+
 def test_cache_keys_differ_by_backend_quantize_and_calibration(tiny_encoder, corpus, tmp_path):
     encoders = [_encoder(tiny_encoder), _encoder(tiny_encoder, backend="openvino"),
                 _encoder(tiny_encoder, backend="openvino", quantize="int8")]
