@@ -13,6 +13,7 @@ import pytest
 from conftest import SHARED_DATA, make_beir, read_trec, write_jsonl
 from rerankforge.cli import main
 from rerankforge.eval.metrics import evaluate_run
+from rerankforge.quickstart_summary import FIRST_STAGE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +55,11 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
     fusion = json.loads((out / "train" / "final" / "fusion.json").read_text())
     assert finetuned["fusion"] == {"method": fusion["method"], "alpha": fusion["alpha"]}
     best = report["best_first_stage"]
-    assert "(best)" in printed and f"Final ranking vs the best first stage ({best})" in printed
+    # the best first stage's row is marked: "(best)", or "(reranked, best)" when mining picked it too
+    label = f"| first stage: {FIRST_STAGE_NAMES[best]} ("
+    best_row = next(line for line in printed.splitlines() if line.startswith(label))
+    assert "best)" in best_row and printed.count("best)") == 1
+    assert f"Final ranking vs the best first stage ({best})" in printed
     assert f"checkpoint: {out / 'train' / 'final'}" in printed
     # the test split's figures joined the card's model-index, so the checkpoint publishes as it is
     from huggingface_hub import ModelCard
