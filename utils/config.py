@@ -54,6 +54,35 @@ def _explain(err: Exception, schema: type, source: str) -> ConfigError:
     return ConfigError(f"{source}: {first_line} (key '{key}').")
 
 
+def _unwrap(hint: Any) -> Any:
+    """``Optional[X]`` -> ``X``."""
+    if typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0] if len(args) == 1 else hint
+    return hint
+
+
+# YAML 1.1 reads these words as booleans; a choice among strings means the word
+_BOOL_WORDS = {False: ("off", "no", "false"), True: ("on", "yes", "true")}
+
+
+def _restore_words(value: Any, hint: Any) -> Any:
+    """``value`` (a parsed YAML layer) with booleans put back to the word they were written as (``off``, ``no``,
+    ...) wherever the schema's ``hint`` expects one of a set of strings, not a boolean."""
+    hint = _unwrap(hint)
+    if isinstance(value, dict):
+        if dataclasses.is_dataclass(hint):
+            hints = typing.get_type_hints(hint)
+            return {k: _restore_words(v, hints.get(k)) for k, v in value.items()}
+        if typing.get_origin(hint) is dict:
+            return {k: _restore_words(v, typing.get_args(hint)[1]) for k, v in value.items()}
+        return value
+    if isinstance(value, bool) and typing.get_origin(hint) is typing.Literal:
+        words = [w for w in _BOOL_WORDS[value] if w in typing.get_args(hint)]
+        return words[0] if words else value
+    return value
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"Config file not found: {path}. Pass an existing YAML file with --config.")
@@ -80,11 +109,12 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
     merged = OmegaConf.structured(schema)
     layers: list[tuple[str, Any]] = []
     if path is not None:
-        layers.append((str(path), _read_yaml(Path(path))))
+        layers.append((str(path), _restore_words(_read_yaml(Path(path)), schema)))
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"Override '{item}' is not of the form key=value (e.g. mining.num_negatives=7).")
-        layers.append((f"override '{item}'", OmegaConf.from_dotlist([item])))
+        layer = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+        layers.append((f"override '{item}'", OmegaConf.create(_restore_words(layer, schema))))
     for source, layer in layers:
         try:
             merged = OmegaConf.merge(merged, layer)

@@ -110,3 +110,17 @@ def test_quickstart_recipe_is_the_one_the_readme_measured():
     assert (cfg.train.max_steps, cfg.train.eval_every, cfg.train.batch_size, cfg.train.data.group_size) == (300, 50, 4, 8)
     assert cfg.train.model.max_length == finetuned.max_length == 256
     assert cfg.train.mixed_precision == "auto" and cfg.mine.encoder.dtype == finetuned.dtype == "auto"
+
+
+def test_yaml_boolean_words_are_kept_where_a_choice_of_words_is_expected(tmp_path):
+    """YAML reads `off` and `no` as false: where the schema wants one of a set of strings, they stay words."""
+    from rerankforge.eval.config import EvalConfig
+    from rerankforge.quickstart import QuickstartConfig
+
+    cfg = load_config(QuickstartConfig, None, ["mine.data.chunking.mode=off", "eval.rerankers.x.fusion.method=none"])
+    assert cfg.mine.data.chunking.mode == "off" and cfg.eval.rerankers["x"].fusion.method == "none"
+    path = tmp_path / "eval.yaml"
+    path.write_text("data:\n  chunking:\n    mode: off\nrerankers:\n  base:\n    model: x\n    fusion:\n"
+                    "      method: none\nplots: no\n")
+    cfg = load_config(EvalConfig, path)
+    assert cfg.data.chunking.mode == "off" and cfg.plots is False  # a real boolean stays one
