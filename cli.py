@@ -31,9 +31,11 @@ def _mine(args: argparse.Namespace) -> int:
 
     out = mine(cfg)
     counts = json.loads((out / "manifest.json").read_text())["counts"]
+    given = f"{counts['given_negatives']} given + " if counts.get("given_negatives") else ""
     print(f"Mined {counts['queries_mined']} queries ({counts['rows']} query-positive rows): "
-          f"{counts['hard_negatives']} hard + {counts['easy_negatives']} easy negatives, "
-          f"{counts['queries_short']} queries short of mining.num_negatives={cfg.mining.num_negatives}.")
+          f"{given}{counts['hard_negatives']} hard + {counts['easy_negatives']} easy negatives; "
+          f"{counts['queries_short']} queries short of mining.num_negatives={cfg.mining.num_negatives} hard ones "
+          "got random ones instead.")
     print(f"Wrote {out}/dataset, {out}/manifest.json and {out}/config.yaml")
     return 0
 
@@ -130,7 +132,8 @@ def _quickstart(args: argparse.Namespace) -> int:
     from rerankforge.quickstart_summary import summary_table
 
     default = Path(__file__).resolve().parent / "configs" / "quickstart.yaml"
-    overrides = list(args.overrides) + ([f"data={args.data}"] if getattr(args, "data", None) else [])
+    overrides = list(args.overrides) + [f"{k}={v}" for k in ("data", "corpus", "queries", "qrels")
+                                        if (v := getattr(args, k, None))]
     cfg = load_config(QuickstartConfig, args.config or (default if default.exists() else None), overrides)
     if args.print_config:
         print(dump_yaml(cfg), end="")
@@ -140,7 +143,8 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
-    "quickstart": ("The whole main job on SciFact, sized for a CPU: mine -> train -> eval -> report.", _quickstart),
+    "quickstart": ("The whole main job on your data (default SciFact), sized for a CPU: mine -> train -> eval -> "
+                   "report.", _quickstart),
     "synth": ("Generate training queries for a corpus with no labels (cold start) with a local LLM or an endpoint.",
               _synth),
     "mine": ("Mine hard negatives from a corpus and labelled queries into a training set.", _mine),
@@ -156,7 +160,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
 
 
 FLAGS = {  # shortcuts for the keys of these commands' configs
-    "quickstart": [("--data", "BEIR folder of the data set (default: $RERANKFORGE_DATA_DIR/scifact, else download).")],
+    "quickstart": [("--data", "Your data: a BEIR folder, a .jsonl/.parquet/.csv file or saved dataset of (query, "
+                              "positive[, negative ...]) rows, or a Hugging Face dataset id (default: "
+                              "$RERANKFORGE_DATA_DIR/scifact, else download)."),
+                   ("--corpus", "Corpus file (with --queries and --qrels; a test split is held out of the qrels)."),
+                   ("--queries", "Queries file."), ("--qrels", "Qrels file (query-id, corpus-id, score).")],
     "serve": [("--model", "Checkpoint to serve (model=...)."), ("--pipeline", "Eval config enabling /v1/query."),
               ("--host", "Bind address (default 127.0.0.1)."), ("--port", "Port (default 8000).")],
     "export": [("--model", "Checkpoint folder, e.g. runs/x/final."), ("--out", "Output folder (default <model>-openvino)."),

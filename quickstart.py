@@ -1,4 +1,4 @@
-"""``rerankforge quickstart [--data PATH] [key=value ...]``: the whole main job on SciFact, sized for a CPU.
+"""``rerankforge quickstart [--data PATH] [key=value ...]``: the whole main job, sized for a CPU (SciFact by default).
 
 (with ``labels=synthetic``: generate training queries for the corpus first, ``rerankforge synth``, and ignore the
 train split's labels; ``labels=mixed`` adds the synthetic queries to them) mine the train split → train a reranker
@@ -7,31 +7,34 @@ table (``quickstart_summary.py``) and the report's path. Each stage writes its u
 under ``output_dir``; a stage whose inputs and config are unchanged since it last finished is reused, so an
 interrupted quickstart picks up where it stopped.
 
-Before any stage runs, ``check_all`` checks every stage's config and data (cheap: no model is loaded) and reports
-every problem at once. A stage that fails raises ``StageError``: one message naming the stage, what it read, the
-error, and the finished stages a rerun reuses; the traceback goes to ``<output_dir>/<stage>-error.log``.
+First ``prepare_data`` (``quickstart_data.py``) finds the data in whatever shape it was given and holds out a test
+split where it has none. Before any stage runs, ``check_all`` (``quickstart_check.py``) checks every stage's config
+and data, the models and packages they load, and the text lengths against the reranker's (cheap: no model weights
+are loaded) and reports every problem at once. A stage that fails raises ``StageError``: one message naming the
+stage, what it read, the error, and the finished stages a rerun reuses; the traceback goes to
+``<output_dir>/<stage>-error.log``.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Literal, Optional
 
 from rerankforge.data_prep.config import MineConfig, SynthConfig
 from rerankforge.eval.config import EvalConfig, RerankerConfig
+from rerankforge.quickstart_check import check_all, check_quickstart_config, config_problems
+from rerankforge.quickstart_data import Prepared, prepare_data
 from rerankforge.train.config import TrainConfig
-from rerankforge.utils.config import ConfigError, dump_yaml
-from rerankforge.utils.io import hash_path, hash_strings, write_json
+from rerankforge.utils.config import ConfigError, dump_yaml, to_dict
+from rerankforge.utils.io import git_commit, hash_path, hash_strings, versions, write_json
 
 ERROR_LOG_ENV = "RERANKFORGE_ERROR_LOG"  # `rerankforge <command>` writes its error (and traceback) there when set
 
@@ -49,14 +52,23 @@ class StageError(RuntimeError):
 class QuickstartConfig:
     """The stage configs; data paths and output folders are wired by the quickstart itself.
 
+    ``data``: a BEIR folder, a file or saved dataset of sentence-transformers rows ((query, positive[, negative
+    ...])), or a Hugging Face dataset id; or ``corpus``, ``queries`` and ``qrels`` as single files. Data without a
+    test split gets one: a seeded ``test_fraction`` of the labelled queries, held out of training.
+
     ``labels``: ``real`` trains on the data set's train split; ``synthetic`` (cold start) trains on queries ``synth``
-    generates for the corpus, ignoring the train labels; ``mixed`` adds those queries to the train labels. All three
-    evaluate on the real test split."""
+    generates for the corpus, ignoring the train labels; ``mixed`` adds those queries to the train labels; ``auto``
+    is ``real`` where the data has training labels and ``synthetic`` where it has test labels only. All evaluate on
+    the real test split."""
 
     dataset: str = "scifact"  # BEIR name: --data → $RERANKFORGE_DATA_DIR/<name> → download cache → download
     data: Optional[str] = None
+    corpus: Optional[str] = None
+    queries: Optional[str] = None
+    qrels: Optional[str] = None
+    test_fraction: float = 0.2  # held out as the test split when the data has none
     output_dir: str = "runs/quickstart"
-    labels: Literal["real", "synthetic", "mixed"] = "real"
+    labels: Literal["auto", "real", "synthetic", "mixed"] = "auto"
     # labels=synthetic: train.max_steps for the synthetic set, which is smaller than a real train split
     # (None: train.max_steps)
     synthetic_max_steps: Optional[int] = None
@@ -68,12 +80,18 @@ class QuickstartConfig:
 
 @dataclass
 class Plan:
-    """The wired stage configs, in the order they run; ``synth`` is None with real labels."""
+    """The wired stage configs, in the order they run; ``synth`` is None with real labels. ``auto_chunk``: chunking
+    was left to the length check (``mine.data.chunking.mode=auto``)."""
 
     mine: MineConfig
     train: TrainConfig
     eval: EvalConfig
     synth: Optional[SynthConfig] = None
+    auto_chunk: bool = False
+
+    def chunk_documents(self) -> None:
+        """Split every document into passages, in mining and eval alike (``data.chunking.mode=all``)."""
+        self.mine.data.chunking.mode = self.eval.data.chunking.mode = "all"
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -83,45 +101,64 @@ class Plan:
         return getattr(self, stage)
 
 
-def _wire_synth(cfg: QuickstartConfig, data: Path, mine: MineConfig) -> Optional[SynthConfig]:
-    """The synth stage (None for real labels), sharing mining's first stage and cache; mining then reads its
+def _wire_synth(cfg: QuickstartConfig, data: Prepared, mine: MineConfig) -> Optional[SynthConfig]:
+    """The synth stage (None for real labels), sharing mining's data, first stage and cache; mining then reads its
     queries and qrels instead of the train split's."""
-    if cfg.labels == "real":
+    if data.labels == "real":
         return None
     from rerankforge.data_prep.synth import data_overrides
 
     synth, out = copy.deepcopy(cfg.synth), Path(cfg.output_dir) / "synth"
-    synth.data.path, synth.output_dir, synth.cache_dir = str(data), str(out), mine.cache_dir
+    synth.data = copy.deepcopy(mine.data)
+    synth.output_dir, synth.cache_dir = str(out), mine.cache_dir
     synth.encoder, synth.index = copy.deepcopy(mine.encoder), copy.deepcopy(mine.index)
     synth.bm25, synth.rrf_k = copy.deepcopy(mine.mining.bm25), mine.mining.rrf_k
-    if cfg.labels == "mixed" and not synth.mix_with:
-        synth.mix_with = str(data / "qrels" / f"{mine.data.split}.tsv")
+    if data.labels == "mixed" and not synth.mix_with:
+        synth.mix_with = str(data.train)
     overrides = data_overrides(out)
     mine.data.queries, mine.data.qrels = overrides["queries"], overrides["qrels"]
     return synth
 
 
-def cold_start_note(cfg: QuickstartConfig) -> Optional[str]:
-    """A warning for ``labels=synthetic`` with ``mine.mining.candidates=auto`` (else None): the pick would be made
-    on synthetic dev queries, which share their passage's words and so cannot rank first stages reliably."""
-    if cfg.labels != "synthetic" or cfg.mine.mining.candidates != "auto":
+def cold_start_note(cfg: QuickstartConfig, labels: str) -> Optional[str]:
+    """For synthetic ``labels`` with ``mine.mining.candidates=auto`` (else None): the note saying that hybrid is used,
+    since synthetic dev queries share their passage's words and so cannot rank first stages reliably."""
+    if labels != "synthetic" or cfg.mine.mining.candidates != "auto":
         return None
-    return ("note: labels=synthetic with mine.mining.candidates=auto picks the first stage on synthetic queries, "
-            "which reuse their passage's words: on SciFact and COVID-QA it picked the wrong one (by 0.01 nDCG@10). "
-            "Set mine.mining.candidates=bm25|dense|hybrid to the first stage you will serve (README: Cold start).")
+    return ("note: labels=synthetic with mine.mining.candidates=auto: mining with hybrid (RRF of BM25 and dense), "
+            "since synthetic queries reuse their passage's words and picked the wrong first stage on SciFact and "
+            "COVID-QA (by 0.01 nDCG@10). Set mine.mining.candidates=bm25|dense|hybrid to the first stage you will "
+            "serve (README: Cold start).")
 
 
-def wire(cfg: QuickstartConfig, data: Path) -> Plan:
+def _point_at(data_cfg, data: Prepared, qrels: Optional[Path]) -> None:
+    """Set a stage's data keys (mine's or eval's ``data``) to the prepared files."""
+    source = data.source
+    data_cfg.path = str(source.folder) if source.folder else None
+    data_cfg.corpus, data_cfg.queries = str(source.corpus), str(source.queries)
+    data_cfg.qrels = str(qrels) if qrels else None
+
+
+def wire(cfg: QuickstartConfig, data: Prepared) -> Plan:
     """The stage configs with their inputs and outputs pointing at each other under ``cfg.output_dir``."""
     out = Path(cfg.output_dir)
     mine, train, ev = copy.deepcopy(cfg.mine), copy.deepcopy(cfg.train), copy.deepcopy(cfg.eval)
+    if cold_start_note(cfg, data.labels):
+        mine.mining.candidates = "hybrid"
     # a value below 1 is reported as synthetic_max_steps (check_quickstart_config), not as train.max_steps
-    if cfg.labels == "synthetic" and cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps >= 1:
+    if data.labels == "synthetic" and cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps >= 1:
         train.max_steps = cfg.synthetic_max_steps
-    mine.data.path, mine.output_dir = str(data), str(out / "mine")
+    _point_at(mine.data, data, data.train)
+    mine.data.eval_qrels = str(data.test)
+    if data.source.negatives and not mine.data.negatives:
+        mine.data.negatives = str(data.source.negatives)
+    mine.output_dir = str(out / "mine")
+    auto_chunk = mine.data.chunking.mode == "auto"
+    if auto_chunk:  # the length check decides (check_all); until then, chunking as the stages do by default
+        mine.data.chunking.mode = "folders"
     train.data.train, train.output_dir = str(out / "mine"), str(out / "train")
-    ev.data.path, ev.output_dir = str(data), str(out / "eval")
-    ev.cache_dir = mine.cache_dir
+    _point_at(ev.data, data, data.test)
+    ev.output_dir, ev.cache_dir = str(out / "eval"), mine.cache_dir
     # the first stage the reranker was trained behind, and that its fusion weight was fitted on (for
     # mining.candidates=auto, the one mining picked: set when eval starts)
     ev.retrieve.method, ev.retrieve.rrf_k = mine.mining.candidates, mine.mining.rrf_k
@@ -130,13 +167,16 @@ def wire(cfg: QuickstartConfig, data: Path) -> Plan:
     ev.data.chunking = copy.deepcopy(mine.data.chunking)  # long documents: scored the way they were trained
     spec = ev.rerankers.get("finetuned") or RerankerConfig(depth=ev.retrieve.top_k)
     spec.model = str(out / "train" / "final")
+    spec.max_query_length = train.model.max_query_length  # queries are cut as in training
     ev.rerankers = {**{k: v for k, v in ev.rerankers.items() if k != "finetuned"}, "finetuned": spec}
-    return Plan(mine, train, ev, _wire_synth(cfg, data, mine))
+    synth = _wire_synth(cfg, data, mine)
+    return Plan(mine, train, ev, synth, auto_chunk)
 
 
-def stage_keys(plan: Plan, data: Path) -> dict[str, str]:
-    """One key per stage: its resolved config plus the key of what it reads, so a change reruns it and all after."""
-    inputs = hash_strings([hash_path(p) for p in sorted(data.rglob("*")) if p.is_file()])
+def stage_keys(plan: Plan, files: list[Path]) -> dict[str, str]:
+    """One key per stage: its resolved config plus the key of what it reads (``files``: the data), so a change
+    reruns it and all after."""
+    inputs = hash_strings([hash_path(p) for p in files])
     out = str(Path(plan.mine.output_dir).parent)
     keys: dict[str, str] = {}
     previous = inputs
@@ -194,86 +234,16 @@ def run_stage(name: str, plan: Plan, out: Path) -> None:
             add_eval_results(checkpoint, Path(ev.output_dir) / "report.json", reranker="finetuned")
 
 
-def _qualify(text: str, stage: str, schema: type, leading_key: bool = False) -> str:
-    """Config keys in a stage's message as the quickstart spells them: ``data.answers`` → ``eval.data.answers``
-    (and, with ``leading_key``, a config problem's first word: ``batch_size must be ...``)."""
-    names = "|".join(f.name for f in dataclasses.fields(schema))
-    text = re.sub(rf"(?<![\w./<-])((?:{names})\.[A-Za-z_])", rf"{stage}.\1", text)
-    return re.sub(rf"^((?:{names})(?=[ =]))", rf"{stage}.\1", text) if leading_key else text
-
-
-def check_quickstart_config(cfg: QuickstartConfig) -> list[str]:
-    """Problems with the quickstart's own keys (the stages' keys are checked by ``check_all``)."""
-    if cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps < 1:
-        return [f"synthetic_max_steps must be >= 1 (or null: train.max_steps), got {cfg.synthetic_max_steps}."]
-    return []
-
-
-def config_problems(plan: Plan, own: Sequence[str] = ()) -> dict[str, list[str]]:
-    """Config problems by stage (``quickstart``: ``own``), worded with the quickstart's key names; reads no file."""
-    from rerankforge.data_prep.config import check_mine_config, check_synth_config
-    from rerankforge.eval.config import check_eval_config
-    from rerankforge.train.config import check_train_config
-
-    checks = {"synth": (check_synth_config, SynthConfig), "mine": (check_mine_config, MineConfig),
-              "train": (check_train_config, TrainConfig), "eval": (check_eval_config, EvalConfig)}
-    problems = {"quickstart": list(own)}
-    for stage in plan.stages:
-        check, schema = checks[stage]
-        problems[stage] = [_qualify(p, stage, schema, leading_key=True) for p in check(plan.config(stage))]
-    return problems
-
-
-def check_all(plan: Plan, own: Sequence[str] = ()) -> None:
-    """Every stage's config and data checks, before any compute (no model is loaded, nothing is encoded).
-
-    Runs the checks each stage starts with: synth's config and corpus checks (with synthetic labels), mining's
-    config checks, then its loaders + validation (``load_labelled_data``; with synthetic labels its queries do not
-    exist yet), the train config checks, the eval config checks and ``load_eval_data``.
-
-    ``own``: the quickstart's own config problems (``check_quickstart_config``), reported with the rest.
-
-    Raises:
-        DataError: every problem found (config problems included). ConfigError: config problems only.
-    """
-    from rerankforge.data_prep.mine import load_labelled_data
-    from rerankforge.data_prep.problems import DataError, Problem
-    from rerankforge.eval.data import eval_cache_dir, load_eval_data
-
-    def qualified(problems, stage: str, schema: type) -> list[Problem]:
-        return [dataclasses.replace(p, message=_qualify(p.message, stage, schema)) for p in problems]
-
-    by_stage = config_problems(plan, own)
-    config = [p for problems in by_stage.values() for p in problems]
-    data: list[Problem] = []
-    try:
-        if plan.synth and not by_stage["synth"]:
-            from rerankforge.data_prep.synth import load_corpus_for_synth
-
-            load_corpus_for_synth(plan.synth)
-        elif not plan.synth and not by_stage["mine"]:  # what `rerankforge mine` checks first: files, loaders, validate
-            load_labelled_data(plan.mine)
-    except DataError as exc:
-        data += qualified(exc.problems, plan.stages[0], SynthConfig if plan.synth else MineConfig)
-    try:
-        labelled = load_eval_data(plan.eval.data, cache_dir=eval_cache_dir(plan.eval))
-        if not labelled.qrels:
-            data.append(Problem(f"no query with a positive label in the eval split (eval.data.split="
-                                f"{plan.eval.data.split}); nothing to evaluate.", labelled.sources.get("qrels")))
-    except DataError as exc:
-        data += qualified(exc.problems, "eval", EvalConfig)
-    if data:
-        raise DataError([Problem(p) for p in config] + data)
-    if config:
-        raise ConfigError("Config problems:\n" + "\n".join(f"  - {p}" for p in config))
+def _data_input(data) -> str:
+    return f"the data folder {data.path}" if data.path else f"the corpus {data.corpus}"
 
 
 def synth_input(synth: SynthConfig) -> str:
-    return f"the corpus in {synth.data.path} and the generator {synth.generator.model or synth.generator.base_url}"
+    return f"{_data_input(synth.data)} and the generator {synth.generator.model or synth.generator.base_url}"
 
 
 def mine_input(mine: MineConfig) -> str:
-    return f"the data folder {mine.data.path}"
+    return _data_input(mine.data)
 
 
 def train_input(train: TrainConfig) -> str:
@@ -281,7 +251,7 @@ def train_input(train: TrainConfig) -> str:
 
 
 def eval_input(ev: EvalConfig) -> str:
-    return f"the data folder {ev.data.path} and the checkpoint {ev.rerankers['finetuned'].model}"
+    return f"{_data_input(ev.data)} and the checkpoint {ev.rerankers['finetuned'].model}"
 
 
 def _write_log(log: Path, summary: str, details: str) -> Path:
@@ -336,6 +306,32 @@ def _run_guarded(name: str, plan: Plan, out: Path) -> None:
                          exit_code=2 if isinstance(exc, (DataError, ConfigError, FileNotFoundError)) else 1) from exc
 
 
+def _prepare(cfg: QuickstartConfig, own: list[str]) -> Prepared:
+    """``prepare_data``; when the data cannot be found, its problem is reported with the config's own problems."""
+    from rerankforge.data_prep.download import DatasetNotFoundError
+    from rerankforge.data_prep.problems import DataError, Problem
+
+    try:
+        return prepare_data(cfg)
+    except (DatasetNotFoundError, DataError) as exc:
+        from rerankforge.data_prep.sources import Source
+
+        nowhere = Path(cfg.data or cfg.corpus or cfg.dataset)
+        stand_in = Prepared(Source("beir", "", nowhere, nowhere, {}), "real" if cfg.labels == "auto" else cfg.labels,
+                            nowhere, nowhere)
+        config = [p for ps in config_problems(wire(cfg, stand_in), own).values() for p in ps]
+        if not config:
+            raise
+        found = exc.problems if isinstance(exc, DataError) else [Problem(str(exc))]
+        raise DataError([Problem(p) for p in config] + found) from exc
+
+
+def _manifest(cfg: QuickstartConfig, data: Prepared, checked, stages: dict) -> dict:
+    return {"stage": "quickstart", "config": to_dict(cfg), "data": data.describe(), "lengths": checked.lengths,
+            "chunking": "all" if checked.chunk else None, "notes": data.notes + checked.notes, "stages": stages,
+            "versions": versions(), "git_commit": git_commit()}
+
+
 def quickstart(cfg: QuickstartConfig) -> dict:
     """Run (or reuse) every stage; returns ``{"stages": {name: {"seconds", "reused"}}, "report": ..., ...}``.
 
@@ -343,28 +339,22 @@ def quickstart(cfg: QuickstartConfig) -> dict:
         DataError, ConfigError: before any stage runs, every problem of every stage's config and data.
         StageError: a stage failed; the stages that finished are kept for the next run.
     """
-    from rerankforge.data_prep.download import DatasetNotFoundError, resolve_dataset
-    from rerankforge.data_prep.problems import DataError, Problem
-
     own = check_quickstart_config(cfg)
-    try:
-        data = resolve_dataset(cfg.dataset, cfg.data,
-                               Path(cfg.mine.cache_dir).expanduser() if cfg.mine.cache_dir else None)
-    except DatasetNotFoundError as exc:  # reported with the config's problems, which need no data to find
-        config = [p for ps in config_problems(wire(cfg, Path(cfg.data or cfg.dataset)), own).values() for p in ps]
-        if config:
-            raise DataError([Problem(p) for p in config] + [Problem(str(exc))]) from exc
-        raise
+    data = _prepare(cfg, own)
     plan = wire(cfg, data)
     out, total = Path(cfg.output_dir), len(plan.stages)
     print(f"[0/{total}] checking the config and data of every stage ...", flush=True)
-    check_all(plan, own)
-    note = cold_start_note(cfg)
-    if note:
-        print(note, flush=True)
+    checked = check_all(plan, own)
+    if checked.chunk:
+        plan.chunk_documents()
+    for note in [*data.notes, *checked.notes, cold_start_note(cfg, data.labels)]:
+        if note:
+            print(note, flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "manifest.json", _manifest(cfg, data, checked, {}))
     state_file = out / "stages.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    keys, stages = stage_keys(plan, data), {}
+    keys, stages = stage_keys(plan, data.files()), {}
     outputs = {"mine": Path(plan.mine.output_dir) / "manifest.json", "train": Path(plan.train.output_dir) / "final",
                "eval": Path(plan.eval.output_dir) / "report.json"}
     if plan.synth:
@@ -384,12 +374,12 @@ def quickstart(cfg: QuickstartConfig) -> dict:
         _run_guarded(name, plan, out)
         stages[name] = {"seconds": time.perf_counter() - start, "reused": False}
         state[name] = {"key": keys[name], "seconds": stages[name]["seconds"]}
-        out.mkdir(parents=True, exist_ok=True)
         write_json(state_file, state)  # after each stage: an interruption keeps what finished
+    write_json(out / "manifest.json", _manifest(cfg, data, checked, stages))
     report = json.loads(outputs["eval"].read_text())
     synth = json.loads(outputs["synth"].read_text()) if plan.synth else {}
-    return {"stages": stages, "data": str(data), "report": str(Path(plan.eval.output_dir) / "report.md"),
-            "labels": cfg.labels, "synth": synth.get("counts"),
+    return {"stages": stages, "data": data.source.origin, "report": str(Path(plan.eval.output_dir) / "report.md"),
+            "labels": data.labels, "synth": synth.get("counts"), "held_out": data.held_out,
             "synth_speed": (synth.get("speed") or {}).get("queries_per_s"),
             "checkpoint": str(outputs["train"]), "first_stage": report["first_stage"]["method"],
             "first_stages": report["first_stages"], "best_first_stage": report["best_first_stage"],

@@ -45,6 +45,11 @@ def summary_table(result: dict) -> str:
         f" fused with the first stage ({fusion['method']}, alpha {fusion['alpha']:.2f} fitted on dev)" if fusion else ""),
         entry["metrics"]))
     rows += ["", verdict_line(result), ""]
+    held = result.get("held_out")
+    if held:
+        rows += [f"test split: {held['test_queries']} of {held['labelled_queries']} labelled queries, held out by the "
+                 f"quickstart (test_fraction={held['fraction']}, seed {held['seed']}); trained on the other "
+                 f"{held['train_queries']}", ""]
     if result.get("synth"):
         counts = result["synth"]
         dropped = ", ".join(f"{r} {n}" for r, n in counts["dropped"].items() if n) or "none"

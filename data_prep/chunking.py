@@ -65,12 +65,15 @@ def pool(values: Sequence[float], method: str) -> float:
 
 @dataclass
 class Documents:
-    """Which passages make each document (``chunks[doc_id]``, in text order) and how their scores pool."""
+    """Which passages make each document (``chunks[doc_id]``, in text order) and how their scores pool;
+    ``read``: how many of a document's passages a reranker scores (the first stage's best for the query; None:
+    all of them)."""
 
     chunks: dict[str, list[str]]
     aggregate: str = "max"
     document_of: dict[str, str] = field(default_factory=dict, repr=False)
     position: dict[str, int] = field(default_factory=dict, repr=False)
+    read: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.aggregate not in AGGREGATES:
@@ -81,6 +84,17 @@ class Documents:
     def scored(self, doc_id: str) -> list[str]:
         """The passages that decide a document's score: its first with ``first``, else all of them."""
         return self.chunks[doc_id][:1] if self.aggregate == "first" else self.chunks[doc_id]
+
+    def to_read(self, doc_ids: Sequence[str],
+                similarity: Optional[Callable[[list[str]], Sequence[float]]] = None) -> dict[str, list[str]]:
+        """The passages a reranker scores for each of ``doc_ids``: ``scored``, cut to the ``read`` ones that
+        ``similarity`` (passage ids -> the first stage's scores for the query) ranks best, in text order."""
+        if self.read is None or self.aggregate == "first" or similarity is None:
+            return {d: self.scored(d) for d in doc_ids}
+        passages = [p for d in doc_ids for p in self.chunks[d]]
+        score = dict(zip(passages, similarity(passages)))
+        best = {d: sorted(self.chunks[d], key=lambda p: -score[p])[: self.read] for d in doc_ids}
+        return {d: sorted(ps, key=self.position.__getitem__) for d, ps in best.items()}
 
     def fetch_depth(self, k: int) -> int:
         """How many passages to retrieve for ``k`` documents (a long document has many)."""
@@ -125,7 +139,7 @@ def chunk_corpus(corpus: dict[str, dict[str, str]], chunking: ChunkConfig,
         chunks[doc_id] = [f"{doc_id}#{i}" for i in range(len(pieces))]
         for passage_id, piece in zip(chunks[doc_id], pieces):
             passages[passage_id] = {"title": doc.get("title", ""), "text": piece}
-    return passages, Documents(chunks, chunking.aggregate)
+    return passages, Documents(chunks, chunking.aggregate, read=chunking.read_passages)
 
 
 def split_corpus(corpus: dict[str, dict[str, str]], chunking: ChunkConfig,

@@ -29,18 +29,26 @@ class ChunkConfig:
     keeps documents as the unit: qrels name documents, runs and metrics are per document, each document scored
     from its passages by ``aggregate``: ``max`` (MaxP, its best passage), ``first`` (FirstP, its first passage
     only) or ``sum``. Mining then trains on the best passage of each relevant document. ``off``: no chunking.
+    ``auto`` (``rerankforge quickstart`` only): ``all`` when most of the documents' text lies past what the
+    reranker reads (its length check, ``data_prep/lengths.py``), else ``folders``. ``read_passages`` (``mode=all``,
+    ``aggregate`` max or sum): how many of a document's passages a reranker scores, those the first stage finds
+    most similar to the query; null scores every passage (the cost then grows with the documents' length).
     """
 
     size: int = 200
     overlap: int = 32
     unit: Literal["tokens", "chars"] = "tokens"
-    mode: Literal["folders", "all", "off"] = "folders"
+    mode: Literal["folders", "all", "off", "auto"] = "folders"
     aggregate: Literal["max", "first", "sum"] = "max"
+    read_passages: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.size <= 0 or not 0 <= self.overlap < self.size:
             raise ValueError(f"data.chunking: need size > 0 and 0 <= overlap < size, got size={self.size}, "
                              f"overlap={self.overlap}.")
+        if self.read_passages is not None and self.read_passages < 1:
+            raise ValueError(f"data.chunking.read_passages must be >= 1 or null (every passage), got "
+                             f"{self.read_passages}.")
 
 
 @dataclass
@@ -59,6 +67,9 @@ class DataConfig:
     split: str = "train"
     eval_split: Optional[str] = "test"
     eval_qrels: Optional[str] = None
+    # Negatives that come with the data, JSONL lines {"query_id": ..., "negative_ids": [...]}: they take a row's
+    # first hard-negative slots (mining.mine_more: whether mined ones fill the rest)
+    negatives: Optional[str] = None
     # Training queries with the same text as an evaluation query (SciFact has 2): warn, error, or drop them.
     eval_text_overlap: Literal["warn", "error", "drop"] = "warn"
     # A dev split carved from the labelled queries (seeded), written to dev.jsonl with its first-stage top
@@ -193,6 +204,9 @@ class MiningConfig:
     num_negatives: int = 7
     sampling_strategy: Literal["top", "random"] = "top"
     random_negatives: int = 0  # uniform draws from outside the candidate window (ranks past range_max)
+    # With negatives given in the data (data.negatives), also mine hard ones for the slots they leave; false: the
+    # given ones only (rows short of num_negatives are filled with random negatives)
+    mine_more: bool = True
     rrf_k: int = 60  # hybrid: reciprocal rank fusion constant
     bm25: BM25Config = field(default_factory=BM25Config)
     rescore: RescoreConfig = field(default_factory=RescoreConfig)
@@ -210,6 +224,14 @@ class MineConfig:
     cache_dir: Optional[str] = None  # embeddings + FAISS index; default ~/.cache/rerankforge
     seed: int = 42
     max_queries: Optional[int] = None  # mine only the first N labelled queries (quick runs, tests)
+
+
+def chunking_problems(chunking: ChunkConfig) -> list[str]:
+    """``auto`` is decided by the quickstart's length check; a stage run on its own needs the mode itself."""
+    if chunking.mode == "auto":
+        return ["data.chunking.mode=auto is decided by `rerankforge quickstart` from the reranker's limits; run on "
+                "its own, this stage needs all (long documents: passages, scored per document), folders or off."]
+    return []
 
 
 def check_mine_config(cfg: MineConfig) -> list[str]:
@@ -240,6 +262,7 @@ def check_mine_config(cfg: MineConfig) -> list[str]:
         problems.append(f"data.dev_depth must be >= 1, got {cfg.data.dev_depth}.")
     if cfg.encoder.batch_size < 1:
         problems.append(f"encoder.batch_size must be >= 1, got {cfg.encoder.batch_size}.")
+    problems += chunking_problems(cfg.data.chunking)
     if cfg.max_queries is not None and cfg.max_queries < 1:
         problems.append(f"max_queries must be >= 1 or null, got {cfg.max_queries}.")
     return problems

@@ -99,6 +99,17 @@ class FirstStage:
                                                 convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
+    def similarity(self, query: str, rows: Sequence[int]) -> np.ndarray:
+        """The similarity of corpus ``rows`` to ``query``: cosine where the stage has a bi-encoder, else BM25 (the
+        scale the first stage's candidates are measured on, ``Candidates.similarity``)."""
+        if self.encoder is not None:
+            return self.cosine(self.encode_queries([query])[0], rows)
+        return self.bm25.scores(query, rows).astype(np.float32)
+
+    def cosine(self, vector: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+        """Cosine of corpus ``rows`` to a query ``vector`` (``encode_queries``)."""
+        return np.asarray(self.docs[list(rows)], dtype=np.float32) @ vector
+
     def _dense(self, vectors: np.ndarray, k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         from rerankforge.data_prep.index import search
 
@@ -113,10 +124,8 @@ class FirstStage:
         vectors = self.encode_queries(queries) if self.encoder is not None and needs_dense else None
         out = {}
         if vectors is not None:
-            def cosine(query: int, rows: Sequence[int]) -> np.ndarray:
-                return np.asarray(self.docs[list(rows)], dtype=np.float32) @ vectors[query]
-
-            out["dense"] = Candidates(*self._dense(vectors, k), cosine, "cosine")
+            out["dense"] = Candidates(*self._dense(vectors, k), lambda query, rows: self.cosine(vectors[query], rows),
+                                      "cosine")
         if self.bm25 is not None and needs_bm25:
             def lexical(query: int, rows: Sequence[int]) -> np.ndarray:
                 return self.bm25.scores(queries[query], rows).astype(np.float32)

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 from rerankforge.data_prep.chunking import TokenSpans, chunk_text
 from rerankforge.data_prep.config import ChunkConfig, DataConfig, FieldNames
 from rerankforge.data_prep.problems import Problem, first_few
-from rerankforge.data_prep.readers import read_records
+from rerankforge.data_prep.readers import not_text_problem, read_records
 
 Corpus = dict[str, dict[str, str]]
 Queries = dict[str, str]
@@ -83,14 +83,38 @@ def load_qrels(path: str | Path, fields: FieldNames, problems: list[Problem]) ->
     return qrels
 
 
-def load_text_folder(folder: str | Path, chunking: ChunkConfig, token_spans: Optional[TokenSpans] = None) -> Corpus:
+def load_negatives(path: str | Path, problems: list[Problem]) -> dict[str, list[str]]:
+    """Given negatives, ``{query_id: [doc_id, ...]}``, from JSONL lines ``{"query_id": ..., "negative_ids": [...]}``."""
+    path, negatives = Path(path), {}
+    for line, record in read_records(path, problems):
+        query_id, ids = record.get("query_id"), record.get("negative_ids")
+        if query_id is None or not isinstance(ids, list):
+            problems.append(Problem('expected {"query_id": "<id>", "negative_ids": ["<doc id>", ...]}, got keys '
+                                    f"{sorted(record)}.", str(path), line))
+            continue
+        known = negatives.setdefault(str(query_id), [])
+        for doc_id in map(str, ids):
+            if doc_id not in known:
+                known.append(doc_id)
+    return negatives
+
+
+def load_text_folder(folder: str | Path, chunking: ChunkConfig, token_spans: Optional[TokenSpans] = None,
+                     problems: Optional[list[Problem]] = None) -> Corpus:
     """Corpus from every .txt/.md file under ``folder``. With ``chunking.mode=folders`` (default) passage ids are
     ``<relative path>#<index>``; otherwise each file is one document ``<relative path>`` (``mode=all`` chunks it
-    later, keeping the document as the unit)."""
+    later, keeping the document as the unit). A file that is not UTF-8 text is left out, with a problem."""
     folder, corpus = Path(folder), {}
     for file in sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file()):
         relative = file.relative_to(folder).as_posix()
-        title, text = file.stem.replace("_", " "), file.read_text(encoding="utf-8")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            if problems is None:
+                raise
+            problems.append(not_text_problem(file))
+            continue
+        title = file.stem.replace("_", " ")
         if chunking.mode != "folders":
             corpus[relative] = {"title": title, "text": text}
             continue
@@ -117,6 +141,7 @@ def resolve_paths(data: DataConfig) -> dict[str, Optional[Path]]:
         "queries": pick(data.queries, "queries.jsonl"),
         "qrels": pick(data.qrels, f"qrels/{data.split}.tsv"),
         "eval_qrels": pick(data.eval_qrels, f"qrels/{data.eval_split}.tsv" if data.eval_split else None),
+        "negatives": pick(data.negatives, None),
     }
 
 
@@ -125,7 +150,7 @@ def load_corpus_any(path: Path, data: DataConfig, problems: list[Problem],
     """A corpus file, a saved HF dataset, or a folder of text files; with ``cache_dir``, a corpus file that
     ``data.storage`` puts in Arrow comes back as a memory-mapped ``corpus_store.ArrowCorpus``."""
     if _is_text_folder(path):
-        return load_text_folder(path, data.chunking, token_spans)
+        return load_text_folder(path, data.chunking, token_spans, problems)
     return load_corpus_stored(path, data.fields, data.storage, problems, cache_dir)
 
 

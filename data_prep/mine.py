@@ -24,12 +24,14 @@ from rerankforge.data_prep.corpus_store import corpus_ids, corpus_texts, row_fin
 from rerankforge.data_prep.dev_split import carve_dev, dev_records
 from rerankforge.data_prep.encode import default_cache_dir, load_encoder
 from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec
-from rerankforge.data_prep.loaders import Corpus, Queries, load_corpus_any, load_qrels, load_queries, resolve_paths
-from rerankforge.data_prep.negatives import FATES, SelectionOptions, sample_easy_negatives, select_negatives
+from rerankforge.data_prep.loaders import (Corpus, Queries, load_corpus_any, load_negatives, load_qrels, load_queries,
+                                           resolve_paths)
+from rerankforge.data_prep.negatives import (FATES, SelectionOptions, fit_window, sample_easy_negatives,
+                                             select_negatives)
 from rerankforge.data_prep.output import write_mine_output
 from rerankforge.data_prep.problems import DataError, Problem
 from rerankforge.data_prep.rescore import rescore_pairs
-from rerankforge.data_prep.validate import validate
+from rerankforge.data_prep.validate import check_negatives, validate
 from rerankforge.utils import distributed
 from rerankforge.utils.io import hash_path
 
@@ -50,6 +52,7 @@ class LabelledData:
     # positives_from_documents picks each relevant document's best passage
     documents: Optional[Documents] = None
     excluded: dict[str, set[str]] = field(default_factory=dict)  # never a negative: every passage of a positive
+    negatives: dict[str, list[str]] = field(default_factory=dict)  # given with the data (data.negatives)
 
 
 def load_labelled_data(cfg: MineConfig) -> LabelledData:
@@ -71,14 +74,21 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     queries = load_queries(paths["queries"], cfg.data.fields, problems)
     qrels = load_qrels(paths["qrels"], cfg.data.fields, problems)
     eval_qrels = load_qrels(paths["eval_qrels"], cfg.data.fields, problems) if paths["eval_qrels"] else None
+    given = load_negatives(paths["negatives"], problems) if paths["negatives"] else {}
     sources = {name: str(p) for name, p in paths.items() if p}
     labelled = validate(corpus, queries, qrels, eval_qrels, sources, cfg.data, problems)
+    given = check_negatives(given, corpus, labelled.positives, sources.get("negatives"), problems)
+    query_ids = sorted(labelled.positives)[: cfg.max_queries]
+    if cfg.mining.candidates == "auto" and query_ids and not carve_dev(query_ids, cfg.data.dev_fraction,
+                                                                        cfg.data.dev_min_queries, cfg.seed):
+        problems.append(Problem(f"mining.candidates=auto picks the first stage on the dev split, but {len(query_ids)} "
+                                "labelled queries leave no dev split (it needs at least 4). Name the first stage "
+                                "(mining.candidates=hybrid, dense or bm25).", sources.get("qrels")))
     errors = [p for p in problems if p.level == "error"]
     if errors:
         raise DataError(errors)
     for warning in problems:
         logger.warning("%s", warning)
-    query_ids = sorted(labelled.positives)[: cfg.max_queries]
     passages, documents = split_corpus(corpus, chunking, cfg.encoder.name_or_path)
     return LabelledData(
         passages, queries, {q: labelled.positives[q] for q in query_ids},
@@ -87,7 +97,7 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
         counts={"corpus_documents": len(corpus), "corpus_passages": len(passages), "queries_labelled": len(qrels),
                 "queries_skipped_no_positive": len(labelled.skipped_no_positive),
                 "queries_beyond_max_queries": len(labelled.positives) - len(query_ids)},
-        qrels={q: qrels[q] for q in query_ids},
+        qrels={q: qrels[q] for q in query_ids}, negatives={q: given[q] for q in query_ids if q in given},
     )
 
 
@@ -105,6 +115,17 @@ def selection_options(cfg: MineConfig) -> SelectionOptions:
     return SelectionOptions(num_negatives=m.num_negatives, range_min=m.range_min, range_max=m.range_max,
                             absolute_margin=m.absolute_margin, relative_margin=m.relative_margin,
                             max_score=m.max_score, min_score=m.min_score, sampling_strategy=m.sampling_strategy)
+
+
+def fit_to_corpus(cfg: MineConfig, corpus_size: int) -> MineConfig:
+    """``cfg`` with ``mining.range_max`` cut to what a small corpus leaves room for (``negatives.fit_window``);
+    the manifest's resolved config holds the value used."""
+    window = fit_window(selection_options(cfg), corpus_size).range_max
+    if window == cfg.mining.range_max:
+        return cfg
+    logger.info("mining.range_max=%d is cut to %d, half of the %d-passage corpus, so that random negatives have "
+                "passages outside the candidate window to come from.", cfg.mining.range_max, window, corpus_size)
+    return dataclasses.replace(cfg, mining=dataclasses.replace(cfg.mining, range_max=window))
 
 
 def query_rng(seed: int, query_id: str) -> random.Random:
@@ -169,37 +190,78 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], do
 def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], doc_texts: Sequence[str],
                        cands, row_of: Callable[[str], int],
                        queries: list[tuple[str, int, list[int]]]) -> tuple[list[MinedQuery], Counter]:
-    """Easy negatives, (optional) rescoring and selection for ``queries``: ``(query_id, position in cands,
-    positive rows)`` each; ``row_of`` maps a doc id to its row (``row_finder(doc_ids)``)."""
+    """Negatives, with (optional) rescoring, for ``queries``: ``(query_id, position in cands, positive rows)``
+    each; ``row_of`` maps a doc id to its row (``row_finder(doc_ids)``).
+
+    A row gets ``mining.num_negatives`` hard negatives (the given ones of ``data.negatives`` first, then mined ones
+    unless ``mining.mine_more`` is off) and ``mining.random_negatives`` random ones. Slots the filters or a small
+    corpus leave empty are filled with more random ones, so every row has the same number of negatives wherever
+    the corpus has the documents."""
+    m = cfg.mining
     rngs = [query_rng(cfg.seed, q) for q, _, _ in queries]
-    seen = [{doc_ids[r] for r in cands.rows[ci].tolist() + rows} | data.excluded.get(q, set())
-            for q, ci, rows in queries]
-    easy = [[row_of(d) for d in sample_easy_negatives(doc_ids, seen[i], cfg.mining.random_negatives, rngs[i])]
+    given = [[row_of(d) for d in data.negatives.get(q, [])][:m.num_negatives] for q, _, _ in queries]
+    seen = [{doc_ids[r] for r in cands.rows[ci].tolist() + rows + given[i]} | data.excluded.get(q, set())
+            for i, (q, ci, rows) in enumerate(queries)]
+    easy = [[row_of(d) for d in sample_easy_negatives(doc_ids, seen[i], m.random_negatives, rngs[i])]
             for i in range(len(queries))]
     rescored = None
-    if cfg.mining.rescore.cross_encoder:
-        rescored = _rescore_all(cfg, [cands.rows[ci].tolist() + rows + easy[i] for i, (_, ci, rows) in enumerate(queries)],
+    if m.rescore.cross_encoder:
+        rescored = _rescore_all(cfg, [cands.rows[ci].tolist() + rows + given[i] + easy[i]
+                                      for i, (_, ci, rows) in enumerate(queries)],
                                 [data.queries[q] for q, _, _ in queries], doc_texts)
-    options, tally, mined = selection_options(cfg), Counter({fate: 0 for fate in FATES}), []
-    for i, (query_id, ci, pos_rows) in enumerate(tqdm(queries, desc="Selecting negatives", unit="query")):
-        rows = cands.rows[ci].tolist()
-        # margins need similarities, not fused ranks: hybrid candidates are scored by the bi-encoder
-        scores = (cands.similarity(ci, rows) if cands.score_kind == "rrf" else cands.scores[ci]).tolist()
-        pos_scores = cands.similarity(ci, pos_rows).tolist()
-        filter_scores, filter_pos = scores, pos_scores
-        if rescored is not None:
-            filter_scores = [rescored[i][r] for r in rows]
-            filter_pos = [rescored[i][r] for r in pos_rows]
-        not_negatives = set(data.positives[query_id]) | data.excluded.get(query_id, set())
-        chosen = select_negatives([doc_ids[r] for r in rows], filter_scores, not_negatives,
-                                  min(filter_pos), options, rngs[i])
-        tally.update(chosen.fates)
-        hard = [rows[j] for j in chosen.indices]
-        mined.append(MinedQuery(query_id, pos_rows, pos_scores, hard + easy[i],
-                                [scores[j] for j in chosen.indices] + cands.similarity(ci, easy[i]).tolist(),
-                                ["hard"] * len(hard) + ["easy"] * len(easy[i]),
+    tally = Counter({fate: 0 for fate in FATES})
+    hard = [_select_hard(cfg, data, doc_ids, cands, query, given[i], rescored[i] if rescored else None,
+                         rngs[i], tally)
+            for i, query in enumerate(tqdm(queries, desc="Selecting negatives", unit="query"))]
+    fills = []
+    for i, (query_id, _, _) in enumerate(queries):
+        taken = given[i] + hard[i][0] + easy[i]
+        used = {*data.positives[query_id], *data.excluded.get(query_id, ()), *(doc_ids[r] for r in taken)}
+        fills.append(_fill(doc_ids, row_of, seen[i], used, m.num_negatives + m.random_negatives - len(taken), rngs[i]))
+    if rescored is not None and any(fills):
+        for i, extra in enumerate(_rescore_all(cfg, fills, [data.queries[q] for q, _, _ in queries], doc_texts)):
+            rescored[i].update(extra)
+    mined = []
+    for i, (query_id, ci, pos_rows) in enumerate(queries):
+        (rows, scores), random_rows = hard[i], easy[i] + fills[i]
+        mined.append(MinedQuery(query_id, pos_rows, cands.similarity(ci, pos_rows).tolist(),
+                                given[i] + rows + random_rows,
+                                cands.similarity(ci, given[i]).tolist() + scores
+                                + cands.similarity(ci, random_rows).tolist(),
+                                ["given"] * len(given[i]) + ["hard"] * len(rows) + ["easy"] * len(random_rows),
                                 rescored[i] if rescored is not None else None))
     return mined, tally
+
+
+def _fill(doc_ids: Sequence[str], row_of: Callable[[str], int], window: set[str], used: set[str], need: int,
+          rng: random.Random) -> list[int]:
+    """``need`` random rows for a row's empty slots: from outside the candidate ``window`` first, then, in a corpus
+    too small for that, from the window's candidates that no filter took (never one in ``used``)."""
+    outside = sample_easy_negatives(doc_ids, window | used, need, rng)
+    inside = sample_easy_negatives(doc_ids, used | set(outside), need - len(outside), rng) if len(
+        outside) < need else []
+    return [row_of(d) for d in outside + inside]
+
+
+def _select_hard(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], cands,
+                 query: tuple[str, int, list[int]], given: list[int], rescores: Optional[dict[int, float]],
+                 rng: random.Random, tally: Counter) -> tuple[list[int], list[float]]:
+    """The mined hard negatives of one query (rows, first-stage similarities) for the slots ``given`` leaves;
+    every candidate's fate is added to ``tally``."""
+    query_id, ci, pos_rows = query
+    rows = cands.rows[ci].tolist()
+    # margins need similarities, not fused ranks: hybrid candidates are scored by the bi-encoder
+    scores = (cands.similarity(ci, rows) if cands.score_kind == "rrf" else cands.scores[ci]).tolist()
+    filter_scores, filter_pos = scores, cands.similarity(ci, pos_rows).tolist()
+    if rescores is not None:
+        filter_scores, filter_pos = [rescores[r] for r in rows], [rescores[r] for r in pos_rows]
+    slots = cfg.mining.num_negatives - len(given) if cfg.mining.mine_more else 0
+    not_negatives = set(data.positives[query_id]) | data.excluded.get(query_id, set())
+    chosen = select_negatives([doc_ids[r] for r in rows], filter_scores, not_negatives, min(filter_pos),
+                              dataclasses.replace(selection_options(cfg), num_negatives=slots), rng,
+                              given_ids={doc_ids[r] for r in given})
+    tally.update(chosen.fates)
+    return [rows[j] for j in chosen.indices], [scores[j] for j in chosen.indices]
 
 
 def mine(cfg: MineConfig) -> Path:
@@ -207,17 +269,14 @@ def mine(cfg: MineConfig) -> Path:
     data = load_labelled_data(cfg)
     doc_ids = corpus_ids(data.corpus)
     doc_texts = corpus_texts(data.corpus, doc_ids)
+    cfg = fit_to_corpus(cfg, len(doc_ids))
     encoder = load_encoder(cfg.encoder) if cfg.mining.candidates != "bm25" else None
     dev_ids = carve_dev(sorted(data.positives), cfg.data.dev_fraction, cfg.data.dev_min_queries, cfg.seed)
     spec, selection = first_stage_spec(cfg), None
     if spec.method == "auto":
         spec.method = "hybrid"  # a hybrid stage runs all three
     stage = FirstStage(spec, doc_texts, resolve_cache_dir(cfg), encoder, doc_ids)
-    if cfg.mining.candidates == "auto":
-        if not dev_ids:
-            raise DataError([Problem(f"mining.candidates=auto picks the first stage on the dev split, but "
-                                     f"{len(data.positives)} labelled queries leave no dev split (it needs at least "
-                                     "4). Name the first stage (mining.candidates=hybrid, dense or bm25).")])
+    if cfg.mining.candidates == "auto":  # load_labelled_data made sure there is a dev split
         selection = select_first_stage(stage, [data.queries[q] for q in dev_ids], [data.qrels[q] for q in dev_ids],
                                        documents=data.documents)
         stage.spec.method = max(selection, key=selection.get)
@@ -231,11 +290,13 @@ def mine(cfg: MineConfig) -> Path:
     mined, tally = mine_queries(cfg, data, doc_ids, doc_texts, stage, train_ids)
     dev = dev_records(stage, dev_ids, data.queries, data.qrels, cfg.data.dev_depth, doc_texts,
                       data.documents) if dev_ids else []
-    short = sum(1 for q in mined if q.negative_kinds.count("hard") < cfg.mining.num_negatives)
-    if short:
-        logger.warning("%d of %d queries got fewer than mining.num_negatives=%d hard negatives. With a margin or "
-                       "max_score, negatives must rank below the positive: raise mining.range_max (now %d) or "
-                       "loosen the filters.", short, len(mined), cfg.mining.num_negatives, cfg.mining.range_max)
+    short = sum(1 for q in mined if q.negative_kinds.count("hard") + q.negative_kinds.count("given")
+                < cfg.mining.num_negatives)
+    if short and cfg.mining.mine_more:
+        logger.warning("%d of %d queries got fewer than mining.num_negatives=%d hard negatives; random ones fill "
+                       "their rows. With a margin or max_score, negatives must rank below the positive: raise "
+                       "mining.range_max (now %d) or loosen the filters.", short, len(mined),
+                       cfg.mining.num_negatives, cfg.mining.range_max)
     procs = distributed.state()
     if procs.is_main_process:  # every process holds the gathered results; one writes them
         write_mine_output(cfg, data, doc_ids, doc_texts, mined, tally, encoder, dev, selection)
@@ -244,30 +305,32 @@ def mine(cfg: MineConfig) -> Path:
 
 
 def positives_from_documents(data: LabelledData, stage: FirstStage, doc_ids: list[str]) -> LabelledData:
-    """Document-level qrels on a chunked corpus: each relevant document's positive is its passage closest to the
-    query (bi-encoder cosine; BM25 when the first stage has no bi-encoder), and no passage of a relevant document
-    may be a negative."""
+    """Document-level qrels on a chunked corpus: each relevant document's positive (and each given negative) is its
+    passage closest to the query (bi-encoder cosine; BM25 when the first stage has no bi-encoder), and no passage
+    of a relevant document may be a negative."""
     import numpy as np
 
     documents, row_of = data.documents, row_finder(doc_ids)
     query_ids = sorted(data.positives)
     texts = [data.queries[q] for q in query_ids]
     vectors = stage.encode_queries(texts) if stage.encoder is not None else None
-    positives, excluded = {}, {}
+
+    def best_passage(qi: int, doc_id: str) -> str:
+        rows = [row_of(p) for p in documents.chunks[doc_id]]
+        scores = stage.cosine(vectors[qi], rows) if vectors is not None else stage.bm25.scores(texts[qi], rows)
+        return doc_ids[rows[int(np.argmax(scores))]]
+
+    positives, excluded, negatives = {}, {}, {}
     for qi, query_id in enumerate(query_ids):
-        best = []
-        for doc_id in data.positives[query_id]:
-            rows = [row_of(p) for p in documents.chunks[doc_id]]
-            scores = (np.asarray(stage.docs[rows]) @ vectors[qi] if vectors is not None
-                      else stage.bm25.scores(texts[qi], rows))
-            best.append(doc_ids[rows[int(np.argmax(scores))]])
-        positives[query_id] = best
+        positives[query_id] = [best_passage(qi, d) for d in data.positives[query_id]]
+        negatives[query_id] = [best_passage(qi, d) for d in data.negatives.get(query_id, [])]
         excluded[query_id] = {p for d, rel in data.qrels.get(query_id, {}).items() if rel > 0
                               for p in documents.chunks.get(d, [])}
     counts = {**data.counts, "positives_from_documents": sum(len(v) for v in positives.values())}
     logger.info("Document-level labels: %d positives are the best passage (by %s) of a relevant document.",
                 counts["positives_from_documents"], "cosine" if vectors is not None else "BM25")
-    return dataclasses.replace(data, positives=positives, excluded=excluded, counts=counts)
+    return dataclasses.replace(data, positives=positives, excluded=excluded, counts=counts,
+                               negatives={q: n for q, n in negatives.items() if n})
 
 
 def select_first_stage(stage: FirstStage, queries: list[str], qrels: list[dict[str, int]], k: int = 100,

@@ -6,13 +6,14 @@ from a cross-encoder instead. Option names and meanings follow sentence-transfor
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Collection, Literal, Optional, Sequence
 
 # Every candidate gets exactly one fate, so the tally always sums to the number of candidates.
-FATES = ("positive", "outside_range", "absolute_margin", "relative_margin", "max_score", "min_score",
+FATES = ("positive", "given", "outside_range", "absolute_margin", "relative_margin", "max_score", "min_score",
          "not_sampled", "selected")
 
 
@@ -62,12 +63,14 @@ def _score_filter(score: float, positive_score: Optional[float], opt: SelectionO
 
 def select_negatives(candidate_ids: Sequence[str], scores: Sequence[float], positive_ids: Collection[str],
                      positive_score: Optional[float], options: SelectionOptions,
-                     rng: Optional[random.Random] = None) -> Selection:
+                     rng: Optional[random.Random] = None, given_ids: Collection[str] = ()) -> Selection:
     """Choose up to ``options.num_negatives`` hard negatives from ranked candidates.
 
     Args:
         candidate_ids: doc ids, best first. ``scores[i]`` is the score of ``candidate_ids[i]``.
         positive_ids: the query's positives; never returned.
+        given_ids: negatives the row already has (from the user's data); never returned again, and, like
+            positives, not counted in the rank window.
         positive_score: the score of the query's hardest (lowest-scored) positive, for the margin filters.
         rng: needed for ``sampling_strategy="random"``.
 
@@ -88,6 +91,9 @@ def select_negatives(candidate_ids: Sequence[str], scores: Sequence[float], posi
         if doc_id in positive_ids:
             fates["positive"] += 1
             continue
+        if doc_id in given_ids:
+            fates["given"] += 1
+            continue
         rank += 1
         if not options.range_min < rank <= range_max:
             fates["outside_range"] += 1
@@ -104,6 +110,17 @@ def select_negatives(candidate_ids: Sequence[str], scores: Sequence[float], posi
     fates["selected"] += len(chosen)
     fates["not_sampled"] += len(survivors) - len(chosen)
     return Selection(chosen, fates)
+
+
+def fit_window(options: SelectionOptions, corpus_size: int) -> SelectionOptions:
+    """``options`` with ``range_max`` cut to half of ``corpus_size`` (never below ``range_min + num_negatives``).
+
+    Random negatives come from outside the candidate window, and so do the ones that fill a row short of hard
+    negatives: a window as large as a small corpus would leave none to draw."""
+    half = max(corpus_size // 2, options.range_min + options.num_negatives)
+    if options.range_max is None or options.range_max > half:
+        return dataclasses.replace(options, range_max=half)
+    return options
 
 
 def sample_easy_negatives(corpus_ids: Sequence[str], exclude: Collection[str], count: int,

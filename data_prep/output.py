@@ -58,13 +58,15 @@ def build_columns(data: LabelledData, doc_ids: list[str], doc_texts: list[str], 
 
 def mine_counts(cfg: MineConfig, data: LabelledData, mined: list[MinedQuery], tally: Counter) -> dict:
     """Counts that add up: queries, rows and every candidate's fate."""
-    hard = [q.negative_kinds.count("hard") for q in mined]
+    hard = [q.negative_kinds.count("hard") + q.negative_kinds.count("given") for q in mined]
     return {
         **data.counts,
         "queries_mined": len(mined),
+        # fewer hard (mined or given) negatives than mining.num_negatives: random ones filled the row
         "queries_short": sum(1 for n in hard if n < cfg.mining.num_negatives),
         "rows": sum(len(q.positive_rows) for q in mined),
-        "hard_negatives": sum(hard),
+        "given_negatives": sum(q.negative_kinds.count("given") for q in mined),
+        "hard_negatives": sum(q.negative_kinds.count("hard") for q in mined),
         "easy_negatives": sum(q.negative_kinds.count("easy") for q in mined),
         "candidates": {"total": sum(tally.values()), **dict(sorted(tally.items()))},
     }

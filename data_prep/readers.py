@@ -1,7 +1,8 @@
 """Read table-shaped files row by row: .jsonl, .tsv, .csv, .parquet, or a saved HF dataset folder.
 
 Each reader yields ``(line, record)`` so that a bad record can be reported with its file and line, and
-appends a ``Problem`` for every malformed line instead of stopping at the first.
+appends a ``Problem`` for every malformed line instead of stopping at the first. Text files must be UTF-8: a
+binary file, or text in another encoding, is one problem naming the byte offset and how to re-encode it.
 """
 
 from __future__ import annotations
@@ -9,12 +10,84 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from rerankforge.data_prep.problems import Problem
 
 Record = dict[str, object]
 FORMATS = (".jsonl", ".json", ".tsv", ".csv", ".parquet")
+# leading bytes of files that are sometimes given where text is expected
+SIGNATURES = {b"\x1f\x8b": "gzip-compressed: decompress it first (gunzip)", b"PK\x03\x04": "a zip archive: unzip it",
+              b"%PDF": "a PDF: extract its text first", b"PAR1": "Parquet: name it .parquet",
+              b"\xff\xfe": "UTF-16 text", b"\xfe\xff": "UTF-16 text"}
+
+
+def _line_of(path: Path, offset: int) -> int:
+    line = 1
+    with open(path, "rb") as fh:
+        while offset > 0:
+            block = fh.read(min(1 << 20, offset))
+            if not block:
+                break
+            line, offset = line + block.count(b"\n"), offset - len(block)
+    return line
+
+
+def first_undecodable(path: Path) -> Optional[tuple[int, int]]:
+    """``(byte offset, byte)`` of the first byte of ``path`` that is not UTF-8, or None when it all decodes."""
+    import codecs
+
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0  # offset: where ``pending + block`` starts
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(1 << 20)
+            data = decoder.getstate()[0] + block  # bytes of a character cut at the last block's end come first
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                return offset + exc.start, data[exc.start]
+            if not block:
+                return None
+            offset += len(data) - len(decoder.getstate()[0])
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(8192)
+
+
+def _binary_kind(head: bytes) -> Optional[str]:
+    """What a file whose first bytes are ``head`` is, when they show it is not text (None: it may be text)."""
+    kind = next((what for signature, what in SIGNATURES.items() if head.startswith(signature)), None)
+    return kind or ("binary data" if b"\x00" in head else None)
+
+
+def not_text_problem(path: Path) -> Optional[Problem]:
+    """Why ``path`` is not UTF-8 text, or None when it is: binary data (a NUL byte, or a known file signature in
+    its first bytes), or bytes another encoding wrote, with the offset and the command that re-encodes it."""
+    head = _head(path)
+    kind = _binary_kind(head)
+    if kind:
+        return Problem(f"not UTF-8 text ({kind}; first bytes {head[:8].hex(' ')}). Expected UTF-8 "
+                       f"text ({', '.join(FORMATS[:4])}), a .parquet file, or a folder saved with datasets' "
+                       "save_to_disk.", str(path))
+    found = first_undecodable(path)
+    if found is None:
+        return None
+    offset, byte = found
+    return Problem(f"not UTF-8: byte 0x{byte:02x} at byte offset {offset:,} (line {_line_of(path, offset)}) cannot be "
+                   "decoded; the file was written in another encoding (Latin-1 or Windows-1252, most often). "
+                   f"Re-encode it as UTF-8 and point the config at the new file: iconv -f latin1 -t utf-8 {path} > "
+                   f"{path.with_name(path.stem + '.utf8' + path.suffix)}", str(path))
+
+
+def _decoding(path: Path, problems: list[Problem],
+              records: Iterator[tuple[int, Record]]) -> Iterator[tuple[int, Record]]:
+    """``records`` as they come; a file that turns out not to be UTF-8 text ends them with one problem."""
+    try:
+        yield from records
+    except UnicodeDecodeError:
+        problems.append(not_text_problem(path) or Problem("not UTF-8 text.", str(path)))
 
 
 def _read_jsonl(path: Path, problems: list[Problem]) -> Iterator[tuple[int, Record]]:
@@ -85,14 +158,23 @@ def read_records(path: str | Path, problems: list[Problem]) -> Iterator[tuple[in
             problems.append(Problem("a folder, but not a saved Hugging Face dataset (no state.json).", str(path)))
         return
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        yield from _read_jsonl(path, problems)
-    elif suffix in (".tsv", ".csv"):
-        yield from _read_delimited(path, "\t" if suffix == ".tsv" else ",", problems)
+    if suffix in (".jsonl", ".json", ".tsv", ".csv"):
+        if _binary_kind(_head(path)):  # not text at all: one problem, not one per line
+            problems.append(not_text_problem(path))
+        elif suffix in (".jsonl", ".json"):
+            yield from _decoding(path, problems, _read_jsonl(path, problems))
+        else:
+            yield from _decoding(path, problems, _read_delimited(path, "\t" if suffix == ".tsv" else ",", problems))
     elif suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        yield from _read_rows(pq.read_table(path).to_pylist())
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            problems.append(Problem(f"not a readable Parquet file ({exc}).", str(path)))
+            return
+        yield from _read_rows(table.to_pylist())
     else:
         problems.append(Problem(f"unsupported file type '{suffix}'. Expected one of {', '.join(FORMATS)}, "
                                 "or a folder saved with datasets' save_to_disk.", str(path)))

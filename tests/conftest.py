@@ -251,3 +251,26 @@ def with_answers(beir_dir):
     write_jsonl(beir_dir / "answers.jsonl", [{"_id": "t0", "answers": [" ".join(text["d1"].split()[:3])]},
                                              {"_id": "t1", "answers": ["no such words here"]}])
     return beir_dir
+
+
+def make_labelled_corpus(n_docs: int, n_queries: int, seed: int = 0) -> tuple[list[dict], list[dict], list[tuple]]:
+    """(corpus, queries, qrels rows) of a generated data set: each query is five words of its positive document,
+    so BM25 and dense retrieval find it; ``n_queries`` labelled queries ``q0..``, positives spread over the corpus."""
+    import random
+
+    rng = random.Random(seed)
+    docs = [{"_id": f"d{i}", "title": "", "text": " ".join(rng.choices(WORDS[10:], k=20 + i % 11))}
+            for i in range(n_docs)]
+    positives = [rng.randrange(n_docs) for _ in range(n_queries)]
+    queries = [{"_id": f"q{i}", "text": " ".join(rng.sample(docs[p]["text"].split(), 5))}
+               for i, p in enumerate(positives)]
+    return docs, queries, [(f"q{i}", f"d{p}", 1) for i, p in enumerate(positives)]
+
+
+def write_beir(folder: Path, corpus: list[dict], queries: list[dict], qrels: dict[str, list[tuple]]) -> Path:
+    """A BEIR folder with one qrels file per split of ``qrels``."""
+    write_jsonl(folder / "corpus.jsonl", corpus)
+    write_jsonl(folder / "queries.jsonl", queries)
+    for split, rows in qrels.items():
+        write_qrels(folder / "qrels" / f"{split}.tsv", rows)
+    return folder

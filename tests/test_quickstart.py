@@ -88,7 +88,8 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
 
 # mining for real (BM25: no model), training and evaluation faked: the quickstart's own logic, in seconds
 TINY = ["mine.mining.candidates=bm25", "mine.data.dev_fraction=0", "mine.mining.range_max=30",
-        "mine.mining.num_negatives=3", "mine.mining.relative_margin=null", "train.data.dev=null"]
+        "mine.mining.num_negatives=3", "mine.mining.relative_margin=null", "train.data.dev=null",
+        "train.data.group_size=4", "eval.rerankers.finetuned.fusion.method=none"]
 REPORT = {"first_stage": {"method": "bm25"}, "first_stages": {}, "best_first_stage": "bm25",
           "rerankers": {"finetuned": {}}}
 
@@ -236,16 +237,27 @@ def test_cold_start_runs_synth_first_and_mines_its_queries_instead_of_the_train_
     assert capsys.readouterr().out.count("unchanged since its last run") == 4
 
 
-def test_cold_start_with_an_automatic_first_stage_pick_is_warned_about():
-    from rerankforge.quickstart import QuickstartConfig, cold_start_note
+def prepared(tmp_path, labels="real"):
+    from rerankforge.data_prep.sources import beir_source
+    from rerankforge.quickstart_data import Prepared
+
+    folder = make_beir(tmp_path / "beir")
+    return Prepared(beir_source(folder, str(folder)), labels, folder / "qrels" / "test.tsv",
+                    folder / "qrels" / "train.tsv")
+
+
+def test_cold_start_with_an_automatic_first_stage_pick_mines_behind_hybrid_and_says_so(tmp_path):
+    from rerankforge.quickstart import QuickstartConfig, cold_start_note, wire
     from rerankforge.utils.config import load_config
 
-    def note(*overrides):
-        return cold_start_note(load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", list(overrides)))
+    def note(labels, *overrides):
+        cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", list(overrides))
+        return cold_start_note(cfg, labels), wire(cfg, prepared(tmp_path, labels)).mine.mining.candidates
 
-    assert "set mine.mining.candidates=bm25|dense|hybrid" in note("labels=synthetic").lower()
-    assert note("labels=synthetic", "mine.mining.candidates=hybrid") is None
-    assert note("labels=real") is None and note("labels=mixed") is None  # real dev queries pick the first stage
+    text, candidates = note("synthetic")
+    assert "set mine.mining.candidates=bm25|dense|hybrid" in text.lower() and candidates == "hybrid"
+    assert note("synthetic", "mine.mining.candidates=bm25") == (None, "bm25")
+    assert note("real") == (None, "auto") and note("mixed")[0] is None  # real dev queries pick the first stage
 
 
 @pytest.mark.parametrize("labels, steps", [("synthetic", 7), ("mixed", 300), ("real", 300)])
@@ -255,7 +267,7 @@ def test_synthetic_max_steps_sets_the_training_length_only_for_synthetic_labels(
 
     cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml",
                       [f"labels={labels}", "synthetic_max_steps=7", "train.max_steps=300"])
-    assert wire(cfg, tmp_path).train.max_steps == steps
+    assert wire(cfg, prepared(tmp_path, labels)).train.max_steps == steps
 
 
 def test_a_synthetic_max_steps_below_one_is_refused_before_anything_runs(capsys):
@@ -274,4 +286,4 @@ def test_config_problems_are_reported_with_a_data_set_that_cannot_be_found(tmp_p
     assert main(["quickstart", f"data={tmp_path / 'missing'}", "synthetic_max_steps=0", "train.batch_size=0"]) == 2
     err = capsys.readouterr().err
     assert "synthetic_max_steps must be >= 1" in err and "train.batch_size must be >= 1" in err
-    assert f"{tmp_path / 'missing'}: expected a BEIR folder" in err
+    assert f"--data {tmp_path / 'missing'}: no such file or folder. Give a BEIR folder" in err

@@ -92,3 +92,13 @@ def test_document_metrics_equal_ir_measures_on_the_pooled_run():
     assert ours == pytest.approx({"ndcg@10": theirs[ir_measures.nDCG @ 10], "mrr@10": theirs[ir_measures.RR @ 10],
                                   "recall@10": theirs[ir_measures.R @ 10]})
     assert ours["mrr@10"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+
+
+def test_a_reranker_reads_the_passages_the_first_stage_finds_closest_in_text_order():
+    from rerankforge.data_prep.chunking import Documents
+
+    docs = Documents({"a": ["a#0", "a#1", "a#2", "a#3"], "b": ["b#0"]}, "max", read=2)
+    similarity = {"a#0": 0.1, "a#1": 0.9, "a#2": 0.2, "a#3": 0.8, "b#0": 0.5}
+    assert docs.to_read(["a", "b"], lambda ids: [similarity[p] for p in ids]) == {"a": ["a#1", "a#3"], "b": ["b#0"]}
+    assert Documents(docs.chunks, "max").to_read(["a"], lambda ids: [0.0] * len(ids)) == {"a": docs.chunks["a"]}
+    assert Documents(docs.chunks, "first", read=2).to_read(["a"], None) == {"a": ["a#0"]}

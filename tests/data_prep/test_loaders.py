@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_jsonl, write_qrels
+from conftest import make_beir, write_jsonl, write_qrels
 from rerankforge.data_prep.config import ChunkConfig, DataConfig, FieldNames, MineConfig
 from rerankforge.data_prep.loaders import load_corpus, load_qrels, load_queries, load_text_folder
 from rerankforge.data_prep.mine import load_labelled_data
@@ -167,3 +167,59 @@ def test_text_folder_ids_from_path_and_index(tmp_path):
 def test_chunking_config_is_checked():
     with pytest.raises(ValueError, match="need size > 0 and 0 <= overlap < size, got size=4, overlap=4"):
         ChunkConfig(size=4, overlap=4)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".tsv"])
+def test_a_latin1_file_is_one_problem_naming_the_file_the_byte_offset_and_the_fix(tmp_path, suffix):
+    from rerankforge.data_prep.readers import read_records
+
+    good = '{"_id": "q1", "text": "caf\u00e9 au lait"}\n' if suffix == ".jsonl" else "_id\ttext\nq1\tcaf\u00e9 au lait\n"
+    bad = '{"_id": "q2", "text": "cr\u00e8me br\u00fbl\u00e9e"}\n' if suffix == ".jsonl" else "q2\tcr\u00e8me br\u00fbl\u00e9e\n"
+    path = tmp_path / f"queries{suffix}"
+    path.write_bytes(good.encode("utf-8") + bad.encode("latin-1"))
+    problems = []
+    list(read_records(path, problems))
+    offset = len(good.encode("utf-8")) + bad.encode("latin-1").index(b"\xe8")
+    assert len(problems) == 1
+    message = str(problems[0])
+    assert message.startswith(f"{path}: not UTF-8: byte 0xe8 at byte offset {offset} (line {good.count(chr(10)) + 1})")
+    assert f"iconv -f latin1 -t utf-8 {path} > {tmp_path / ('queries.utf8' + suffix)}" in message
+
+
+def test_first_undecodable_finds_the_offset_across_blocks(tmp_path):
+    from rerankforge.data_prep.readers import first_undecodable
+
+    path = tmp_path / "big.jsonl"  # a two-byte character cut by the 1 MiB block boundary, then a Latin-1 byte
+    path.write_bytes(b"a" * ((1 << 20) - 1) + "\u00e9".encode() + b"xx\xe9")
+    assert first_undecodable(path) == ((1 << 20) + 3, 0xE9)
+    path.write_bytes("\u00e9t\u00e9".encode() * 1000)
+    assert first_undecodable(path) is None
+
+
+@pytest.mark.parametrize("content, kind", [(b"\x1f\x8b\x08\x00" + bytes(200), "gzip-compressed"),
+                                           (bytes(range(256)) * 4, "binary data"),
+                                           ("\ufeff_id\ttext".encode("utf-16"), "UTF-16 text")])
+def test_a_binary_file_is_one_problem_saying_what_it_looks_like(tmp_path, content, kind):
+    from rerankforge.data_prep.config import DataConfig, MineConfig
+    from rerankforge.data_prep.mine import load_labelled_data
+    from rerankforge.data_prep.problems import DataError
+
+    beir = make_beir(tmp_path / "beir")
+    (beir / "queries.jsonl").write_bytes(content)
+    with pytest.raises(DataError) as err:
+        load_labelled_data(MineConfig(data=DataConfig(path=str(beir), dev_fraction=0)))
+    message = str(err.value)
+    assert f"{beir / 'queries.jsonl'}: not UTF-8 text ({kind}" in message and "first bytes" in message
+    assert message.count("not UTF-8") == 1  # one problem for the file, not one per line
+
+
+def test_a_text_folder_reports_a_latin1_file_and_keeps_the_others(tmp_path):
+    from rerankforge.data_prep.config import ChunkConfig
+    from rerankforge.data_prep.loaders import load_text_folder
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "good.txt").write_text("plain text", encoding="utf-8")
+    (tmp_path / "docs" / "bad.txt").write_bytes("na\u00efve".encode("latin-1"))
+    problems = []
+    corpus = load_text_folder(tmp_path / "docs", ChunkConfig(mode="off"), problems=problems)
+    assert list(corpus) == ["good.txt"] and "bad.txt: not UTF-8: byte 0xef at byte offset 2" in str(problems[0])

@@ -40,7 +40,8 @@ def test_mine_writes_dataset_manifest_and_config(beir_dir, tmp_path, tiny_encode
     for row in ds:
         assert not set(row["negative_ids"]) & qrels_pos[row["query_id"]]  # no negative is a positive
         assert len(row["negatives"]) == len(row["negative_scores"]) == len(row["negative_ids"])
-        assert row["negative_scores"] == sorted(row["negative_scores"], reverse=True)
+        hard = [s for s, kind in zip(row["negative_scores"], row["negative_kinds"]) if kind == "hard"]
+        assert hard == sorted(hard, reverse=True)  # in rank order; random ones (filling short rows) follow
 
 
 def test_manifest_counts_add_up(beir_dir, tmp_path, tiny_encoder):
@@ -52,7 +53,8 @@ def test_manifest_counts_add_up(beir_dir, tmp_path, tiny_encoder):
     cand = dict(c["candidates"])
     assert cand.pop("total") == sum(cand.values())
     assert c["hard_negatives"] == cand["selected"]
-    assert c["easy_negatives"] == 2 * c["queries_mined"]
+    filled = sum(4 - kinds.count("hard") for kinds in ds["negative_kinds"])  # short rows: random ones fill them
+    assert c["easy_negatives"] == 2 * c["queries_mined"] + filled
     assert sum(len(n) for n in ds["negative_ids"]) == c["hard_negatives"] + c["easy_negatives"]
     assert sum(kinds.count("easy") for kinds in ds["negative_kinds"]) == c["easy_negatives"]
 
@@ -142,21 +144,25 @@ def test_matches_sentence_transformers_mine_hard_negatives(beir_dir, tmp_path, t
     from rerankforge.data_prep.encode import doc_text
 
     cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, relative_margin=0.0)
-    cfg.mining.range_max = 30
+    cfg.mining.range_max = 20  # half of the 40 documents: the most a window may take (negatives.fit_window)
     ours, manifest = read(mine(cfg))
     data = load_labelled_data(cfg)
     corpus = [doc_text(data.corpus[d]) for d in sorted(data.corpus)]
     pairs = Dataset.from_dict({"query": list(ours["query"]), "positive": list(ours["positive"])})
     theirs = mine_hard_negatives(pairs, SentenceTransformer(tiny_encoder, device="cpu"), corpus=corpus,
-                                 range_max=30, relative_margin=0.0, num_negatives=4, output_format="labeled-list",
+                                 range_max=20, relative_margin=0.0, num_negatives=4, output_format="labeled-list",
                                  use_faiss=True, batch_size=8, verbose=False)
     expected = {row["query"]: row["positive"][1:] for row in theirs}  # [positive, *negatives] per row
-    assert all(not row["negatives"] for row in ours if row["query"] not in expected)
+
+    def hard(row):  # ours fills rows short of hard negatives with random ones; theirs leaves them out
+        return [text for text, kind in zip(row["negatives"], row["negative_kinds"]) if kind == "hard"]
+
+    assert all(not hard(row) for row in ours if row["query"] not in expected)
     compared = [row for row in ours if row["query"] in expected]
-    assert sum(len(row["negatives"]) for row in compared) >= 12  # the margin kept some, and dropped some
+    assert sum(len(hard(row)) for row in compared) >= 8  # the margin kept some, and dropped some
     assert 0 < manifest["counts"]["candidates"]["relative_margin"]
     for row in compared:
-        assert row["negatives"] == expected[row["query"]], row["query_id"]
+        assert hard(row) == expected[row["query"]], row["query_id"]
 
 
 def test_text_folder_corpus_chunked_by_encoder_tokens(tmp_path, tiny_encoder):
@@ -239,3 +245,67 @@ def test_document_level_qrels_train_on_the_best_passage_of_each_relevant_documen
     dev = [json.loads(line) for line in (out / "dev.jsonl").read_text().splitlines()]
     assert dev and all("#" not in d for r in dev for d in r["doc_ids"]) and all(len(r["doc_ids"]) <= 4 for r in dev)
     assert all(set(r["qrels"]) == {qrels[r["query_id"]]} for r in dev)
+
+
+def small_beir(folder: Path, n_docs: int) -> Path:
+    from conftest import make_beir
+
+    return make_beir(folder, n_docs=n_docs, n_train=6, n_test=2)
+
+
+def test_a_small_corpus_gives_every_row_all_its_negatives(tmp_path, tiny_encoder):
+    """The quickstart's window (range_max 2000) on 14 passages: cut to half the corpus, and rows short of hard
+    negatives filled with random ones, so no training row is dropped for want of negatives."""
+    cfg = make_cfg(small_beir(tmp_path / "beir", 14), tmp_path, tiny_encoder, random_negatives=2)
+    cfg.mining.range_max, cfg.mining.num_negatives, cfg.mining.relative_margin = 2000, 5, 0.05
+    ds, manifest = read(mine(cfg))
+    assert manifest["config"]["mining"]["range_max"] == 7
+    assert all(len(row["negative_ids"]) == 7 for row in ds)
+    assert manifest["counts"]["easy_negatives"] >= 2 * manifest["counts"]["queries_mined"]
+    for row in ds:  # random ones come from outside the window: never a positive, never twice
+        assert len(set(row["negative_ids"])) == 7 and row["positive_id"] not in row["negative_ids"]
+
+
+def test_given_negatives_come_first_and_mining_fills_the_rest(beir_dir, tmp_path, tiny_encoder):
+    from conftest import write_jsonl
+
+    negatives = write_jsonl(tmp_path / "negatives.jsonl", [{"query_id": "q2", "negative_ids": ["d30", "d31"]},
+                                                           {"query_id": "q3", "negative_ids": ["d9", "d8"]}])
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, relative_margin=None)
+    cfg.data.negatives = str(negatives)
+    ds, manifest = read(mine(cfg))
+    rows = {r["query_id"]: r for r in ds}
+    assert rows["q2"]["negative_ids"][:2] == ["d30", "d31"] and rows["q2"]["negative_kinds"][:3] == [
+        "given", "given", "hard"]
+    assert len(rows["q2"]["negative_ids"]) == 4 and rows["q3"]["negative_ids"][0] == "d8"  # d9: q3's positive
+    assert manifest["counts"]["given_negatives"] == 3 and manifest["counts"]["candidates"]["given"] >= 1
+    cfg.mining.mine_more, cfg.output_dir = False, str(tmp_path / "given-only")
+    ds, _ = read(mine(cfg))
+    rows = {r["query_id"]: r for r in ds}
+    assert rows["q2"]["negative_kinds"] == ["given", "given", "easy", "easy"]  # no mining: random ones fill
+
+
+def test_given_negatives_naming_unknown_documents_are_reported(beir_dir, tmp_path, tiny_encoder):
+    from conftest import write_jsonl
+
+    from rerankforge.data_prep.problems import DataError
+
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder)
+    cfg.data.negatives = str(write_jsonl(tmp_path / "neg.jsonl", [{"query_id": "q2", "negative_ids": ["nope"]},
+                                                                    {"query": "q3"}]))
+    with pytest.raises(DataError) as err:
+        load_labelled_data(cfg)
+    assert "1 document id(s) in the negatives are not in the corpus: 'nope'" in str(err.value)
+    assert "neg.jsonl:2" in str(err.value) and '"negative_ids"' in str(err.value)
+
+
+def test_too_few_queries_for_an_automatic_first_stage_pick_is_found_before_encoding(beir_dir, tmp_path,
+                                                                                     tiny_encoder, monkeypatch):
+    import rerankforge.data_prep.mine as mining
+    from rerankforge.data_prep.problems import DataError
+
+    monkeypatch.setattr(mining, "load_encoder", lambda cfg: pytest.fail("encoded before the check"))
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, candidates="auto")
+    cfg.data.dev_fraction, cfg.max_queries = 0.1, 3
+    with pytest.raises(DataError, match="3 labelled queries leave no dev split"):
+        mine(cfg)

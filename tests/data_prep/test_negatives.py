@@ -102,3 +102,19 @@ def test_easy_negatives_are_distinct_excluded_and_seeded(corpus_size):
 def test_easy_negatives_when_corpus_runs_out():
     assert sorted(sample_easy_negatives(["a", "b", "c"], {"a"}, 5, random.Random(0))) == ["b", "c"]
     assert sample_easy_negatives(["a"], set(), 0, random.Random(0)) == []
+
+
+def test_given_negatives_are_never_chosen_again_and_take_no_rank():
+    # given "a": ranks of the others are b=1, c=2, ...; window (0, 2] keeps b and c
+    sel = select_negatives(IDS, SCORES, {"p"}, None, SelectionOptions(num_negatives=5, range_max=2),
+                           given_ids={"a"})
+    assert chosen_ids(sel) == ["b", "c"] and sel.fates["given"] == 1 and sum(sel.fates.values()) == len(IDS)
+
+
+@pytest.mark.parametrize("corpus_size, range_max, expected", [(1000, 2000, 500), (5183, 2000, 2000), (12, 2000, 7),
+                                                               (100, 30, 30)])
+def test_the_window_leaves_half_of_a_small_corpus_for_random_negatives(corpus_size, range_max, expected):
+    from rerankforge.data_prep.negatives import fit_window
+
+    options = SelectionOptions(num_negatives=7, range_max=range_max)
+    assert fit_window(options, corpus_size).range_max == expected  # never below range_min + num_negatives

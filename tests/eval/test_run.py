@@ -228,9 +228,9 @@ def test_an_exported_int8_folder_needs_no_calibration_and_is_not_converted_again
     assert set(read_trec(out / "runs/tiny.trec")) == {"t0", "t1"} and openvino_compiles == []
 
 
-@pytest.mark.parametrize("aggregate", ["max", "first"])
+@pytest.mark.parametrize("aggregate, read", [("max", None), ("first", None), ("max", 2)])
 def test_chunked_documents_are_retrieved_reranked_and_measured_per_document(tmp_path, tiny_encoder,
-                                                                             tiny_cross_encoder, aggregate,
+                                                                             tiny_cross_encoder, aggregate, read,
                                                                              monkeypatch):
     from conftest import make_long_beir
     from rerankforge.models.reranker import Reranker
@@ -244,7 +244,8 @@ def test_chunked_documents_are_retrieved_reranked_and_measured_per_document(tmp_
     evaluate(eval_cfg(beir, tiny_encoder, tiny_cross_encoder, out, "data.chunking.mode=all",
                       "data.chunking.unit=chars", "data.chunking.size=100", "data.chunking.overlap=0",
                       f"data.chunking.aggregate={aggregate}", "retrieve.top_k=4", "rerankers.none.depth=4",
-                      "rerankers.tiny.depth=3", "generate.kind=extractive"))
+                      "rerankers.tiny.depth=3", "generate.kind=extractive",
+                      f"data.chunking.read_passages={'null' if read is None else read}"))
     summary = json.loads((out / "report.json").read_text())
     assert summary["data"]["corpus_documents"] == 12 and summary["data"]["corpus_passages"] > 12
     assert summary["data"]["document_scoring"] == aggregate
@@ -256,10 +257,12 @@ def test_chunked_documents_are_retrieved_reranked_and_measured_per_document(tmp_
         metrics = evaluate_run(qrels, run, ["ndcg@10", "mrr@10", "recall@10"])
         expected = summary["first_stage"] if name == "first_stage" else summary["rerankers"][name]
         assert {k: expected["metrics"][k] for k in metrics} == pytest.approx(metrics, abs=1e-6), name
-    # FirstP scores the first passage of each reranked document; MaxP every passage of each
+    # FirstP scores the first passage of each reranked document; MaxP every passage of each, or its `read` closest
     assert all(len(p) <= 100 + len("doc d10 ") for p in scored)
     if aggregate == "first":
         assert len(scored) == 3 * 3
+    elif read:
+        assert len(scored) == 3 * 3 * read  # 3 queries, 3 documents each, `read` passages of each
     else:
         assert len(scored) > 3 * 3 * 3
     rows = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]

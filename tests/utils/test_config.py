@@ -110,6 +110,9 @@ def test_quickstart_recipe_is_the_one_the_readme_measured():
     assert (cfg.train.max_steps, cfg.train.eval_every, cfg.train.batch_size, cfg.train.data.group_size) == (300, 50, 4, 8)
     assert cfg.train.model.max_length == finetuned.max_length == 256
     assert cfg.train.mixed_precision == "auto" and cfg.mine.encoder.dtype == finetuned.dtype == "auto"
+    # your own data: labels and chunking follow the data; a long document is read by 3 passages (bench/README.md)
+    assert (cfg.labels, cfg.test_fraction, cfg.mine.data.chunking.mode) == ("auto", 0.2, "auto")
+    assert cfg.mine.data.chunking.read_passages == 3
 
 
 def test_yaml_boolean_words_are_kept_where_a_choice_of_words_is_expected(tmp_path):
