@@ -90,8 +90,9 @@ class Plan:
     auto_chunk: bool = False
 
     def chunk_documents(self) -> None:
-        """Split every document into passages, in mining and eval alike (``data.chunking.mode=all``)."""
-        self.mine.data.chunking.mode = self.eval.data.chunking.mode = "all"
+        """Split every document into passages, in every stage alike (``data.chunking.mode=all``)."""
+        for data in (self.mine.data, self.eval.data, *((self.synth.data,) if self.synth else ())):
+            data.chunking.mode = "all"
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -120,10 +121,15 @@ def _wire_synth(cfg: QuickstartConfig, data: Prepared, mine: MineConfig) -> Opti
     return synth
 
 
+def mines_behind_hybrid(cfg: QuickstartConfig, labels: str) -> bool:
+    """Synthetic ``labels`` with ``mine.mining.candidates=auto``: synthetic dev queries share their passage's words
+    and so cannot rank first stages reliably; hybrid is used instead."""
+    return labels == "synthetic" and cfg.mine.mining.candidates == "auto"
+
+
 def cold_start_note(cfg: QuickstartConfig, labels: str) -> Optional[str]:
-    """For synthetic ``labels`` with ``mine.mining.candidates=auto`` (else None): the note saying that hybrid is used,
-    since synthetic dev queries share their passage's words and so cannot rank first stages reliably."""
-    if labels != "synthetic" or cfg.mine.mining.candidates != "auto":
+    """The note saying so when ``mines_behind_hybrid`` (else None)."""
+    if not mines_behind_hybrid(cfg, labels):
         return None
     return ("note: labels=synthetic with mine.mining.candidates=auto: mining with hybrid (RRF of BM25 and dense), "
             "since synthetic queries reuse their passage's words and picked the wrong first stage on SciFact and "
@@ -135,15 +141,16 @@ def _point_at(data_cfg, data: Prepared, qrels: Optional[Path]) -> None:
     """Set a stage's data keys (mine's or eval's ``data``) to the prepared files."""
     source = data.source
     data_cfg.path = str(source.folder) if source.folder else None
-    data_cfg.corpus, data_cfg.queries = str(source.corpus), str(source.queries)
-    data_cfg.qrels = str(qrels) if qrels else None
+    # files set by hand (mine.data.queries=..., eval.data.qrels=...) win over the prepared ones
+    data_cfg.corpus, data_cfg.queries = data_cfg.corpus or str(source.corpus), data_cfg.queries or str(source.queries)
+    data_cfg.qrels = data_cfg.qrels or (str(qrels) if qrels else None)
 
 
 def wire(cfg: QuickstartConfig, data: Prepared) -> Plan:
     """The stage configs with their inputs and outputs pointing at each other under ``cfg.output_dir``."""
     out = Path(cfg.output_dir)
     mine, train, ev = copy.deepcopy(cfg.mine), copy.deepcopy(cfg.train), copy.deepcopy(cfg.eval)
-    if cold_start_note(cfg, data.labels):
+    if mines_behind_hybrid(cfg, data.labels):
         mine.mining.candidates = "hybrid"
     # a value below 1 is reported as synthetic_max_steps (check_quickstart_config), not as train.max_steps
     if data.labels == "synthetic" and cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps >= 1:
@@ -323,6 +330,7 @@ def _prepare(cfg: QuickstartConfig, own: list[str]) -> Prepared:
         if not config:
             raise
         found = exc.problems if isinstance(exc, DataError) else [Problem(str(exc))]
+        found = [p for p in found if p.message not in config]  # e.g. test_fraction: said once
         raise DataError([Problem(p) for p in config] + found) from exc
 
 

@@ -36,9 +36,11 @@ class Checked:
 
 @dataclass
 class Texts:
-    """What the length and size checks read: the corpus texts, the queries, and each training query's positives."""
+    """What the length and size checks read: the corpus size and a sample of its texts, the queries, and how many
+    positives each training query has."""
 
-    documents: Sequence[str] = ()
+    corpus_size: int = 0
+    documents: list[str] = field(default_factory=list)  # a seeded sample (data_prep/lengths.py)
     queries: list[str] = field(default_factory=list)
     positive_counts: list[int] = field(default_factory=list)  # per training query (1 for each synthetic one)
 
@@ -95,9 +97,21 @@ def environment_problems(plan: Plan) -> list[str]:
     return [p for p in problems if p]
 
 
+def _document_sample(corpus) -> tuple[int, list[str]]:
+    """The corpus size and the texts of a seeded sample of its documents (only those are built)."""
+    from rerankforge.data_prep.corpus_store import ArrowCorpus, corpus_ids, take_texts
+    from rerankforge.data_prep.encode import doc_text
+    from rerankforge.data_prep.lengths import sample_rows
+
+    ids = corpus_ids(corpus)
+    rows = sample_rows(len(ids))
+    if isinstance(corpus, ArrowCorpus):
+        return len(ids), list(take_texts(corpus.texts, rows))
+    return len(ids), [doc_text(corpus[ids[r]]) for r in rows]
+
+
 def _load_texts(plan: Plan, by_stage: dict[str, list[str]], data: list[Problem]) -> Texts:
     """The texts of the data the stages read, appending every data problem to ``data`` (keys qualified)."""
-    from rerankforge.data_prep.corpus_store import corpus_ids, corpus_texts
     from rerankforge.data_prep.mine import load_labelled_data
     from rerankforge.data_prep.problems import DataError, Problem
     from rerankforge.eval.data import eval_cache_dir, load_eval_data
@@ -111,11 +125,11 @@ def _load_texts(plan: Plan, by_stage: dict[str, list[str]], data: list[Problem])
             from rerankforge.data_prep.synth import load_corpus_for_synth
 
             corpus, _ = load_corpus_for_synth(plan.synth)
-            texts.documents = corpus_texts(corpus, corpus_ids(corpus))
+            texts.corpus_size, texts.documents = _document_sample(corpus)
             texts.positive_counts = [1]  # every synthetic query has its one passage
         elif not plan.synth and not by_stage["mine"]:  # what `rerankforge mine` checks first: files, loaders, validate
             labelled = load_labelled_data(plan.mine)
-            texts.documents = corpus_texts(labelled.corpus, corpus_ids(labelled.corpus))
+            texts.corpus_size, texts.documents = _document_sample(labelled.corpus)
             texts.queries = [labelled.queries[q] for q in labelled.positives]
             texts.positive_counts = [len(p) for p in labelled.positives.values()]
     except DataError as exc:
@@ -141,7 +155,7 @@ def size_problems(corpus_size: int, positives: Sequence[int], group_size: int) -
     if not short:
         return []
     fewest = corpus_size - max(positives)
-    message = (f"the corpus has {corpus_size:,} passages, so {short:,} of {len(positives):,} training queries have "
+    message = (f"the corpus has {corpus_size:,} documents, so {short:,} of {len(positives):,} training queries have "
                f"fewer than the {want} negatives a training group of train.data.group_size={group_size} needs")
     if short < len(positives):
         return [Problem(f"{message}; their rows are left out of training.", level="warning")]
@@ -168,7 +182,8 @@ def dev_problems(plan: Plan, training_queries: int) -> list[Problem]:
 
 
 def check_all(plan: Plan, own: Sequence[str] = ()) -> Checked:
-    """Every stage's config and data checks, before any compute (no model weights are loaded, nothing is encoded).
+    """Every stage's config and data checks, before any compute (no model weights are loaded, nothing is encoded;
+    a model found nowhere on this machine is asked of the Hub, 10 s at most, and the reranker's tokenizer is read).
 
     Runs the checks each stage starts with (synth's config and corpus checks with synthetic labels; mining's config
     checks, loaders and validation, ``load_labelled_data``; the train and eval config checks and
@@ -189,8 +204,8 @@ def check_all(plan: Plan, own: Sequence[str] = ()) -> Checked:
     config = [p for problems in by_stage.values() for p in problems] + environment_problems(plan)
     data: list[Problem] = []
     texts = _load_texts(plan, by_stage, data)
-    if texts.positive_counts and len(texts.documents):
-        data += size_problems(len(texts.documents), texts.positive_counts, plan.train.data.group_size)
+    if texts.positive_counts and texts.corpus_size:
+        data += size_problems(texts.corpus_size, texts.positive_counts, plan.train.data.group_size)
     if not plan.synth and texts.positive_counts:  # synthetic queries are counted only once generated
         data += dev_problems(plan, len(texts.positive_counts))
     errors = [p for p in data if p.level == "error"]

@@ -32,7 +32,8 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
     def files(self) -> list[Path]:
-        return [*self.source.files(), *(p for p in (self.train, self.test) if p)]
+        """Every file the stages read, once each (the quickstart's input hash)."""
+        return list(dict.fromkeys([*self.source.files(), *(p for p in (self.train, self.test) if p)]))
 
     def describe(self) -> dict:
         """For the quickstart's manifest."""

@@ -89,7 +89,8 @@ class Documents:
                 similarity: Optional[Callable[[list[str]], Sequence[float]]] = None) -> dict[str, list[str]]:
         """The passages a reranker scores for each of ``doc_ids``: ``scored``, cut to the ``read`` ones that
         ``similarity`` (passage ids -> the first stage's scores for the query) ranks best, in text order."""
-        if self.read is None or self.aggregate == "first" or similarity is None:
+        if self.read is None or self.aggregate == "first" or similarity is None or all(
+                len(self.chunks[d]) <= self.read for d in doc_ids):
             return {d: self.scored(d) for d in doc_ids}
         passages = [p for d in doc_ids for p in self.chunks[d]]
         score = dict(zip(passages, similarity(passages)))

@@ -251,6 +251,10 @@ def check_mine_config(cfg: MineConfig) -> list[str]:
         )
     if m.random_negatives < 0:
         problems.append(f"mining.random_negatives must be >= 0, got {m.random_negatives}.")
+    if not m.mine_more and not cfg.data.negatives:
+        problems.append("mining.mine_more=false mines no hard negatives, and data.negatives gives none: every negative "
+                        "would be random. Set data.negatives (a JSONL file of {\"query_id\", \"negative_ids\"}) or "
+                        "mining.mine_more=true.")
     if m.relative_margin is not None and not 0 <= m.relative_margin < 1:
         problems.append(f"mining.relative_margin must be in [0, 1), got {m.relative_margin}.")
     if m.candidates == "auto" and cfg.data.dev_fraction <= 0:

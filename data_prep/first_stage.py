@@ -99,11 +99,11 @@ class FirstStage:
                                                 convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
-    def similarity(self, query: str, rows: Sequence[int]) -> np.ndarray:
-        """The similarity of corpus ``rows`` to ``query``: cosine where the stage has a bi-encoder, else BM25 (the
-        scale the first stage's candidates are measured on, ``Candidates.similarity``)."""
+    def similarity(self, query: str, rows: Sequence[int], vector: Optional[np.ndarray] = None) -> np.ndarray:
+        """The similarity of corpus ``rows`` to ``query``: cosine where the stage has a bi-encoder (``vector``: the
+        query's, when already encoded), else BM25; the scale of ``Candidates.similarity``."""
         if self.encoder is not None:
-            return self.cosine(self.encode_queries([query])[0], rows)
+            return self.cosine(self.encode_queries([query])[0] if vector is None else vector, rows)
         return self.bm25.scores(query, rows).astype(np.float32)
 
     def cosine(self, vector: np.ndarray, rows: Sequence[int]) -> np.ndarray:

@@ -60,11 +60,16 @@ def budgets(max_length: int, max_query_length: int, specials: int, query_tokens:
     return query_budget, max_length - specials - min(query_tokens, query_budget)
 
 
+def sample_rows(count: int, size: int = SAMPLE, seed: int = 0) -> list[int]:
+    """A seeded sample of at most ``size`` of ``range(count)``, sorted."""
+    if count <= size:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), size))
+
+
 def sample(texts: Sequence[str], size: int = SAMPLE, seed: int = 0) -> list[str]:
     """A seeded sample of at most ``size`` of ``texts``, in their order."""
-    if len(texts) <= size:
-        return list(texts)
-    return [texts[i] for i in sorted(random.Random(seed).sample(range(len(texts)), size))]
+    return [texts[i] for i in sample_rows(len(texts), size, seed)]
 
 
 def token_lengths(tokenizer, texts: Sequence[str]) -> list[int]:

@@ -123,8 +123,9 @@ def fit_to_corpus(cfg: MineConfig, corpus_size: int) -> MineConfig:
     window = fit_window(selection_options(cfg), corpus_size).range_max
     if window == cfg.mining.range_max:
         return cfg
-    logger.info("mining.range_max=%d is cut to %d, half of the %d-passage corpus, so that random negatives have "
-                "passages outside the candidate window to come from.", cfg.mining.range_max, window, corpus_size)
+    logger.info("mining.range_max=%d is cut to %d for a corpus of %d passages (half of it, and at least range_min + "
+                "num_negatives), so that random negatives have passages outside the candidate window to come from.",
+                cfg.mining.range_max, window, corpus_size)
     return dataclasses.replace(cfg, mining=dataclasses.replace(cfg.mining, range_max=window))
 
 
@@ -214,12 +215,14 @@ def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[st
                          rngs[i], tally)
             for i, query in enumerate(tqdm(queries, desc="Selecting negatives", unit="query"))]
     fills = []
-    for i, (query_id, _, _) in enumerate(queries):
+    for i, (query_id, ci, _) in enumerate(queries):
         taken = given[i] + hard[i][0] + easy[i]
         used = {*data.positives[query_id], *data.excluded.get(query_id, ()), *(doc_ids[r] for r in taken)}
-        fills.append(_fill(doc_ids, row_of, seen[i], used, m.num_negatives + m.random_negatives - len(taken), rngs[i]))
+        fills.append(_fill(doc_ids, row_of, [doc_ids[r] for r in cands.rows[ci].tolist()], seen[i], used,
+                           m.num_negatives + m.random_negatives - len(taken), rngs[i]))
     if rescored is not None and any(fills):
-        for i, extra in enumerate(_rescore_all(cfg, fills, [data.queries[q] for q, _, _ in queries], doc_texts)):
+        new = [[r for r in rows if r not in rescored[i]] for i, rows in enumerate(fills)]
+        for i, extra in enumerate(_rescore_all(cfg, new, [data.queries[q] for q, _, _ in queries], doc_texts)):
             rescored[i].update(extra)
     mined = []
     for i, (query_id, ci, pos_rows) in enumerate(queries):
@@ -233,13 +236,14 @@ def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[st
     return mined, tally
 
 
-def _fill(doc_ids: Sequence[str], row_of: Callable[[str], int], window: set[str], used: set[str], need: int,
-          rng: random.Random) -> list[int]:
-    """``need`` random rows for a row's empty slots: from outside the candidate ``window`` first, then, in a corpus
-    too small for that, from the window's candidates that no filter took (never one in ``used``)."""
+def _fill(doc_ids: Sequence[str], row_of: Callable[[str], int], ranked: list[str], window: set[str], used: set[str],
+          need: int, rng: random.Random) -> list[int]:
+    """``need`` rows for a row's empty slots, never one in ``used``: random ones from outside the candidate
+    ``window`` first; in a corpus too small for that, the lowest-ranked of the candidates (``ranked``, best first)
+    that no filter kept, since the filters drop the ones most like a positive."""
     outside = sample_easy_negatives(doc_ids, window | used, need, rng)
-    inside = sample_easy_negatives(doc_ids, used | set(outside), need - len(outside), rng) if len(
-        outside) < need else []
+    taken = used | set(outside)
+    inside = [d for d in reversed(ranked) if d not in taken][: need - len(outside)] if len(outside) < need else []
     return [row_of(d) for d in outside + inside]
 
 
@@ -317,7 +321,7 @@ def positives_from_documents(data: LabelledData, stage: FirstStage, doc_ids: lis
 
     def best_passage(qi: int, doc_id: str) -> str:
         rows = [row_of(p) for p in documents.chunks[doc_id]]
-        scores = stage.cosine(vectors[qi], rows) if vectors is not None else stage.bm25.scores(texts[qi], rows)
+        scores = stage.similarity(texts[qi], rows, vectors[qi] if vectors is not None else None)
         return doc_ids[rows[int(np.argmax(scores))]]
 
     positives, excluded, negatives = {}, {}, {}

@@ -19,7 +19,8 @@ FORMATS = (".jsonl", ".json", ".tsv", ".csv", ".parquet")
 # leading bytes of files that are sometimes given where text is expected
 SIGNATURES = {b"\x1f\x8b": "gzip-compressed: decompress it first (gunzip)", b"PK\x03\x04": "a zip archive: unzip it",
               b"%PDF": "a PDF: extract its text first", b"PAR1": "Parquet: name it .parquet",
-              b"\xff\xfe": "UTF-16 text", b"\xfe\xff": "UTF-16 text"}
+              b"\xff\xfe": "UTF-16 text: iconv -f utf-16 -t utf-8 FILE > FILE.utf8 re-encodes it",
+              b"\xfe\xff": "UTF-16 text: iconv -f utf-16 -t utf-8 FILE > FILE.utf8 re-encodes it"}
 
 
 def _line_of(path: Path, offset: int) -> int:
@@ -75,9 +76,11 @@ def not_text_problem(path: Path) -> Optional[Problem]:
     if found is None:
         return None
     offset, byte = found
+    # 0x80-0x9f are control characters in Latin-1 but letters and quotes in Windows-1252
+    source = "cp1252" if 0x80 <= byte <= 0x9F else "latin1"
     return Problem(f"not UTF-8: byte 0x{byte:02x} at byte offset {offset:,} (line {_line_of(path, offset)}) cannot be "
                    "decoded; the file was written in another encoding (Latin-1 or Windows-1252, most often). "
-                   f"Re-encode it as UTF-8 and point the config at the new file: iconv -f latin1 -t utf-8 {path} > "
+                   f"Re-encode it as UTF-8 and point the config at the new file: iconv -f {source} -t utf-8 {path} > "
                    f"{path.with_name(path.stem + '.utf8' + path.suffix)}", str(path))
 
 
@@ -91,7 +94,7 @@ def _decoding(path: Path, problems: list[Problem],
 
 
 def _read_jsonl(path: Path, problems: list[Problem]) -> Iterator[tuple[int, Record]]:
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:  # -sig: a byte-order mark (Excel, Notepad) is not data
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -107,7 +110,7 @@ def _read_jsonl(path: Path, problems: list[Problem]) -> Iterator[tuple[int, Reco
 
 
 def _read_delimited(path: Path, delimiter: str, problems: list[Problem]) -> Iterator[tuple[int, Record]]:
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
@@ -161,6 +164,9 @@ def read_records(path: str | Path, problems: list[Problem]) -> Iterator[tuple[in
     if suffix in (".jsonl", ".json", ".tsv", ".csv"):
         if _binary_kind(_head(path)):  # not text at all: one problem, not one per line
             problems.append(not_text_problem(path))
+        elif suffix in (".jsonl", ".json") and _head(path).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+            problems.append(Problem("a JSON array; expected JSON Lines, one object a line. Convert it: jq -c '.[]' "
+                                    f"{path} > {path.with_name(path.stem + '.jsonl')}", str(path)))
         elif suffix in (".jsonl", ".json"):
             yield from _decoding(path, problems, _read_jsonl(path, problems))
         else:

@@ -17,7 +17,6 @@ split), plus given negatives and gold answers when there are any.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Iterable, Optional
 from rerankforge.data_prep.download import DatasetNotFoundError
 from rerankforge.data_prep.problems import DataError, Problem
 from rerankforge.data_prep.readers import FORMATS, read_records
-from rerankforge.utils.io import atomic_output_dir, write_json
+from rerankforge.utils.io import atomic_output_dir, write_json, write_jsonl_atomic, write_qrels_atomic
 
 logger = logging.getLogger(__name__)
 TEST_SPLITS = ("test", "validation", "dev")  # the first one a dataset has is its held-out split
@@ -102,7 +101,11 @@ def resolve_source(data: str, out: Path) -> Source:
     if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
         from datasets import Dataset, load_from_disk
 
-        loaded = load_from_disk(str(path))
+        try:
+            loaded = load_from_disk(str(path))
+        except (OSError, ValueError) as exc:
+            raise DataError([Problem(f"a folder saved with datasets' save_to_disk that does not load ({exc}).",
+                                     data)]) from None
         splits = {"train": loaded} if isinstance(loaded, Dataset) else dict(loaded)
         return rows_to_beir({name: iter(rows) for name, rows in splits.items()}, out, data,
                             {name: rows.column_names for name, rows in splits.items()})
@@ -115,12 +118,24 @@ def resolve_source(data: str, out: Path) -> Source:
         if problems:
             raise DataError(problems)
         return rows_to_beir({"train": iter(rows)}, out, data, {"train": list(rows[0]) if rows else []})
-    hub_id = data.count("/") == 1 and not data.startswith((".", "/", "~")) and not path.suffix
+    if path.is_dir() and _is_text_folder(path):
+        raise DatasetNotFoundError(f"--data {data}: a folder of .txt/.md files holds no queries or labels. The "
+                                   "quickstart reads a BEIR folder, (query, positive[, negative ...]) rows, or "
+                                   "--corpus/--queries/--qrels files; `rerankforge mine` reads a text folder as its "
+                                   "data.corpus.")
+    hub_id = data.count("/") == 1 and not data.startswith((".", "/", "~"))
     if path.is_dir() or (hub_id and not path.exists()):
         return load_with_datasets(data, out)
     raise DatasetNotFoundError(f"--data {data}: no such file or folder. Give a BEIR folder (corpus.jsonl, "
                                "queries.jsonl, qrels/<split>.tsv), a file or saved dataset of (query, positive[, "
                                "negative ...]) rows, or a Hugging Face dataset id.")
+
+
+def _is_text_folder(path: Path) -> bool:
+    """Text files (a README aside) and no table files: a corpus, not a dataset."""
+    files = [p for p in path.rglob("*") if p.is_file()]
+    texts = [p for p in files if p.suffix.lower() in (".txt", ".md") and p.name.lower() != "readme.md"]
+    return bool(texts) and not any(p.suffix.lower() in FORMATS for p in files)
 
 
 def load_with_datasets(reference: str, out: Path) -> Source:
@@ -155,14 +170,17 @@ def _hub_beir(reference: str, configs: list[str], out: Path) -> Source:
     with atomic_output_dir(out) as scratch:
         for name, fields in (("corpus", ("_id", "title", "text")), ("queries", ("_id", "text"))):
             rows = next(iter(datasets.load_dataset(reference, name).values()))
-            with open(scratch / f"{name}.jsonl", "w", encoding="utf-8") as fh:
-                for row in rows:
-                    fh.write(json.dumps({f: str(row.get(f) or "") for f in fields}, ensure_ascii=False) + "\n")
-        (scratch / "qrels").mkdir()
+            write_jsonl_atomic(scratch / f"{name}.jsonl", ({f: str(row.get(f) or "") for f in fields} for row in rows))
         for split, rows in qrels.items():
-            with open(scratch / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as fh:
-                fh.write("query-id\tcorpus-id\tscore\n")
-                fh.writelines(f"{r['query-id']}\t{r['corpus-id']}\t{int(r['score'])}\n" for r in rows)
+            missing = {"query-id", "corpus-id", "score"} - set(rows.column_names)
+            if missing:
+                raise DataError([Problem(f"the qrels of {reference} ({split}) lack the columns {sorted(missing)}; "
+                                         f"found {rows.column_names}. Expected BEIR's query-id, corpus-id, score.",
+                                         reference)])
+            labels: dict[str, dict[str, int]] = {}
+            for r in rows:
+                labels.setdefault(str(r["query-id"]), {})[str(r["corpus-id"])] = int(r["score"])
+            write_qrels_atomic(scratch / "qrels" / f"{split}.tsv", labels)
         write_json(scratch / "manifest.json", {"source": reference, "kind": "hub-beir", "splits": sorted(qrels)})
     return beir_source(out, reference, "hub-beir")
 
@@ -173,6 +191,11 @@ def st_columns(columns: list[str], where: str) -> tuple[str, str, list[str]]:
 
     Raises:
         DataError: fewer than two columns, or a label/score column (pairs with scores are another shape)."""
+    beir = [c for c in columns if c in ("_id", "query-id", "corpus-id")]
+    if beir:
+        raise DataError([Problem(f"columns {columns} are a BEIR corpus, queries or qrels file, not (query, positive"
+                                 "[, negative ...]) rows: give their folder as --data, or the three files as --corpus, "
+                                 "--queries and --qrels.", where)])
     scored = [c for c in columns if c.lower() in SCORE_COLUMNS]
     if scored or len(columns) < 2:
         raise DataError([Problem(
@@ -232,19 +255,13 @@ def rows_to_beir(splits: dict[str, Iterable[dict]], out: Path, origin: str, colu
     counts = {"documents": len(docs), "queries": len(queries), "given_negatives": sum(map(len, negatives.values())),
               **{f"queries_{split}": len(qs) for split, qs in labels.items()}, "test_rows_dropped": dropped}
     with atomic_output_dir(out) as scratch:
-        with open(scratch / "corpus.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps({"_id": i, "title": "", "text": t}, ensure_ascii=False) + "\n"
-                          for t, i in docs.items())
-        with open(scratch / "queries.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps({"_id": i, "text": t}, ensure_ascii=False) + "\n" for t, i in queries.items())
-        (scratch / "qrels").mkdir()
+        write_jsonl_atomic(scratch / "corpus.jsonl", ({"_id": i, "title": "", "text": t} for t, i in docs.items()))
+        write_jsonl_atomic(scratch / "queries.jsonl", ({"_id": i, "text": t} for t, i in queries.items()))
         for split, by_query in labels.items():
-            with open(scratch / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as fh:
-                fh.write("query-id\tcorpus-id\tscore\n")
-                fh.writelines(f"{q}\t{d}\t{s}\n" for q, ds in by_query.items() for d, s in ds.items())
+            write_qrels_atomic(scratch / "qrels" / f"{split}.tsv", by_query)
         if negatives:
-            with open(scratch / "negatives.jsonl", "w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps({"query_id": q, "negative_ids": ds}) + "\n" for q, ds in negatives.items())
+            write_jsonl_atomic(scratch / "negatives.jsonl", ({"query_id": q, "negative_ids": ds}
+                                                             for q, ds in negatives.items()))
         write_json(scratch / "manifest.json", {"source": origin, "kind": "sentence-transformers",
                                                "columns": columns, "counts": counts})
     source = beir_source(out, origin, "sentence-transformers")

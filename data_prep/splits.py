@@ -6,7 +6,6 @@ writes the two qrels files, so the stages read the split from files like any oth
 
 from __future__ import annotations
 
-import math
 import random
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +13,7 @@ from typing import Sequence
 from rerankforge.data_prep.config import FieldNames
 from rerankforge.data_prep.loaders import load_qrels
 from rerankforge.data_prep.problems import DataError, Problem
-from rerankforge.utils.io import hash_path, write_json
+from rerankforge.utils.io import hash_path, write_json, write_qrels_atomic
 
 MIN_LABELLED = 4  # fewer labelled queries cannot give both a test split and something to train on
 
@@ -36,13 +35,6 @@ def split_queries(query_ids: Sequence[str], fraction: float, seed: int) -> tuple
     return [q for q in ids if q not in test], sorted(test)
 
 
-def _write_qrels(path: Path, qrels: dict[str, dict[str, int]], ids: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("query-id\tcorpus-id\tscore\n")
-        fh.writelines(f"{q}\t{d}\t{s}\n" for q in ids for d, s in sorted(qrels[q].items()))
-
-
 def hold_out_test(qrels_file: Path, fields: FieldNames, fraction: float, seed: int, out: Path,
                   names: tuple[str, str] = ("train", "test")) -> dict:
     """Split the labelled queries of ``qrels_file`` into ``out/qrels/<train>.tsv`` and ``<test>.tsv`` (queries
@@ -50,6 +42,8 @@ def hold_out_test(qrels_file: Path, fields: FieldNames, fraction: float, seed: i
 
     Raises:
         DataError: the qrels cannot be read, or hold too few labelled queries."""
+    if not 0 < fraction < 1:  # the quickstart's own check says so too; the same words read as one problem
+        raise DataError([Problem(f"test_fraction must be in (0, 1), got {fraction}.")])
     problems: list[Problem] = []
     qrels = load_qrels(qrels_file, fields, problems)
     if problems:
@@ -61,8 +55,8 @@ def hold_out_test(qrels_file: Path, fields: FieldNames, fraction: float, seed: i
         raise DataError([Problem(f"no test split, and {exc} Add labelled queries, or give a test split "
                                  f"(qrels/{names[1]}.tsv).", str(qrels_file))]) from None
     unlabelled = sorted(set(qrels) - set(labelled))
-    _write_qrels(out / "qrels" / f"{names[0]}.tsv", qrels, train + unlabelled)
-    _write_qrels(out / "qrels" / f"{names[1]}.tsv", qrels, test)
+    write_qrels_atomic(out / "qrels" / f"{names[0]}.tsv", {q: qrels[q] for q in train + unlabelled})
+    write_qrels_atomic(out / "qrels" / f"{names[1]}.tsv", {q: qrels[q] for q in test})
     record = {"source": str(qrels_file), "sha256": hash_path(qrels_file), "fraction": fraction, "seed": seed,
               "labelled_queries": len(labelled), "train_queries": len(train), "test_queries": len(test)}
     write_json(out / "split.json", record)

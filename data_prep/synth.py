@@ -227,7 +227,7 @@ def write_label_set(cfg: SynthConfig, corpus: Corpus, kept: list[tuple[str, str]
                     inputs: dict[str, str], examples: str, seconds: float) -> Path:
     """queries.jsonl, qrels/train.tsv (+ dev.tsv), config.yaml, then manifest.json last."""
     from rerankforge.data_prep.dev_split import carve_dev
-    from rerankforge.data_prep.synth_journal import write_jsonl_atomic, write_qrels_atomic
+    from rerankforge.utils.io import write_jsonl_atomic, write_qrels_atomic
     from rerankforge.models.llm import resolved_kind
 
     out = Path(cfg.output_dir)

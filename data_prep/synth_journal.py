@@ -131,19 +131,3 @@ def generate_missing(llm, prompts: dict[str, str], journal: Journal, cfg) -> Gen
         bar.set_postfix(queries_per_s=f"{run.queries / max(run.seconds, 1e-9):.2f}", errors=run.errors, refresh=False)
     bar.close()
     return run
-
-
-def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(path.name + ".tmp")
-    scratch.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    os.replace(scratch, path)
-
-
-def write_qrels_atomic(path: Path, qrels: dict[str, dict[str, int]]) -> None:
-    """BEIR qrels TSV: a header, then ``query-id  corpus-id  score`` rows."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(path.name + ".tmp")
-    rows = "".join(f"{q}\t{d}\t{r}\n" for q, docs in qrels.items() for d, r in docs.items())
-    scratch.write_text("query-id\tcorpus-id\tscore\n" + rows, encoding="utf-8")
-    os.replace(scratch, path)

@@ -138,7 +138,8 @@ def availability_problem(reference: str, key: str, hint: str = "") -> str | None
 
         HfApi().model_info(reference, timeout=10)
     except Exception as exc:  # offline, unknown repo, gated: each means the stage could not load it
+        said = (str(exc).splitlines() or [""])[0][:160]
         return (f"{key}={reference} is not on this machine (no local folder, Hugging Face cache entry or offline "
-                f"bundle) and the Hub does not serve it here ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})."
+                f"bundle) and the Hub does not serve it here ({type(exc).__name__}: {said})."
                 f"{hint or ' Download it where the Hub is reachable and pass its folder, or log in (hf auth login).'}")
     return None

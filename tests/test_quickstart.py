@@ -287,3 +287,14 @@ def test_config_problems_are_reported_with_a_data_set_that_cannot_be_found(tmp_p
     err = capsys.readouterr().err
     assert "synthetic_max_steps must be >= 1" in err and "train.batch_size must be >= 1" in err
     assert f"--data {tmp_path / 'missing'}: no such file or folder. Give a BEIR folder" in err
+
+
+def test_files_set_by_hand_win_over_the_prepared_ones(tmp_path):
+    from rerankforge.quickstart import QuickstartConfig, wire
+    from rerankforge.utils.config import load_config
+
+    cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml",
+                      ["mine.data.queries=my-queries.jsonl", "eval.data.qrels=my-test.tsv"])
+    plan = wire(cfg, prepared(tmp_path))
+    assert plan.mine.data.queries == "my-queries.jsonl" and plan.eval.data.qrels == "my-test.tsv"
+    assert plan.mine.data.corpus == str(tmp_path / "beir" / "corpus.jsonl")  # the rest: the prepared files

@@ -57,7 +57,7 @@ def test_a_corpus_smaller_than_a_training_group_names_the_setting(tmp_path, tiny
     code = main(["quickstart", f"data={folder}", f"output_dir={tmp_path / 'qs'}",
                  f"train.model.name_or_path={tiny_cross_encoder}"])
     err = capsys.readouterr().err
-    assert code == 2 and "the corpus has 6 passages" in err and "set train.data.group_size=6 or lower" in err.lower()
+    assert code == 2 and "the corpus has 6 documents" in err and "set train.data.group_size=6 or lower" in err.lower()
 
 
 def test_a_group_larger_than_the_negatives_mined_is_a_config_problem(tmp_path, capsys):

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 MANIFEST = "manifest.json"
 _VERSIONED = ("rerankforge", "torch", "transformers", "sentence-transformers", "datasets", "faiss-cpu", "bm25s",
@@ -74,6 +74,23 @@ def write_json(path: str | Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
+    """One JSON object a line, written under another name and renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    os.replace(scratch, path)
+
+
+def write_qrels_atomic(path: Path, qrels: dict[str, dict[str, int]]) -> None:
+    """BEIR qrels TSV: a header, then ``query-id  corpus-id  score`` rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(path.name + ".tmp")
+    rows = "".join(f"{q}\t{d}\t{r}\n" for q, docs in qrels.items() for d, r in docs.items())
+    scratch.write_text("query-id\tcorpus-id\tscore\n" + rows, encoding="utf-8")
+    os.replace(scratch, path)
 
 
 @contextlib.contextmanager

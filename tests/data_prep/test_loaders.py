@@ -223,3 +223,29 @@ def test_a_text_folder_reports_a_latin1_file_and_keeps_the_others(tmp_path):
     problems = []
     corpus = load_text_folder(tmp_path / "docs", ChunkConfig(mode="off"), problems=problems)
     assert list(corpus) == ["good.txt"] and "bad.txt: not UTF-8: byte 0xef at byte offset 2" in str(problems[0])
+
+
+def test_a_byte_order_mark_is_not_data(tmp_path):
+    from rerankforge.data_prep.readers import read_records
+
+    (tmp_path / "q.jsonl").write_text('\ufeff{"_id": "q1", "text": "a"}\n', encoding="utf-8")
+    (tmp_path / "qrels.tsv").write_text("\ufeffquery-id\tcorpus-id\tscore\nq1\td1\t1\n", encoding="utf-8")
+    problems = []
+    assert [r for _, r in read_records(tmp_path / "q.jsonl", problems)] == [{"_id": "q1", "text": "a"}]
+    assert [r for _, r in read_records(tmp_path / "qrels.tsv", problems)] == [
+        {"query-id": "q1", "corpus-id": "d1", "score": "1"}]
+    assert not problems
+
+
+def test_a_json_array_and_windows_1252_bytes_get_the_command_that_fixes_them(tmp_path):
+    from rerankforge.data_prep.readers import read_records
+
+    (tmp_path / "q.json").write_text('[{"_id": "q1", "text": "a"},\n {"_id": "q2", "text": "b"}]\n', encoding="utf-8")
+    (tmp_path / "d.jsonl").write_bytes('{"_id": "d1", "text": "\u201cquoted\u201d"}\n'.encode("cp1252"))
+    problems = []
+    list(read_records(tmp_path / "q.json", problems))
+    list(read_records(tmp_path / "d.jsonl", problems))
+    assert len(problems) == 2
+    assert f"a JSON array; expected JSON Lines, one object a line. Convert it: jq -c '.[]' {tmp_path / 'q.json'}" in str(
+        problems[0])
+    assert "byte 0x93" in str(problems[1]) and "iconv -f cp1252 -t utf-8" in str(problems[1])

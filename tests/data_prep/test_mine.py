@@ -309,3 +309,14 @@ def test_too_few_queries_for_an_automatic_first_stage_pick_is_found_before_encod
     cfg.data.dev_fraction, cfg.max_queries = 0.1, 3
     with pytest.raises(DataError, match="3 labelled queries leave no dev split"):
         mine(cfg)
+
+
+def test_mining_nothing_more_without_given_negatives_is_a_config_problem(beir_dir, tmp_path, tiny_encoder):
+    from rerankforge.data_prep.config import check_mine_config
+
+    cfg = make_cfg(beir_dir, tmp_path, tiny_encoder)
+    cfg.mining.mine_more = False
+    assert any("mining.mine_more=false mines no hard negatives, and data.negatives gives none" in p
+               for p in check_mine_config(cfg))
+    cfg.data.negatives = str(tmp_path / "negatives.jsonl")
+    assert not check_mine_config(cfg)

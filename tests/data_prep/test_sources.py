@@ -116,3 +116,13 @@ def test_single_files_must_come_together(tmp_path):
     source = files_source(str(folder / "corpus.jsonl"), str(folder / "queries.jsonl"),
                           str(folder / "qrels" / "train.tsv"), "labels")
     assert source.qrels == {"labels": folder / "qrels" / "train.tsv"} and source.folder is None
+
+
+def test_a_beir_file_or_a_text_folder_given_as_rows_says_what_to_give_instead(tmp_path):
+    folder = make_beir(tmp_path / "beir")
+    with pytest.raises(DataError, match="are a BEIR corpus, queries or qrels file, not \\(query, positive"):
+        resolve_source(str(folder / "corpus.jsonl"), tmp_path / "out")
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("some text", encoding="utf-8")
+    with pytest.raises(DatasetNotFoundError, match="a folder of .txt/.md files holds no queries or labels"):
+        resolve_source(str(tmp_path / "texts"), tmp_path / "out")
