@@ -12,7 +12,8 @@ FIRST_STAGE_NAMES = {"bm25": "BM25 (bm25s, stemmed)", "dense": "dense (bi-encode
 
 
 def verdict_line(result: dict) -> str:
-    """One plain sentence: did the fine-tuned reranker beat the best first stage, significantly?"""
+    """Plain sentences: did the final ranking, and the reranker alone (what `CrossEncoder(checkpoint)` and the
+    server return without first-stage scores), beat the best first stage, significantly?"""
     from rerankforge.eval.report import verdict
 
     best, entry = result["best_first_stage"], result["finetuned"]
@@ -21,7 +22,12 @@ def verdict_line(result: dict) -> str:
             f"{test['p_value']:.3g} ({test['wins']} queries better / {test['losses']} worse): "
             f"{verdict(test['delta'], test['p_value'])} it.")
     if test["p_value"] >= 0.05 or test["delta"] <= 0:
-        text += " The fine-tuned reranker did not help on this data; see the report for the reranker alone."
+        text += " The fine-tuned reranker did not help on this data."
+    alone = (entry.get("alone") or {}).get("vs_best_first_stage", {}).get("ndcg@10")
+    if alone:
+        words = verdict(alone["delta"], alone["p_value"])
+        text += (f"\nThe reranker alone (the checkpoint as CrossEncoder or served, no fusion) vs {best}: nDCG@10 "
+                 f"{alone['delta']:+.4f}, paired p = {alone['p_value']:.3g}: {words} it.")
     return text
 
 

@@ -20,17 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from rerankforge.data_prep.dev_split import DEV_FILE, read_dev
+from rerankforge.eval.report import read_trec
 from rerankforge.models.calibration import Calibration, calibrate, expected_calibration_error, labelled_logits, sigmoid
-
-
-def read_trec(path: Path) -> dict[str, dict[str, float]]:
-    """A TREC run file as ``{qid: {doc_id: score}}``, each query's docs in file order (best first, as eval writes)."""
-    import ir_measures
-
-    run: dict[str, dict[str, float]] = {}
-    for row in ir_measures.read_trec_run(str(path)):
-        run.setdefault(row.query_id, {})[row.doc_id] = row.score
-    return run
 
 
 def read_trec_logits(path: Path) -> dict[str, dict[str, float]]:

@@ -3,11 +3,16 @@
     rerankforge mine --config configs/data_prep/scifact.yaml                                  # once
     python bench/sweep.py --train runs/mine/scifact                                           # default grid
     python bench/sweep.py --train runs/mine/scifact --variant fast="optim.lr=3e-4 max_steps=200"
+    # the quickstart's recipe as it ran (its resolved configs), a mining variant re-mined with the same data and seed:
+    python bench/sweep.py --train runs/quickstart/mine --config runs/quickstart/quickstart-train.yaml --no-shared \
+        --variant base="" --variant margin-none="mine.mining.relative_margin=null"
 
-Every variant trains from the same mined data with the shared settings below plus its own overrides, then the
-table compares them with the first variant (the baseline): best dev nDCG@10 of the reranker alone, dev nDCG@10
-fused with the first stage at the fitted weight, that weight, training steps and wall time, and the paired
-t-test p-value of the fused dev per-query nDCG@10 against the baseline's. The test split is never read.
+Every variant trains from the same mined data with the shared settings below (none with ``--no-shared``) plus its
+own overrides; overrides that start with ``mine.`` first re-mine into ``<out>/<variant>/mine`` from the
+``--train`` folder's own config.yaml with those keys changed. The table compares each variant with the first one
+(the baseline): best dev nDCG@10 of the reranker alone and its paired p against the baseline's and against the
+dev first stage, dev nDCG@10 fused with the first stage at the fitted weight and its p against the baseline's,
+that weight, training steps and wall time. The test split is never read.
 """
 
 from __future__ import annotations
@@ -33,10 +38,22 @@ GRID = {
 }
 
 
+def mine_variant(args, name: str, overrides: list[str]) -> str:
+    """``--train`` re-mined with ``mine.*`` overrides into ``<out>/<name>/mine`` (reused once finished)."""
+    out = Path(args.out) / name / "mine"
+    if not (out / "manifest.json").exists():
+        subprocess.run([sys.executable, "-m", "rerankforge", "mine", "--config", str(Path(args.train) / "config.yaml"),
+                        f"output_dir={out}", *(o[len("mine."):] for o in overrides)], check=True)
+    return str(out)
+
+
 def train(args, name: str, overrides: str) -> dict:
-    out = Path(args.out) / name
-    command = [sys.executable, "-m", "rerankforge", "train", "--config", args.config, f"data.train={args.train}",
-               f"output_dir={out}", *SHARED, *shlex.split(overrides)]
+    out = Path(args.out) / name / "train" if "mine." in overrides else Path(args.out) / name
+    keys = shlex.split(overrides)
+    mining = [o for o in keys if o.startswith("mine.")]
+    data = mine_variant(args, name, mining) if mining else args.train
+    command = [sys.executable, "-m", "rerankforge", "train", "--config", args.config, f"data.train={data}",
+               f"output_dir={out}", *([] if args.no_shared else SHARED), *(o for o in keys if o not in mining)]
     timing = out / "sweep_seconds.txt"  # a finished variant is reused with the time it took
     if not (out / "final" / "fusion.json").exists() or not timing.exists():
         start = time.perf_counter()
@@ -49,19 +66,20 @@ def train(args, name: str, overrides: str) -> dict:
             "alone": max(m["dev/ndcg@10"] for m in metrics if "dev/ndcg@10" in m), "dir": out}
 
 
-def fused_per_query(result: dict) -> dict[str, float]:
-    """Per-query dev nDCG@10 of the fused ranking, from the best checkpoint's saved dev scores."""
+def dev_per_query(result: dict) -> dict[str, dict[str, float]]:
+    """Per-query dev nDCG@10 of the best checkpoint alone, fused at the fitted weight, and of the first stage."""
+    import yaml
+
     from rerankforge.data_prep.dev_split import read_dev
     from rerankforge.eval.metrics import per_query
     from rerankforge.models.fusion import fuse_run
-
-    import yaml
 
     fusion, config = result["fusion"], yaml.safe_load((result["dir"] / "config.yaml").read_text())
     dev = read_dev(Path(config["data"]["train"]) / "dev.jsonl", config["data"]["dev_depth"])
     run = json.loads((result["dir"] / "best_dev_run.json").read_text())
     fused = fuse_run(dev.first_stage, run, fusion["method"], fusion["alpha"], fusion["rrf_k"])
-    return per_query(dev.qrels, fused, ["ndcg@10"])["ndcg@10"]
+    return {name: per_query(dev.qrels, r, ["ndcg@10"])["ndcg@10"]
+            for name, r in (("alone", run), ("fused", fused), ("first_stage", dev.first_stage))}
 
 
 def main(argv=None) -> int:
@@ -71,23 +89,28 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/bench-sweep")
     parser.add_argument("--variant", action="append", default=[], metavar='NAME="key=value ..."')
     parser.add_argument("--only", default="", help="comma-separated names of the default grid to run")
+    parser.add_argument("--no-shared", action="store_true", help="only --config and each variant's overrides")
     args = parser.parse_args(argv)
     grid = dict(v.split("=", 1) for v in args.variant) or {
         k: v for k, v in GRID.items() if not args.only or k in args.only.split(",")}
     from rerankforge.eval.metrics import paired_test
 
     results = [train(args, name, overrides) for name, overrides in grid.items()]
-    baseline = fused_per_query(results[0])
-    print("| variant | steps | train min | dev nDCG@10 alone | dev fused | method, alpha | dev first stage | "
-          "p fused vs " + results[0]["name"] + " |\n|" + "---|" * 8)
+    base = dev_per_query(results[0])
+    print("| variant | steps | train min | dev nDCG@10 alone | p alone vs " + results[0]["name"] + " | p alone vs "
+          "dev first stage | dev fused | p fused vs " + results[0]["name"] + " | method, alpha | dev first stage |\n|"
+          + "---|" * 10)
     for r in results:
-        f = r["fusion"]
-        test = paired_test(baseline, fused_per_query(r))
+        f, got = r["fusion"], dev_per_query(r)
+        alone, fused, first = (paired_test(a, b) for a, b in ((base["alone"], got["alone"]),
+                                                                (base["fused"], got["fused"]),
+                                                                (got["first_stage"], got["alone"])))
         print(f"| {r['name']} | {r['steps']} | {r['seconds'] / 60:.1f} | {r['alone']:.4f} | "
-              f"{f['methods'][f['method']]['ndcg@10']:.4f} | {f['method']}, {f['alpha']:.2f} | "
-              f"{f['first_stage_alone']:.4f} | {test['p_value']:.3g} ({test['delta']:+.4f}) |")
+              f"{alone['p_value']:.3g} ({alone['delta']:+.4f}) | {first['p_value']:.3g} ({first['delta']:+.4f}) | "
+              f"{f['methods'][f['method']]['ndcg@10']:.4f} | {fused['p_value']:.3g} ({fused['delta']:+.4f}) | "
+              f"{f['method']}, {f['alpha']:.2f} | {f['first_stage_alone']:.4f} |")
     for name, overrides in grid.items():
-        print(f"{name}: {' '.join(SHARED)} {overrides}")
+        print(f"{name}: {'' if args.no_shared else ' '.join(SHARED)} {overrides}")
     return 0
 
 

@@ -162,6 +162,7 @@ class MinedQuery:
     negative_scores: list[float]
     negative_kinds: list[str]
     rescores: Optional[dict[int, float]] = None
+    lexical: Optional[dict[int, float]] = None  # a hybrid stage's BM25 score of each positive and negative row
 
 
 def first_stage_spec(cfg: MineConfig) -> FirstStageSpec:
@@ -185,7 +186,13 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], do
     with distributed.share_of(range(len(query_ids))) as share:
         mined, tally = select_for_queries(cfg, data, doc_ids, doc_texts, cands, row_of,
                                           [(query_ids[i], i, positive_rows[i]) for i in share])
-    return distributed.gather_lists(mined), distributed.gather_counts(tally)
+    mined = distributed.gather_lists(mined)
+    if stage.spec.method == "hybrid" and stage.bm25 is not None:
+        # hybrid's own scores are ranks; the teacher of `loss.teacher=first_stage` needs both of its similarities
+        for q in mined:
+            rows = q.positive_rows + q.negative_rows
+            q.lexical = dict(zip(rows, stage.bm25.scores(data.queries[q.query_id], rows).tolist()))
+    return mined, distributed.gather_counts(tally)
 
 
 def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], doc_texts: Sequence[str],

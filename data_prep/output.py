@@ -3,8 +3,9 @@
 One dataset row per (query, positive); the held-out dev queries go to ``dev.jsonl`` instead
 (``data_prep/dev_split.py``). Columns:
 ``query_id, query, positive_id, positive, positive_score, negative_ids, negatives, negative_scores,
-negative_kinds`` and, when a cross-encoder rescored the candidates, ``positive_rescore, negative_rescores``.
-Scores are first-stage scores (cosine or BM25), kept for distillation.
+negative_kinds``; when a cross-encoder rescored the candidates, ``positive_rescore, negative_rescores``; behind a
+hybrid first stage, ``positive_lexical, negative_lexical`` (BM25). Scores are first-stage scores (cosine, or BM25
+behind a BM25 stage), kept for distillation.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from rerankforge.data_prep.mine import LabelledData, MinedQuery
 
 
-def _features(rescored: bool):
+def _features(rescored: bool, lexical: bool = False):
     from datasets import Features, Sequence, Value
 
     columns = {"query_id": Value("string"), "query": Value("string"), "positive_id": Value("string"),
@@ -33,12 +34,14 @@ def _features(rescored: bool):
                "negative_scores": Sequence(Value("float32")), "negative_kinds": Sequence(Value("string"))}
     if rescored:
         columns.update(positive_rescore=Value("float32"), negative_rescores=Sequence(Value("float32")))
+    if lexical:
+        columns.update(positive_lexical=Value("float32"), negative_lexical=Sequence(Value("float32")))
     return Features(columns)
 
 
 def build_columns(data: LabelledData, doc_ids: list[str], doc_texts: list[str], mined: list[MinedQuery],
-                  rescored: bool) -> dict[str, list]:
-    columns: dict[str, list] = {name: [] for name in _features(rescored)}
+                  rescored: bool, lexical: bool = False) -> dict[str, list]:
+    columns: dict[str, list] = {name: [] for name in _features(rescored, lexical)}
     for q in mined:
         for row, score in zip(q.positive_rows, q.positive_scores):
             columns["query_id"].append(q.query_id)
@@ -53,6 +56,9 @@ def build_columns(data: LabelledData, doc_ids: list[str], doc_texts: list[str], 
             if rescored:
                 columns["positive_rescore"].append(q.rescores[row])
                 columns["negative_rescores"].append([q.rescores[r] for r in q.negative_rows])
+            if lexical:
+                columns["positive_lexical"].append(q.lexical[row])
+                columns["negative_lexical"].append([q.lexical[r] for r in q.negative_rows])
     return columns
 
 
@@ -79,7 +85,8 @@ def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], d
     from datasets import Dataset
 
     rescored = bool(cfg.mining.rescore.cross_encoder)
-    columns = build_columns(data, doc_ids, doc_texts, mined, rescored)
+    lexical = bool(mined) and all(q.lexical is not None for q in mined)
+    columns = build_columns(data, doc_ids, doc_texts, mined, rescored, lexical)
     counts = mine_counts(cfg, data, mined, tally)
     counts["queries_dev"] = len(dev or [])
     manifest = {
@@ -100,7 +107,7 @@ def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], d
         "first_stage_selection": selection,
     }
     with atomic_output_dir(cfg.output_dir) as scratch:
-        Dataset.from_dict(columns, features=_features(rescored)).save_to_disk(str(scratch / "dataset"))
+        Dataset.from_dict(columns, features=_features(rescored, lexical)).save_to_disk(str(scratch / "dataset"))
         if dev:
             write_dev(scratch / DEV_FILE, dev)
         (scratch / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")

@@ -18,6 +18,17 @@ def write_trec(path: Path, run: dict[str, dict[str, float]], name: str) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def read_trec(path: Path) -> dict[str, dict[str, float]]:
+    """A TREC run file as ``{query_id: {doc_id: score}}``, each query's docs in file order (best first, as
+    ``write_trec`` writes them); read by ir_measures."""
+    import ir_measures
+
+    run: dict[str, dict[str, float]] = {}
+    for row in ir_measures.read_trec_run(str(path)):
+        run.setdefault(row.query_id, {})[row.doc_id] = row.score
+    return run
+
+
 def per_query_rows(summary: dict, records: list[QueryRecord], answers: dict[str, list[str]]) -> list[dict]:
     baseline = summary["baseline"]
     rows = []

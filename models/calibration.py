@@ -129,9 +129,11 @@ def calibrate(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
 
 
 def read_calibration(model: str | Path) -> Optional[Calibration]:
-    """The ``calibration.json`` beside a checkpoint, or None when it has none (or ``model`` is not a folder)."""
-    path = Path(model) / CALIBRATION_FILE
-    if not path.is_file():
+    """The ``calibration.json`` beside a checkpoint (a folder, or a Hub id's repo), or None when it has none."""
+    from rerankforge.models.resolve import checkpoint_file
+
+    path = checkpoint_file(str(model), CALIBRATION_FILE)
+    if path is None:
         return None
     fitted = json.loads(path.read_text(encoding="utf-8"))
     return Calibration(a=float(fitted["a"]), b=float(fitted["b"]), method=fitted.get("method", "platt"))

@@ -15,8 +15,9 @@ from typing import Optional
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
-from rerankforge.models.card_results import (HUB_DATASETS, RESULTS_HEADING, CardError, dev_results, hub_dataset,
-                                             merge, report_results, results_markdown)
+from rerankforge.models.card_results import (HUB_DATASETS, LIMITATIONS_HEADING, RESULTS_HEADING, CardError,
+                                             dev_results, hub_dataset, load_results, measured_limits, merge,
+                                             own_results, report_results, results_markdown, save_results)
 
 __all__ = ["HUB_DATASETS", "CardError", "add_eval_results", "hub_datasets", "load_card", "set_model_id",
            "write_model_card", "write_st_config"]
@@ -84,6 +85,11 @@ def _fusion_text(fusion: Optional[dict]) -> str:
             "scores.\n")
 
 
+def _data_name(data: dict) -> str:
+    """The training data by its Hub id or folder name: never a local path."""
+    return hub_dataset(data.get("path") or data.get("corpus")) or "the user's data"
+
+
 def _provenance(cfg, mine_manifest: dict) -> str:
     """The data, mining and training sections: enough to rerun the recipe."""
     mine, counts = mine_manifest.get("config", {}), mine_manifest.get("counts", {})
@@ -94,7 +100,7 @@ def _provenance(cfg, mine_manifest: dict) -> str:
     lora = (f"r={cfg.lora.r} alpha={cfg.lora.alpha}, exported as {cfg.lora.export}" if cfg.lora.enabled
             else "no (full fine-tuning)")
     return f"""## Data and mining
-- Training data: {data.get('path') or data.get('corpus')} (split `{data.get('split')}`),
+- Training data: {_data_name(data)} (split `{data.get('split')}`),
   {counts.get('queries_mined', '?')} queries, {counts.get('rows', '?')} query–positive rows.
 - Hard negatives mined with `{encoder}`: {', '.join(f'{k}={v}' for k, v in mining.items() if v is not None)}.
 
@@ -106,13 +112,32 @@ def _provenance(cfg, mine_manifest: dict) -> str:
 """
 
 
+def _limitations(rows: list, rows_count) -> str:
+    measured = measured_limits(rows)
+    figures = ("\n".join(measured) if measured else "- No figure against a first stage is recorded yet.")
+    below = any(" below its first stage" in line for line in measured)
+    advice = ("Where it is below its first stage, use it fused: pass the retriever's scores (`Reranker.rerank(..., "
+              "first_stage_scores=...)`, or `first_stage_scores` in a request to `rerankforge serve`), which applies "
+              "`fusion.json`, or rerank with another first stage.\n" if below else "")
+    return f"""{LIMITATIONS_HEADING}
+Rerank the top candidates of a first-stage retriever over the same kind of text it was trained on. Measured with
+nDCG@10, the model alone (what `CrossEncoder`, TEI and the Cohere route return without first-stage scores):
+
+{figures}
+
+{advice}It was trained on {rows_count} labelled pairs from one domain: expect it to be worse than a general reranker
+outside that domain, and check it on your own queries before use.
+"""
+
+
 def _body(folder: Path, cfg, mine_manifest: dict, rows: list, fusion: Optional[dict], model_id: str) -> str:
     rows_count = mine_manifest.get("counts", {}).get("rows", "a few hundred")
     return f"""
 # Reranker fine-tuned with rerankforge
 
 A cross-encoder (one relevance logit per query–passage pair) fine-tuned from `{cfg.model.name_or_path}` on
-`{cfg.data.train}` with the `{cfg.loss.name}` loss. It reorders the top candidates of a first-stage retriever.
+{_data_name(mine_manifest.get("config", {}).get("data", {}))} with the `{cfg.loss.name}` loss. It reorders the top
+candidates of a first-stage retriever.
 
 ```python
 from sentence_transformers import CrossEncoder
@@ -130,11 +155,7 @@ ranked = model.rank("query", ["passage one", "passage two"])
 ## Fusion with the first stage
 {_fusion_text(fusion)}
 {_provenance(cfg, mine_manifest)}
-## Intended use and limitations
-Rerank the top candidates of a first-stage retriever over the same kind of text it was trained on. It was
-trained on {rows_count} labelled pairs from one domain: expect it to be worse than a general reranker outside
-that domain, and check it on your own queries before use.
-"""
+{_limitations(rows, rows_count)}"""
 
 
 def _model_name(cfg, mine_manifest: dict) -> str:
@@ -148,8 +169,9 @@ def write_model_card(folder: Path, cfg, mine_manifest: dict, metrics: list[dict]
     """Write ``folder/README.md`` and return it as a ``ModelCard``.
 
     The metadata holds ``base_model``, ``datasets``, ``license`` (``cfg.license``), tags and a ``model-index``
-    with the kept checkpoint's dev figures from ``metrics`` (the ``metrics.jsonl`` records) and ``fusion``, plus
-    those of each ``rerankforge eval`` report in ``eval_reports``. The usage snippet loads ``repo_id`` when
+    with this model's own figures: the kept checkpoint's dev figures from ``metrics`` (the ``metrics.jsonl``
+    records), plus those of each ``rerankforge eval`` report in ``eval_reports``. The first stage's and the fused
+    figures (``fusion``) are in the text's tables and in ``eval_results.json``. The usage snippet loads ``repo_id`` when
     given, else ``folder`` as a local path. ``calibration.json`` beside the weights, when present, is described.
 
     Raises:
@@ -164,28 +186,29 @@ def write_model_card(folder: Path, cfg, mine_manifest: dict, metrics: list[dict]
                          pipeline_tag="text-ranking", tags=["cross-encoder", "reranker", "rerankforge"],
                          license=cfg.license, datasets=hub_datasets(mine.get("data", {})),
                          model_name=repo_id.split("/")[-1] if repo_id else _model_name(cfg, mine_manifest),
-                         eval_results=rows or None)
+                         eval_results=own_results(rows) or None)
     body = _body(folder, cfg, mine_manifest, rows, fusion, repo_id or str(folder))
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
     folder.mkdir(parents=True, exist_ok=True)
     card.save(folder / "README.md")
+    save_results(folder, rows)
     return card
 
 
-def _replace_results_section(text: str, rows: list) -> str:
-    """``text`` with its evaluation section redrawn from ``rows`` (appended when the section is missing)."""
-    section = f"{RESULTS_HEADING}\n{results_markdown(rows)}"
-    start = text.find(RESULTS_HEADING + "\n")
+def _replace_section(text: str, heading: str, section: str) -> str:
+    """``text`` with the section under ``heading`` replaced by ``section`` (appended when it is missing)."""
+    start = text.find(heading + "\n")
     if start < 0:
         return text.rstrip("\n") + "\n\n" + section
-    end = text.find("\n## ", start + len(RESULTS_HEADING))
+    end = text.find("\n## ", start + len(heading))
     return text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
 
 
 def add_eval_results(checkpoint: Path, report_path: Path, *, card_folder: Optional[Path] = None,
                      reranker: Optional[str] = None) -> ModelCard:
     """Merge a ``rerankforge eval`` report's figures of ``checkpoint`` (first stage, reranked, fused; every
-    metric, on the report's data set and split) into the card's ``model-index`` and results tables.
+    metric, on the report's data set and split) into ``eval_results.json``, the card's results tables and measured
+    limitations, and (this model's own figures) its ``model-index``.
 
     The card is ``card_folder/README.md`` (default: the checkpoint's own); figures already there for the same
     data set and split are replaced, so adding a report twice changes nothing. ``reranker`` picks the report's
@@ -196,11 +219,17 @@ def add_eval_results(checkpoint: Path, report_path: Path, *, card_folder: Option
     """
     folder = Path(card_folder or checkpoint)
     card = load_card(folder) or ModelCard("---\n{}\n---\n")
-    rows = merge(list(card.data.eval_results or []), report_results(Path(report_path), Path(checkpoint), reranker))
-    card.data.eval_results = rows
+    rows = merge(load_results(folder, card.data.eval_results or []),
+                 report_results(Path(report_path), Path(checkpoint), reranker))
+    card.data.eval_results = own_results(rows)
     card.data.model_name = card.data.model_name or Path(checkpoint).resolve().name
-    card.text = _replace_results_section(card.text, rows)
+    card.text = _replace_section(card.text, RESULTS_HEADING, f"{RESULTS_HEADING}\n{results_markdown(rows)}")
+    if LIMITATIONS_HEADING + "\n" in card.text:
+        rows_count = re.search(r"trained on (\S+) labelled pairs", card.text)
+        card.text = _replace_section(card.text, LIMITATIONS_HEADING,
+                                     _limitations(rows, rows_count.group(1) if rows_count else "a few hundred"))
     card.save(folder / "README.md")
+    save_results(folder, rows)
     return card
 
 

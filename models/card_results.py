@@ -5,6 +5,10 @@ Each figure is one ``EvalResult`` of task ``text-ranking`` on one data set and s
 the ranking it measures: ``first_stage`` (the candidates as retrieved), ``reranked`` (this model's order of the
 first stage's top candidates) or ``fused`` (its scores fused with the first stage's); ``metric_name`` says the same
 in words, with the first stage, the depth and the fusion weight.
+
+The card's ``model-index`` holds only this model's own results (``reranked``); the first stage and the fused
+ranking are the baselines and the pipeline, so they stay in the card's text and in ``eval_results.json`` beside it,
+from which the tables and the measured limitations are drawn.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from huggingface_hub import EvalResult
 TASK_TYPE, TASK_NAME = "text-ranking", "Reranking"
 VARIANTS = ("first_stage", "reranked", "fused")
 RESULTS_HEADING = "## Evaluation results"
+LIMITATIONS_HEADING = "## Intended use and limitations"
+RESULTS_FILE = "eval_results.json"  # every figure, baselines included: the tables' source
+OWN = "reranked"
 NO_RESULTS = ("No evaluation is recorded yet. Train with a dev split (`data.dev: mined` after mining with "
               "`data.dev_fraction` > 0, or `data.dev` set to a BEIR folder), or evaluate the checkpoint with "
               "`rerankforge eval` and add its report: `rerankforge push ... --eval-report runs/.../eval/report.json`.\n")
@@ -85,9 +92,9 @@ def dev_results(cfg, mine_manifest: dict, metrics: list[dict], fusion: Optional[
         depth = min(depth, data.get("dev_depth") or depth)
         folder = data.get("path") or data.get("corpus")
         held_out = mine_manifest.get("counts", {}).get("queries_dev")
-        name = (f"{Path(folder or 'training data').name} dev ({held_out or 'the'} {data.get('split', 'train')} "
-                "queries held out of training)")
-        split = "dev"
+        # queries of the training split that training never saw: not the data set's own dev split
+        split = data.get("split") or "train"
+        name = f"{Path(folder or 'training data').name}: {held_out or 'the'} {split} queries held out of training"
     else:
         folder, split = cfg.data.dev, cfg.data.dev_split
         name = f"{Path(folder).name} {split}"
@@ -127,7 +134,7 @@ def pick_reranker(report: dict, report_path: Path, checkpoint: Path, name: Optio
              and (n == name if name else _same_folder(str(e["model"]), checkpoint))]
     if not found:
         have = ", ".join(f"{n} ({e.get('model')})" for n, e in rerankers.items() if isinstance(e, dict)) or "none"
-        wanted = f"a reranker named {name!r}" if name else f"a reranker whose model is {checkpoint}"
+        wanted = f"reranker named {name!r}" if name else f"reranker whose model is {checkpoint}"
         raise CardError(f"{report_path} has no {wanted}; its rerankers are: {have}. Pass the report of an eval "
                         "that reranked with this checkpoint (rerankers.<name>.model=<this folder>).")
     return found[0]
@@ -176,6 +183,52 @@ def report_results(report_path: Path, checkpoint: Path, reranker: Optional[str] 
     queries = report.get("data", {}).get("queries")
     label = f"{short} {split}" + (f" ({queries} queries)" if queries else "")
     return results(dataset_type, label, split, runs)
+
+
+def own_results(rows: list[EvalResult]) -> list[EvalResult]:
+    """The rows that measure this model itself (its order of the first stage's candidates): the model-index."""
+    return [r for r in rows if r.metric_config == OWN]
+
+
+def save_results(folder: Path, rows: list[EvalResult]) -> None:
+    """Every figure (baselines too) to ``folder/eval_results.json``."""
+    keys = ("task_type", "task_name", "dataset_type", "dataset_name", "dataset_split", "metric_type", "metric_value",
+            "metric_name", "metric_config")
+    (Path(folder) / RESULTS_FILE).write_text(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], indent=1)
+                                             + "\n", encoding="utf-8")
+
+
+def load_results(folder: Path, fallback: list[EvalResult]) -> list[EvalResult]:
+    """The figures of ``folder/eval_results.json``; ``fallback`` (the card's model-index) when there is none."""
+    path = Path(folder) / RESULTS_FILE
+    if not path.is_file():
+        return list(fallback)
+    try:
+        return [EvalResult(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+    except (ValueError, TypeError) as exc:
+        raise CardError(f"{path} does not hold evaluation results ({exc}). Delete it and add the eval reports "
+                        "again.") from exc
+
+
+def measured_limits(rows: list[EvalResult], metric: str = "ndcg_at_10") -> list[str]:
+    """One sentence per data set and split that has this model's and the first stage's ``metric``: the model alone
+    against the first stage it reranks (and fused, when measured), saying when it is below."""
+    values: dict[tuple, dict[str, EvalResult]] = {}
+    for row in rows:
+        if row.metric_type == metric:
+            values.setdefault((row.dataset_name, row.dataset_split), {})[row.metric_config] = row
+    out = []
+    for (name, split), got in values.items():
+        if OWN not in got or "first_stage" not in got:
+            continue
+        alone, first = got[OWN].metric_value, got["first_stage"].metric_value
+        where = "below" if alone < first else "above" if alone > first else "level with"
+        fused = (f"; fused with the first stage by `fusion.json`: {got['fused'].metric_value:.4f}"
+                 if "fused" in got else "")
+        out.append(f"- {name} (split `{split}`): alone, {metric_label(metric.replace('_at_', '@'))} "
+                   f"{alone:.4f}, {where} its first stage's {first:.4f} "
+                   f"({got['first_stage'].metric_name.split(', ', 1)[-1]}){fused}.")
+    return out
 
 
 def merge(existing: list[EvalResult], new: list[EvalResult]) -> list[EvalResult]:

@@ -71,6 +71,29 @@ def fuse_run(first_stage: dict[str, dict[str, float]], reranker: dict[str, dict[
     return fused
 
 
+def fuse_request(logits: Sequence[float], first_stage: Sequence[float], method: str, alpha: float,
+                 rrf_k: int = 60) -> tuple[list[float], list[int]]:
+    """``fuse`` for docs in any order (a rerank request): ``(fused score of each doc in the order given, the
+    ranking best first)``. The first-stage order is read from ``first_stage`` (ties keep the order given), and the
+    ranking breaks ties in it, as ``fuse_run`` ranks eval's candidates.
+
+    Raises:
+        ValueError: ``logits`` and ``first_stage`` differ in length, or a first-stage score is not finite.
+    """
+    if len(logits) != len(first_stage):
+        raise ValueError(f"first_stage_scores has {len(first_stage)} values for {len(logits)} documents; send one "
+                         "first-stage score per document, in the order of the documents.")
+    if not np.isfinite(np.asarray(first_stage, dtype=np.float64)).all():
+        raise ValueError("first_stage_scores must be finite numbers (no NaN or infinity).")
+    order = sorted(range(len(logits)), key=lambda i: -first_stage[i])  # stable: ties keep the order given
+    values = fuse([logits[i] for i in order], [first_stage[i] for i in order], method, alpha, rrf_k)
+    fused = [0.0] * len(logits)
+    for position, i in enumerate(order):
+        fused[i] = float(values[position])
+    rank_in_first_stage = {i: position for position, i in enumerate(order)}
+    return fused, sorted(range(len(logits)), key=lambda i: (-fused[i], rank_in_first_stage[i]))
+
+
 def one_se_alpha(per_query_curve: dict[float, Sequence[float]]) -> tuple[float, float]:
     """``(best, chosen)`` alphas of a curve of per-query scores (same queries, same order, for every alpha).
 
@@ -123,9 +146,11 @@ def fit_fusion(qrels: dict[str, dict[str, int]], first_stage: dict[str, dict[str
 
 
 def read_fusion(model: str | Path) -> Optional[dict]:
-    """The ``fusion.json`` beside a checkpoint, or None when it has none (or ``model`` is not a local folder)."""
-    path = Path(model) / FUSION_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """The ``fusion.json`` beside a checkpoint (a folder, or a Hub id's repo), or None when it has none."""
+    from rerankforge.models.resolve import checkpoint_file
+
+    path = checkpoint_file(str(model), FUSION_FILE)
+    return json.loads(path.read_text(encoding="utf-8")) if path is not None else None
 
 
 def resolve_fusion(model: Optional[str], method: str, alpha: str) -> Optional[tuple[str, float]]:

@@ -4,6 +4,9 @@ Results follow the Cohere rerank API: ``[{"index": i, "relevance_score": s}]``, 
 ``relevance_score`` is P(relevant) when the checkpoint has a ``calibration.json`` (fitted on the dev split at the
 end of training, ``models/calibration.py``), else the sigmoid of the logit as in sentence-transformers'
 ``CrossEncoder.predict``; ``raw=True`` gives the logit itself.
+
+With ``first_stage_scores`` (the retriever's score of each doc), ``rerank`` fuses the reranker with the first stage
+by the weight training fitted on the dev split (``fusion.json`` beside the checkpoint), exactly as eval's fused run.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Optional, Sequence
 import torch
 
 from rerankforge.models.calibration import Calibration, read_calibration, sigmoid
+from rerankforge.models.fusion import FUSION_FILE, fuse_request, read_fusion
 from rerankforge.models.loading import bf16_is_fast, load_seq_cls, load_tokenizer
 from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
 
@@ -62,6 +66,8 @@ class Reranker:
         self.limits = PairLimits(max_length=self.max_length, max_query_length=max_query_length)
         self.batch_size = batch_size
         self.calibration: Optional[Calibration] = read_calibration(model_name_or_path) if calibrated else None
+        self.source = str(model_name_or_path)
+        self.fusion: Optional[dict] = read_fusion(model_name_or_path)
         self.exported = None
         if backend == "openvino":
             from rerankforge.models.openvino_backend import compile_ov, exported_model
@@ -135,9 +141,28 @@ class Reranker:
                 best[owners[i]] = max(best[owners[i]], logit)
         return best if raw else [self.probability(x) for x in best]
 
-    def rerank(self, query: str, docs: Sequence[str], top_n: Optional[int] = None,
-               raw: bool = False, limits: Optional[PairLimits] = None) -> list[dict]:
-        """``[{"index", "relevance_score"}]`` for the ``top_n`` best docs (all by default), best first."""
-        scores = self.score(query, docs, raw=raw, limits=limits)
-        ranked = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
+    def rerank(self, query: str, docs: Sequence[str], top_n: Optional[int] = None, raw: bool = False,
+               limits: Optional[PairLimits] = None,
+               first_stage_scores: Optional[Sequence[float]] = None) -> list[dict]:
+        """``[{"index", "relevance_score"}]`` for the ``top_n`` best docs (all by default), best first.
+
+        ``first_stage_scores``: one score per doc from the retriever that found them (any scale: cosine, BM25, RRF).
+        The order is then the fused one and ``relevance_score`` the fused score (not a probability); ``raw`` does
+        not apply. Ties keep the first stage's order.
+
+        Raises:
+            ValueError: ``first_stage_scores`` without a ``fusion.json`` beside the checkpoint, or not one finite
+                score per doc.
+        """
+        if first_stage_scores is None:
+            scores = self.score(query, docs, raw=raw, limits=limits)
+            ranked = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
+        else:
+            if self.fusion is None:
+                raise ValueError(f"first_stage_scores were given, but {self.source} has no {FUSION_FILE}: training "
+                                 "writes one when its data has a dev split. Call rerank without first_stage_scores "
+                                 "for the reranker alone.")
+            logits = self.score(query, docs, raw=True, limits=limits)
+            scores, ranked = fuse_request(logits, list(first_stage_scores), self.fusion["method"],
+                                          float(self.fusion["alpha"]), int(self.fusion.get("rrf_k", 60)))
         return [{"index": i, "relevance_score": scores[i]} for i in ranked[: top_n or len(docs)]]

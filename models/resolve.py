@@ -10,6 +10,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 
 class ModelNotFoundError(OSError):
@@ -105,6 +106,25 @@ def resolve_model(reference: str) -> ResolvedModel:
             f"so it cannot be downloaded.{hint} Or pass the path of a local copy."
         )
     return ResolvedModel(reference, reference, "hub")
+
+
+def checkpoint_file(reference: str, name: str) -> Optional[Path]:
+    """A file saved beside a checkpoint's weights (``fusion.json``, ``calibration.json``): from the folder the
+    reference resolves to, or for a Hub id from the Hub (downloaded into the HF cache). None when it has none or the
+    Hub cannot be reached."""
+    try:
+        resolved = resolve_model(reference)
+    except ModelNotFoundError:
+        return None
+    if resolved.source != "hub":
+        path = Path(resolved.path) / name
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(resolved.path, name))
+    except Exception:  # not in the repo, no network, gated: the checkpoint is used without it
+        return None
 
 
 def model_fingerprint(resolved: ResolvedModel) -> str:

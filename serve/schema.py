@@ -1,5 +1,11 @@
 """Request and response shapes of the server: Cohere rerank (v1/v2), TEI rerank, infinity rerank, the pipeline query.
 
+Every rerank request takes one extension field, ``first_stage_scores``: the retriever's score of each document, in
+the documents' order. With it, the answer is the reranker fused with the first stage by the weight fitted at
+training (``fusion.json``, as eval's fused run): the order is the fused one and each score the fused score, which
+is not a probability. Without it (what Cohere's, TEI's and infinity's clients send) the answer is the plain
+cross-encoder's.
+
 ``POST /rerank`` takes two shapes: text-embeddings-inference's (``texts``) and infinity's (``documents``);
 ``RerankBody`` tells them apart by those keys, so a client of either gets its own answer and its own errors.
 """
@@ -8,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, field_validator
@@ -38,6 +45,7 @@ class CohereRerankRequest(BaseModel):
     max_chunks_per_doc: Optional[int] = Field(default=None, ge=1)  # v1; None: COHERE_MAX_CHUNKS_PER_DOC
     max_tokens_per_doc: Optional[int] = Field(default=None, ge=1)  # v2; None: COHERE_MAX_TOKENS_PER_DOC
     rank_fields: Optional[list[str]] = None
+    first_stage_scores: Optional[list[float]] = None  # rerankforge's extension (module docstring)
 
     def texts(self) -> list[str]:
         return [d if isinstance(d, str) else d.text for d in self.documents]
@@ -59,6 +67,7 @@ class TEIRerankRequest(BaseModel):
     truncate: Optional[bool] = False
     truncation_direction: Literal["Right", "Left"] = "Right"
     model: Optional[str] = None
+    first_stage_scores: Optional[list[float]] = None  # rerankforge's extension (module docstring)
 
     @field_validator("truncation_direction", mode="before")
     @classmethod
@@ -80,6 +89,7 @@ class InfinityRerankRequest(BaseModel):
     raw_scores: bool = False
     model: Optional[str] = None
     top_n: Optional[int] = Field(default=None, gt=0)
+    first_stage_scores: Optional[list[float]] = None  # rerankforge's extension (module docstring)
 
 
 def rerank_shape(value) -> str:
@@ -107,11 +117,19 @@ def ranked(logits: list[float]) -> list[int]:
 Probability = Callable[[float], float]  # a reranker's logit -> relevance score (calibrated or plain sigmoid)
 
 
-def cohere_response(request_id: str, texts: list[str], logits: list[float], top_n: Optional[int],
-                    return_documents: bool, version: int, probability: Probability) -> dict:
+@dataclass(frozen=True)
+class Scored:
+    """A request's answer before its shape: each document's score (request order) and the ranking, best first."""
+
+    scores: list[float]
+    order: list[int]
+
+
+def cohere_response(request_id: str, texts: list[str], scored: Scored, top_n: Optional[int],
+                    return_documents: bool, version: int) -> dict:
     results = []
-    for i in ranked(logits)[: top_n or len(texts)]:
-        item = {"index": i, "relevance_score": probability(logits[i])}
+    for i in scored.order[: top_n or len(texts)]:
+        item = {"index": i, "relevance_score": scored.scores[i]}
         if return_documents:
             item["document"] = {"text": texts[i]}
         results.append(item)
@@ -119,23 +137,21 @@ def cohere_response(request_id: str, texts: list[str], logits: list[float], top_
             "meta": {"api_version": {"version": str(version)}, "billed_units": {"search_units": 1}}}
 
 
-def tei_response(texts: list[str], logits: list[float], raw_scores: bool, return_text: bool,
-                 probability: Probability) -> list[dict]:
+def tei_response(texts: list[str], scored: Scored, return_text: bool) -> list[dict]:
     out = []
-    for i in ranked(logits):
-        item = {"index": i, "score": logits[i] if raw_scores else probability(logits[i])}
+    for i in scored.order:
+        item = {"index": i, "score": scored.scores[i]}
         if return_text:
             item["text"] = texts[i]
         out.append(item)
     return out
 
 
-def infinity_response(body: InfinityRerankRequest, logits: list[float], model: str, tokens: int,
-                      probability: Probability) -> dict:
+def infinity_response(body: InfinityRerankRequest, scored: Scored, model: str, tokens: int) -> dict:
     """infinity's ``ReRankResult``: results best first (``document`` null unless asked for), token usage."""
     results = []
-    for i in ranked(logits)[: body.top_n or len(logits)]:
-        results.append({"relevance_score": logits[i] if body.raw_scores else probability(logits[i]), "index": i,
+    for i in scored.order[: body.top_n or len(scored.order)]:
+        results.append({"relevance_score": scored.scores[i], "index": i,
                         "document": body.documents[i] if body.return_documents else None})
     return {"object": "rerank", "results": results, "model": model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},

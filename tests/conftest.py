@@ -205,15 +205,6 @@ def scifact_subset(folder: Path, n_train: int = 40, n_test: int = 0, n_other: in
     return folder
 
 
-def read_trec(path: Path) -> dict[str, dict[str, float]]:
-    """A TREC run file (``qid Q0 docid rank score name``) as ``{query_id: {doc_id: score}}``."""
-    run: dict[str, dict[str, float]] = {}
-    for line in path.read_text().splitlines():
-        query_id, _, doc_id, _, score, _ = line.split()
-        run.setdefault(query_id, {})[doc_id] = float(score)
-    return run
-
-
 def make_long_beir(folder: Path, n_docs: int = 12, n_train: int = 8, n_test: int = 3) -> Path:
     """A BEIR folder of long documents (6 segments of 12 words each, ~400 chars) with document-level qrels:
     each query copies words from a segment in the middle of its relevant document, so MaxP can find it

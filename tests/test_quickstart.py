@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA, make_beir, read_trec, write_jsonl
+from conftest import SHARED_DATA, make_beir, write_jsonl
 from rerankforge.cli import main
 from rerankforge.eval.metrics import evaluate_run
+from rerankforge.eval.report import read_trec
 from rerankforge.quickstart_summary import FIRST_STAGE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,9 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
     best_row = next(line for line in printed.splitlines() if line.startswith(label))
     assert "best)" in best_row and printed.count("best)") == 1
     assert f"Final ranking vs the best first stage ({best})" in printed
+    alone = finetuned["alone"]["vs_best_first_stage"]["ndcg@10"]
+    assert (f"The reranker alone (the checkpoint as CrossEncoder or served, no fusion) vs {best}: nDCG@10 "
+            f"{alone['delta']:+.4f}") in printed
     assert f"checkpoint: {out / 'train' / 'final'}" in printed
     # the test split's figures joined the card's model-index, so the checkpoint publishes as it is
     from huggingface_hub import ModelCard
@@ -67,8 +71,9 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
     from rerankforge.models.publish import PushConfig, push
 
     card = ModelCard.load(out / "train" / "final" / "README.md")
-    tested = {(r.metric_config, r.metric_type): r.metric_value for r in card.data.eval_results
-              if r.dataset_split == "test"}
+    assert {r.metric_config for r in card.data.eval_results} == {"reranked"}  # the model's own figures only
+    rows = json.loads((out / "train" / "final" / "eval_results.json").read_text())
+    tested = {(r["metric_config"], r["metric_type"]): r["metric_value"] for r in rows if r["dataset_split"] == "test"}
     assert tested[("first_stage", "ndcg_at_10")] == report["first_stage"]["metrics"]["ndcg@10"]
     assert tested[("reranked", "ndcg_at_10")] == finetuned["alone"]["metrics"]["ndcg@10"]
     assert tested[("fused", "ndcg_at_10")] == finetuned["metrics"]["ndcg@10"]

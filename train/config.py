@@ -56,6 +56,11 @@ class LossConfig:
     temperature: float = 1.0
     pos_weight: Optional[float] = None
     teacher: Literal["first_stage", "rescore"] = "rescore"  # which scores the distillation losses imitate
+    # A distillation term added to the label loss `name`: loss = name + distill_weight * distill(scores, teacher).
+    distill: Optional[Literal["margin_mse", "kl_distill"]] = None
+    distill_weight: float = 1.0
+    # the teacher's scores are multiplied by this first: first-stage cosines span ~0.3, logits several units
+    teacher_scale: float = 1.0
 
 
 @dataclass
@@ -118,6 +123,13 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
                         f"({cfg.model.max_length}) so that passages keep some tokens.")
     if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
         problems.append(f"model.dropout must be in [0, 1) or null, got {cfg.model.dropout}.")
+    if cfg.loss.distill is not None and cfg.loss.name in ("margin_mse", "kl_distill"):
+        problems.append(f"loss.distill={cfg.loss.distill} adds a distillation term to a label loss, but loss.name="
+                        f"{cfg.loss.name} is one already: set loss.name to a label loss (listwise_ce, pointwise_bce, "
+                        "ranknet) or loss.distill=null.")
+    if cfg.loss.distill_weight < 0 or cfg.loss.teacher_scale <= 0:
+        problems.append(f"loss.distill_weight must be >= 0 and loss.teacher_scale > 0, got "
+                        f"{cfg.loss.distill_weight} and {cfg.loss.teacher_scale}.")
     if not 0 <= cfg.optim.warmup_ratio < 1:
         problems.append(f"optim.warmup_ratio must be in [0, 1), got {cfg.optim.warmup_ratio}.")
     if cfg.mixed_precision is not None and cfg.mixed_precision not in PRECISIONS:

@@ -7,7 +7,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import torch
 
@@ -43,13 +43,17 @@ def load_groups(cfg: TrainConfig) -> tuple[list[Group], dict]:
     want = cfg.data.group_size - 1
     teacher_cols = ("positive_rescore", "negative_rescores") if cfg.loss.teacher == "rescore" else (
         "positive_score", "negative_scores")
-    has_teacher = all(c in rows.column_names for c in teacher_cols)
+    wants_teacher = cfg.loss.distill is not None or cfg.loss.name in ("margin_mse", "kl_distill")
+    has_teacher = wants_teacher and all(c in rows.column_names for c in teacher_cols)
+    lexical = cfg.loss.teacher == "first_stage" and "positive_lexical" in rows.column_names
     groups, short = [], 0
     for row in rows:
         if len(row["negatives"]) < want:
             short += 1
             continue
         teacher = (row[teacher_cols[0]], *row[teacher_cols[1]][:want]) if has_teacher else None
+        if teacher is not None and lexical:
+            teacher = hybrid_teacher(teacher, (row["positive_lexical"], *row["negative_lexical"][:want]))
         groups.append(Group(row["query_id"], row["query"], (row["positive"], *row["negatives"][:want]), teacher))
     groups = groups[: cfg.data.max_rows]
     if short:
@@ -58,6 +62,14 @@ def load_groups(cfg: TrainConfig) -> tuple[list[Group], dict]:
     manifest = json.loads((folder / "manifest.json").read_text())
     return groups, {"rows": len(rows), "groups": len(groups), "rows_short": short, "has_teacher": has_teacher,
                     "mine_manifest": manifest}
+
+
+def hybrid_teacher(dense: Sequence[float], lexical: Sequence[float]) -> tuple[float, ...]:
+    """A hybrid first stage's score of each passage of a group: the sum of its dense and its BM25 score, each
+    z-scored over the group (so that neither scale dominates), as ``models.fusion`` puts scores on one scale."""
+    from rerankforge.models.fusion import zscore
+
+    return tuple((zscore(dense) + zscore(lexical)).tolist())
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, mega: int = 50) -> list[list[int]]:

@@ -36,19 +36,29 @@ BEST_DEV_RUN = "best_dev_run.json"
 
 
 def compute_loss(cfg: TrainConfig, scores: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
-    name = cfg.loss.name
+    """``loss.name`` on ``scores[B, G]``, plus ``distill_weight * loss.distill`` against the teacher when set."""
+    name, distill = cfg.loss.name, cfg.loss.distill
+    if (name in NEEDS_TEACHER or distill) and teacher is None:
+        raise ValueError(f"loss.name={name} loss.distill={distill} needs teacher scores, but the training set has none "
+                         f"for loss.teacher={cfg.loss.teacher}. Mine with mining.rescore.cross_encoder set, or use "
+                         "loss.teacher=first_stage.")
+    if teacher is not None:
+        teacher = teacher.to(scores.dtype) * cfg.loss.teacher_scale
     if name in NEEDS_TEACHER:
-        if teacher is None:
-            raise ValueError(f"loss.name={name} needs teacher scores, but the training set has none for "
-                             f"loss.teacher={cfg.loss.teacher}. Mine with mining.rescore.cross_encoder set, or use "
-                             "loss.teacher=first_stage.")
-        return LOSSES[name](scores, teacher.to(scores.dtype), **({"temperature": cfg.loss.temperature}
-                                                                  if name == "kl_distill" else {}))
-    if name == "pointwise_bce":
-        return LOSSES[name](scores, pos_weight=cfg.loss.pos_weight)
-    if name == "listwise_ce":
-        return LOSSES[name](scores, temperature=cfg.loss.temperature)
-    return LOSSES[name](scores)
+        label_loss = _distill_loss(name, scores, teacher, cfg.loss.temperature)
+    elif name == "pointwise_bce":
+        label_loss = LOSSES[name](scores, pos_weight=cfg.loss.pos_weight)
+    elif name == "listwise_ce":
+        label_loss = LOSSES[name](scores, temperature=cfg.loss.temperature)
+    else:
+        label_loss = LOSSES[name](scores)
+    if distill is None or cfg.loss.distill_weight == 0:
+        return label_loss
+    return label_loss + cfg.loss.distill_weight * _distill_loss(distill, scores, teacher, cfg.loss.temperature)
+
+
+def _distill_loss(name: str, scores: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    return LOSSES[name](scores, teacher, **({"temperature": temperature} if name == "kl_distill" else {}))
 
 
 def group_scores(model, batch: dict, group_size: int) -> torch.Tensor:

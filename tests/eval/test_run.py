@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from conftest import eval_cfg, read_trec, with_fusion, write_jsonl
+from conftest import eval_cfg, with_fusion, write_jsonl
 from rerankforge.eval.config import EvalConfig
 from rerankforge.eval.metrics import evaluate_run
+from rerankforge.eval.report import read_trec
 from rerankforge.eval.run import evaluate
 from rerankforge.utils.config import ConfigError, load_config
 

@@ -44,6 +44,12 @@ def figures(card: ModelCard) -> dict:
     return {(r.dataset_split, r.metric_config, r.metric_type): r.metric_value for r in card.data.eval_results}
 
 
+def all_figures(folder) -> dict:
+    """``figures`` of every result, baselines included: the ``eval_results.json`` beside the card."""
+    rows = json.loads((folder / "eval_results.json").read_text())
+    return {(r["dataset_split"], r["metric_config"], r["metric_type"]): r["metric_value"] for r in rows}
+
+
 def report(model: str, qrels: str = "/data/scifact/qrels/test.tsv", fused: bool = True) -> dict:
     """A report.json as `rerankforge eval` writes it (only the keys the card reads, plus a baseline)."""
     finetuned = {"model": model, "depth": 20, "threshold": None, "metrics": {"ndcg@10": 0.75, "mrr@10": 0.72,
@@ -58,19 +64,23 @@ def report(model: str, qrels: str = "/data/scifact/qrels/test.tsv", fused: bool 
                                               "finetuned": finetuned}}
 
 
-def test_card_parses_and_its_model_index_holds_the_kept_checkpoints_dev_figures(tmp_path):
+def test_card_parses_and_its_model_index_holds_only_the_models_own_dev_figures(tmp_path):
     written = write_model_card(tmp_path / "final", cfg(), MINE, METRICS, FUSION)
     card = ModelCard.load(tmp_path / "final" / "README.md")
     assert str(card) == str(written)
-    assert figures(card) == {("dev", "first_stage", "ndcg_at_10"): 0.55, ("dev", "first_stage", "mrr_at_10"): 0.45,
-                             ("dev", "reranked", "ndcg_at_10"): 0.6123456789, ("dev", "reranked", "mrr_at_10"): 0.5123,
-                             ("dev", "fused", "ndcg_at_10"): 0.6543}
+    assert figures(card) == {("train", "reranked", "ndcg_at_10"): 0.6123456789,
+                             ("train", "reranked", "mrr_at_10"): 0.5123}
+    assert all_figures(tmp_path / "final") == {
+        ("train", "first_stage", "ndcg_at_10"): 0.55, ("train", "first_stage", "mrr_at_10"): 0.45,
+        ("train", "reranked", "ndcg_at_10"): 0.6123456789, ("train", "reranked", "mrr_at_10"): 0.5123,
+        ("train", "fused", "ndcg_at_10"): 0.6543}
     front = yaml.safe_load((tmp_path / "final" / "README.md").read_text().split("---")[1])
     result = front["model-index"][0]["results"][0]
     assert front["model-index"][0]["name"] == "base-model-scifact-reranker"
     assert result["task"]["type"] == "text-ranking"
-    assert result["dataset"] == {"name": "scifact dev (10 train queries held out of training)",
-                                 "type": "BeIR/scifact", "split": "dev"}
+    # held-out training queries are named for what they are, not as the data set's dev split
+    assert result["dataset"] == {"name": "scifact: 10 train queries held out of training",
+                                 "type": "BeIR/scifact", "split": "train"}
     assert {"type": "ndcg_at_10", "value": 0.6123456789, "name": "nDCG@10, reranked (top-20 of hybrid, step 4)",
             "config": "reranked"} in result["metrics"]
     assert front["base_model"] == "org/base-model" and front["datasets"] == ["BeIR/scifact"]
@@ -79,13 +89,24 @@ def test_card_parses_and_its_model_index_holds_the_kept_checkpoints_dev_figures(
     for kept in ("enc", "range_max=100", "listwise_ce", "groups of 8", "seed 42", "LoRA: no", "alpha 0.35",
                  "Intended use and limitations"):
         assert kept in card.text, kept
+    assert "/data/scifact" not in card.text and "runs/mine" not in card.text  # no local paths
+    assert ("alone, nDCG@10 0.6123, above its first stage's 0.5500 (first stage (hybrid)); fused with the first "
+            "stage by `fusion.json`: 0.6543.") in card.text
+
+
+def test_limitations_say_where_the_model_alone_is_below_its_first_stage(tmp_path):
+    below = [{**m, "dev/first_stage_ndcg@10": 0.7} for m in METRICS]
+    card = write_model_card(tmp_path / "f", cfg(), MINE, below, FUSION)
+    limits = card.text.split("## Intended use and limitations")[1]
+    assert "alone, nDCG@10 0.6123, below its first stage's 0.7000" in limits
+    assert "first_stage_scores=" in limits  # and what to do about it
 
 
 def test_a_beir_folder_dev_split_is_named_by_its_folder_and_split(tmp_path):
     card = write_model_card(tmp_path / "f", cfg("data.dev=/data/nfcorpus", "data.dev_split=test"), MINE, METRICS)
     assert {(r.dataset_type, r.dataset_split, r.dataset_name) for r in card.data.eval_results} == {
         ("BeIR/nfcorpus", "test", "nfcorpus test")}
-    assert "fused" not in {r.metric_config for r in card.data.eval_results}  # no fusion weight, no fused figure
+    assert "fused" not in {k[1] for k in all_figures(tmp_path / "f")}  # no fusion weight, no fused figure
 
 
 def test_without_dev_metrics_the_card_has_no_model_index_and_says_how_to_get_one(tmp_path):
@@ -132,15 +153,20 @@ def test_an_eval_report_joins_the_model_index_and_tables_once(tmp_path):
     add_eval_results(folder, path)
     card = add_eval_results(folder, path)  # twice: still one copy
     assert card.text == ModelCard.load(folder / "README.md").text
-    got = figures(ModelCard.load(folder / "README.md"))
+    assert {k: v for k, v in figures(ModelCard.load(folder / "README.md")).items() if k[0] == "test"} == {
+        ("test", "reranked", "ndcg_at_10"): 0.74, ("test", "reranked", "mrr_at_10"): 0.71,
+        ("test", "reranked", "recall_at_100"): 0.95}
+    got = all_figures(folder)
     assert {k: v for k, v in got.items() if k[0] == "test"} == {
         ("test", "first_stage", "ndcg_at_10"): 0.7165, ("test", "first_stage", "mrr_at_10"): 0.68,
         ("test", "first_stage", "recall_at_100"): 0.95, ("test", "reranked", "ndcg_at_10"): 0.74,
         ("test", "reranked", "mrr_at_10"): 0.71, ("test", "reranked", "recall_at_100"): 0.95,
         ("test", "fused", "ndcg_at_10"): 0.75, ("test", "fused", "mrr_at_10"): 0.72,
         ("test", "fused", "recall_at_100"): 0.95}
-    assert got[("dev", "reranked", "ndcg_at_10")] == 0.6123456789  # the dev figures stay
-    assert len(card.data.eval_results) == 5 + 9
+    assert got[("train", "reranked", "ndcg_at_10")] == 0.6123456789  # the dev figures stay
+    assert len(card.data.eval_results) == 2 + 3 and len(got) == 5 + 9
+    assert "- scifact test (300 queries) (split `test`): alone, nDCG@10 0.7400, above its first stage's 0.7165" \
+        in card.text.split("## Intended use and limitations")[1]
     assert card.text.count("## Evaluation results") == 1 and card.text.count("**scifact test (300 queries)**") == 1
     assert "| nDCG@10 | 0.7165 | 0.7400 | 0.7500 |" in card.text and "| Recall@100 |" in card.text
     assert "| 0.9500 |\n\n## Score calibration\n" in card.text  # the redrawn section keeps the layout
@@ -156,9 +182,11 @@ def test_a_report_without_fusion_has_no_fused_figures_and_split_comes_from_its_m
     path.write_text(json.dumps(report(str(folder), qrels="/x/qrels.tsv", fused=False)))
     (path.parent / "manifest.json").write_text(json.dumps({"config": {"data": {"path": "/d/fiqa", "split": "dev"}}}))
     card = add_eval_results(folder, path)
-    assert figures(card) == {("dev", "first_stage", "ndcg_at_10"): 0.7165, ("dev", "first_stage", "mrr_at_10"): 0.68,
-                             ("dev", "first_stage", "recall_at_100"): 0.95, ("dev", "reranked", "ndcg_at_10"): 0.75,
-                             ("dev", "reranked", "mrr_at_10"): 0.72, ("dev", "reranked", "recall_at_100"): 0.95}
+    assert all_figures(folder) == {
+        ("dev", "first_stage", "ndcg_at_10"): 0.7165, ("dev", "first_stage", "mrr_at_10"): 0.68,
+        ("dev", "first_stage", "recall_at_100"): 0.95, ("dev", "reranked", "ndcg_at_10"): 0.75,
+        ("dev", "reranked", "mrr_at_10"): 0.72, ("dev", "reranked", "recall_at_100"): 0.95}
+    assert set(figures(card)) == {("dev", "reranked", k) for k in ("ndcg_at_10", "mrr_at_10", "recall_at_100")}
     assert {r.dataset_type for r in card.data.eval_results} == {"BeIR/fiqa"}
     assert "No evaluation is recorded yet" not in card.text and "| MRR@10 | 0.6800 | 0.7200 |" in card.text
 
@@ -168,7 +196,7 @@ def test_a_report_of_another_model_is_refused_naming_what_it_holds(tmp_path):
     write_model_card(folder, cfg(), MINE, METRICS)
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report("runs/other/final")))
-    with pytest.raises(CardError, match=r"has no a reranker whose model is .*final; its rerankers are: none "
+    with pytest.raises(CardError, match=r"has no reranker whose model is .*final; its rerankers are: none "
                                         r"\(None\), finetuned \(runs/other/final\)\. Pass the report"):
         add_eval_results(folder, path)
     assert add_eval_results(folder, path, reranker="finetuned").data.eval_results  # picked by name instead
@@ -235,7 +263,8 @@ def test_training_writes_the_card_and_st_config_into_final(mined, beir_dir, tmp_
     card = ModelCard.load(final / "README.md")
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     kept = max((r for r in records if "dev/ndcg@10" in r), key=lambda r: r["dev/ndcg@10"])
-    got = figures(card)
+    assert set(figures(card)) == {("test", "reranked", "ndcg_at_10"), ("test", "reranked", "mrr_at_10")}
+    got = all_figures(final)
     assert got[("test", "reranked", "ndcg_at_10")] == kept["dev/ndcg@10"]
     assert got[("test", "first_stage", "mrr_at_10")] == kept["dev/first_stage_mrr@10"]
     fusion = json.loads((final / "fusion.json").read_text())

@@ -66,11 +66,12 @@ def test_a_checkpoint_without_results_is_refused_until_an_eval_report_is_given(m
     before = (final / "README.md").read_text()
     push(PushConfig(model=str(final), dry_run=True, out=str(tmp_path / "up"), eval_report=str(report)))
     got = {(r.dataset_split, r.metric_config, r.metric_type): r.metric_value for r in card(tmp_path / "up").data.eval_results}
-    assert got == {("test", "first_stage", "ndcg_at_10"): 0.25, ("test", "first_stage", "mrr_at_10"): 0.2,
-                   ("test", "reranked", "ndcg_at_10"): 0.5, ("test", "reranked", "mrr_at_10"): 0.45}
+    assert got == {("test", "reranked", "ndcg_at_10"): 0.5, ("test", "reranked", "mrr_at_10"): 0.45}
+    staged = (tmp_path / "up" / "README.md").read_text()
+    assert "alone, nDCG@10 0.5000, above its first stage's 0.2500 (first stage (bm25))" in staged
     assert (final / "README.md").read_text() == before  # merged into the staged copy only
     report.write_text(json.dumps({"rerankers": {}, "first_stage": {}}))
-    with pytest.raises(PushError, match="has no a reranker whose model is .*Nothing was uploaded"):
+    with pytest.raises(PushError, match="has no reranker whose model is .*Nothing was uploaded"):
         push(PushConfig(model=str(final), dry_run=True, out=str(tmp_path / "up"), eval_report=str(report)))
 
 

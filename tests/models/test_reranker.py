@@ -122,3 +122,35 @@ def test_windows_score_a_long_passage_by_its_best_window(tiny_cross_encoder):
         each = [reranker.model(**pad_inputs(reranker.tokenizer, [i])).logits.item() for i in inputs]
     assert len(each) > 3 and maxp == pytest.approx(max(each), abs=1e-5)
     assert reranker.score(QUERY, [passage], raw=True)[0] == pytest.approx(each[0], abs=1e-5)  # default: truncate
+
+
+@pytest.mark.parametrize("method, alpha", [("interpolation", 0.35), ("rrf", 0.6)])
+def test_rerank_with_first_stage_scores_reproduces_evals_fused_run(tiny_cross_encoder, tmp_path, method, alpha):
+    from conftest import with_fusion
+    from rerankforge.eval.config import RerankerConfig
+    from rerankforge.eval.pipeline import rerank_hits
+
+    model = with_fusion(tiny_cross_encoder, tmp_path / "fused", method, alpha)
+    reranker = Reranker(model, device="cpu")
+    # the first stage's hits, best first, with a tie; the request sends them in another order
+    hits = [("d3", 0.9), ("d0", 0.7), ("d5", 0.7), ("d1", 0.4), ("d4", 0.2), ("d2", 0.1)]
+    texts = {f"d{i}": doc for i, doc in enumerate(DOCS)}
+    expected = rerank_hits(reranker, RerankerConfig(model=model, depth=len(hits)), QUERY, hits, texts,
+                           fusion=(method, alpha, 60)).hits
+    sent = [hits[i] for i in (4, 1, 5, 0, 2, 3)]
+    results = reranker.rerank(QUERY, [texts[d] for d, _ in sent], first_stage_scores=[s for _, s in sent])
+    assert [sent[r["index"]][0] for r in results] == [d for d, _ in expected]
+    assert [r["relevance_score"] for r in results] == pytest.approx([s for _, s in expected], abs=1e-9)
+    assert [r["index"] for r in reranker.rerank(QUERY, DOCS)] != [r["index"] for r in results]  # fusion moved it
+
+
+def test_first_stage_scores_need_a_fusion_json_and_one_score_per_doc(tiny_cross_encoder, tmp_path):
+    from conftest import with_fusion
+
+    with pytest.raises(ValueError, match="has no fusion.json: training writes one"):
+        Reranker(tiny_cross_encoder, device="cpu").rerank(QUERY, DOCS, first_stage_scores=[1.0] * len(DOCS))
+    fused = Reranker(with_fusion(tiny_cross_encoder, tmp_path / "fused"), device="cpu")
+    with pytest.raises(ValueError, match="first_stage_scores has 2 values for 6 documents"):
+        fused.rerank(QUERY, DOCS, first_stage_scores=[1.0, 0.5])
+    with pytest.raises(ValueError, match="must be finite"):
+        fused.rerank(QUERY, DOCS, first_stage_scores=[float("nan")] * len(DOCS))

@@ -56,3 +56,32 @@ def test_fingerprint_changes_with_files(tmp_path):
     assert model_fingerprint(resolve_model(str(tmp_path))) == first
     (tmp_path / "config.json").write_text('{"a": 2}')
     assert model_fingerprint(resolve_model(str(tmp_path))) != first
+
+
+def test_files_beside_a_checkpoint_come_from_its_folder_or_its_hub_repo(monkeypatch, tmp_path):
+    from rerankforge.models.fusion import read_fusion
+    from rerankforge.models.resolve import checkpoint_file
+
+    (tmp_path / "fusion.json").write_text('{"method": "rrf", "alpha": 0.4}')
+    assert checkpoint_file(str(tmp_path), "fusion.json") == tmp_path.resolve() / "fusion.json"
+    assert checkpoint_file(str(tmp_path), "calibration.json") is None
+    assert checkpoint_file("./nope/model", "fusion.json") is None
+    # a Hub id that is not cached: the file comes from its repo, or is absent when the repo has none
+    monkeypatch.setattr(resolve_mod, "_from_hf_cache", lambda ref: None)
+    monkeypatch.setattr(resolve_mod, "_from_bundle", lambda ref: None)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    asked = []
+
+    def download(repo_id, filename):
+        asked.append((repo_id, filename))
+        if filename != "fusion.json":
+            raise FileNotFoundError(filename)
+        return str(tmp_path / filename)
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    assert read_fusion("org/reranker") == {"method": "rrf", "alpha": 0.4}
+    assert checkpoint_file("org/reranker", "calibration.json") is None
+    assert asked == [("org/reranker", "fusion.json"), ("org/reranker", "calibration.json")]

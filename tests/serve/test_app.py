@@ -11,7 +11,7 @@ import pytest
 
 from conftest import DOCS, QUERY, with_fusion
 from rerankforge.models.pairs import PairLimits
-from rerankforge.models.reranker import sigmoid
+from rerankforge.models.reranker import Reranker, sigmoid
 from rerankforge.serve import ServeConfig, create_app
 
 
@@ -273,3 +273,58 @@ def test_a_failing_model_is_a_tei_backend_error_and_a_cohere_500(reranker, serve
 def test_default_limits_take_a_100_kb_document():
     cfg = ServeConfig()
     assert cfg.max_document_chars >= 100_000 and cfg.max_body_bytes >= 200_000
+
+
+@pytest.fixture(scope="module")
+def fused_reranker(tiny_cross_encoder, tmp_path_factory):
+    return Reranker(with_fusion(tiny_cross_encoder, tmp_path_factory.mktemp("fused") / "model", "interpolation", 0.3),
+                    device="cpu", max_length=48)
+
+
+FIRST_STAGE = [0.2, 0.9, 0.5]  # the retriever's score of each of DOCS
+
+
+@pytest.mark.parametrize("path, body, results, score", [
+    ("/v2/rerank", {"model": "x", "documents": DOCS}, lambda b: b["results"], "relevance_score"),
+    ("/v1/rerank", {"documents": [{"text": d} for d in DOCS]}, lambda b: b["results"], "relevance_score"),
+    ("/rerank", {"texts": DOCS}, lambda b: b, "score"),
+    ("/rerank", {"documents": DOCS}, lambda b: b["results"], "relevance_score"),
+])
+def test_first_stage_scores_are_an_optional_extension_on_every_route(fused_reranker, serve_tiny, path, body, results,
+                                                                    score):
+    live = serve_tiny(fused_reranker)
+    plain = results(httpx.post(f"{live.url}{path}", json={"query": QUERY, **body}).json())
+    alone = fused_reranker.rerank(QUERY, DOCS)
+    assert [(r["index"], r[score]) for r in plain] == [(r["index"], pytest.approx(r["relevance_score"], abs=1e-6))
+                                                       for r in alone]
+    fused = results(httpx.post(f"{live.url}{path}", json={"query": QUERY, **body,
+                                                           "first_stage_scores": FIRST_STAGE}).json())
+    expected = fused_reranker.rerank(QUERY, DOCS, first_stage_scores=FIRST_STAGE)
+    assert [(r["index"], r[score]) for r in fused] == [(r["index"], pytest.approx(r["relevance_score"], abs=1e-6))
+                                                       for r in expected]
+    assert [r["index"] for r in fused] != [r["index"] for r in plain]
+
+
+def test_cohere_sdk_sends_first_stage_scores_as_an_additional_body_parameter(fused_reranker, serve_tiny):
+    cohere = pytest.importorskip("cohere")
+    live = serve_tiny(fused_reranker)
+    client = cohere.ClientV2(api_key="unused", base_url=live.url)
+    response = client.rerank(model="rerank-v3.5", query=QUERY, documents=DOCS,
+                             request_options={"additional_body_parameters": {"first_stage_scores": FIRST_STAGE}})
+    expected = fused_reranker.rerank(QUERY, DOCS, first_stage_scores=FIRST_STAGE)
+    assert [r.index for r in response.results] == [r["index"] for r in expected]
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("/v2/rerank", {"documents": DOCS, "first_stage_scores": [1.0]}, "first_stage_scores has 1 values for 3 documents"),
+    ("/rerank", {"texts": DOCS, "first_stage_scores": [1.0, 2.0]}, "first_stage_scores has 2 values for 3 documents"),
+])
+def test_first_stage_scores_that_do_not_fit_are_a_422(fused_reranker, serve_tiny, path, body, message):
+    response = httpx.post(f"{serve_tiny(fused_reranker).url}{path}", json={"query": QUERY, **body})
+    assert response.status_code == 422 and message in response.text
+
+
+def test_first_stage_scores_for_a_model_without_fusion_json_are_a_422(server):
+    response = httpx.post(f"{server.url}/v2/rerank", json={"query": QUERY, "documents": DOCS,
+                                                           "first_stage_scores": FIRST_STAGE})
+    assert response.status_code == 422 and "has no fusion.json" in response.json()["message"]

@@ -45,3 +45,25 @@ def test_groups_from_mining_output(mined, beir_dir, tmp_path, tiny_cross_encoder
 def test_missing_mining_output_says_what_to_run(tmp_path, beir_dir, tiny_cross_encoder):
     with pytest.raises(FileNotFoundError, match="is not a finished `rerankforge mine` output"):
         load_groups(train_cfg(tmp_path / "nothing", beir_dir, tiny_cross_encoder, tmp_path / "o"))
+
+
+def test_a_hybrid_first_stage_teaches_with_its_dense_and_bm25_scores(mined_dev, tmp_path, tiny_cross_encoder):
+    from datasets import load_from_disk
+
+    from rerankforge.models.fusion import zscore
+    from rerankforge.train.data import hybrid_teacher
+
+    beir, mined = mined_dev
+    rows = load_from_disk(str(mined / "dataset"))
+    assert {"positive_lexical", "negative_lexical"} <= set(rows.column_names)
+    row = rows[0]
+    assert len(row["negative_lexical"]) == len(row["negatives"])
+    assert row["positive_lexical"] > min(row["negative_lexical"])  # BM25 scores, not copies of the cosines
+    groups, counts = load_groups(train_cfg(mined, beir, tiny_cross_encoder, tmp_path / "o", "data.group_size=4",
+                                           "loss.teacher=first_stage", "loss.distill=kl_distill"))
+    dense = (row["positive_score"], *row["negative_scores"][:3])
+    lexical = (row["positive_lexical"], *row["negative_lexical"][:3])
+    assert counts["has_teacher"] and groups[0].teacher == pytest.approx(hybrid_teacher(dense, lexical))
+    assert hybrid_teacher(dense, lexical) == pytest.approx((zscore(dense) + zscore(lexical)).tolist())
+    plain, _ = load_groups(train_cfg(mined, beir, tiny_cross_encoder, tmp_path / "o", "data.group_size=4"))
+    assert plain[0].teacher is None  # a label loss alone reads no teacher
