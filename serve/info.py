@@ -10,7 +10,8 @@ TEI's ``max_concurrent_requests`` is left out: this server does not cap concurre
 
 Ours: ``backend``, ``quantize``, ``calibrated`` (the default reranker maps logits through a fitted calibration),
 ``max_batch_pairs``, ``micro_batching``, ``pipeline`` and ``rerankers``: every served reranker by name with its
-``model_id`` (folder or Hub id), ``max_input_length``, ``model_dtype`` and ``calibrated``.
+``model_id`` (folder or Hub id), ``max_input_length``, ``model_dtype``, ``calibrated`` and ``fusion`` (the
+``{method, alpha}`` its ``fusion.json`` applies to requests that send ``first_stage_scores``; null without one).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def dtype_name(reranker) -> str:
     return str(getattr(reranker, "dtype", "float32")).removeprefix("torch.")
 
 
+def fusion_of(served: Served):
+    fusion = getattr(served.reranker, "fusion", None)
+    return {"method": fusion["method"], "alpha": fusion["alpha"]} if fusion else None
+
+
 def info(cfg: ServeConfig, registry: Registry, pipeline: bool) -> dict:
     default = registry.default
     reranker = default.reranker
@@ -59,6 +65,7 @@ def info(cfg: ServeConfig, registry: Registry, pipeline: bool) -> dict:
         "backend": cfg.backend, "quantize": cfg.quantize, "calibrated": default.calibrated,
         "max_batch_pairs": cfg.max_batch_pairs, "micro_batching": cfg.micro_batching, "pipeline": pipeline,
         "rerankers": {s.name: {"model_id": s.source, "max_input_length": s.reranker.max_length,
-                               "model_dtype": dtype_name(s.reranker), "calibrated": s.calibrated}
+                               "model_dtype": dtype_name(s.reranker), "calibrated": s.calibrated,
+                               "fusion": fusion_of(s)}
                       for s in registry},
     }

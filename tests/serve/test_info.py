@@ -20,7 +20,7 @@ def test_info_has_teis_shape_and_our_keys(server):
         "backend": "torch", "quantize": None, "calibrated": False, "max_batch_pairs": 512, "micro_batching": True,
         "pipeline": False,
         "rerankers": {"tiny": {"model_id": "tiny", "max_input_length": 48, "model_dtype": "float32",
-                               "calibrated": False}},
+                               "calibrated": False, "fusion": None}},
     }
 
 
@@ -29,10 +29,12 @@ class Platt:
         return 0.5
 
 
-def test_info_says_when_the_reranker_is_calibrated(reranker, launch, monkeypatch):
+def test_info_says_when_the_reranker_is_calibrated_and_fuses(reranker, launch, monkeypatch):
     monkeypatch.setattr(reranker, "calibration", Platt(), raising=False)
+    monkeypatch.setattr(reranker, "fusion", {"method": "interpolation", "alpha": 0.5, "rrf_k": 60}, raising=False)
     live = launch(create_app(ServeConfig(model="runs/x/final", max_length=48), reranker=reranker))
     info = httpx.get(f"{live.url}/info").json()
     assert info["calibrated"] is True and info["model_id"] == "runs/x/final"
     assert info["rerankers"] == {"runs/x/final": {"model_id": "runs/x/final", "max_input_length": 48,
-                                                  "model_dtype": "float32", "calibrated": True}}
+                                                  "model_dtype": "float32", "calibrated": True,
+                                                  "fusion": {"method": "interpolation", "alpha": 0.5}}}
