@@ -20,8 +20,9 @@ from statistics import fmean
 
 import yaml
 
-from calibration import read_qrels, read_trec, read_trec_logits  # bench/ is sys.path[0] when run as a script
+from calibration import read_qrels, read_trec_logits  # bench/ is sys.path[0] when run as a script
 from rerankforge.eval.metrics import per_query
+from rerankforge.eval.report import read_trec
 from rerankforge.models.fusion import ALPHA_GRID, fuse_run
 from seeds import print_table, stat_cells
 

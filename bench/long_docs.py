@@ -63,7 +63,7 @@ def join_articles(source: Path, target: Path) -> Path:
 
 
 def run_eval(args, articles: Path, aggregate: str) -> dict:
-    from calibration import read_trec  # bench/ is sys.path[0] when run as a script
+    from rerankforge.eval.report import read_trec
     from rerankforge.eval.config import EvalConfig
     from rerankforge.eval.run import evaluate
     from rerankforge.utils.config import load_config

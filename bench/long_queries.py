@@ -56,7 +56,7 @@ def long_query_set(source: Path, target: Path, seed: int = 0) -> Path:
 
 def run_eval(args, data: Path, name: str, max_query_length: int) -> dict:
     """One ``rerankforge eval``; ``per_query``: nDCG@10 per query of the first stage, the reranker alone and fused."""
-    from calibration import read_trec  # bench/ is sys.path[0] when run as a script
+    from rerankforge.eval.report import read_trec
     from rerankforge.data_prep.config import FieldNames
     from rerankforge.data_prep.loaders import load_qrels
     from rerankforge.eval.config import EvalConfig

@@ -99,7 +99,8 @@ def test_mining_over_arrow_writes_the_same_training_set(beir_dir, tmp_path, tiny
 
 
 def test_eval_over_arrow_gives_the_same_runs(beir_dir, tmp_path, tiny_encoder, tiny_cross_encoder):
-    from conftest import eval_cfg, read_trec
+    from conftest import eval_cfg
+    from rerankforge.eval.report import read_trec
     from rerankforge.eval.run import evaluate
 
     runs = []

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from conftest import eval_cfg, read_trec
+from conftest import eval_cfg
+from rerankforge.eval.report import read_trec
 from rerankforge.utils.config import dump_yaml
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
