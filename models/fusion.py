@@ -71,10 +71,9 @@ def fuse_run(first_stage: dict[str, dict[str, float]], reranker: dict[str, dict[
     return fused
 
 
-def fuse_request(logits: Sequence[float], first_stage: Sequence[float], method: str, alpha: float,
-                 rrf_k: int = 60) -> tuple[list[float], list[int]]:
-    """``fuse`` for docs in any order (a rerank request): ``(fused score of each doc in the order given, the
-    ranking best first)``. The first-stage order is read from ``first_stage`` (ties keep the order given), and the
+def fuse_request(logits: Sequence[float], first_stage: Sequence[float], fitted: dict) -> tuple[list[float], list[int]]:
+    """``fuse`` by a checkpoint's ``fusion.json`` (``fitted``: its method, alpha and rrf_k) for docs in any order (a
+    rerank request): ``(fused score of each doc in the order given, the ranking best first)``. The first-stage order is read from ``first_stage`` (ties keep the order given), and the
     ranking breaks ties in it, as ``fuse_run`` ranks eval's candidates.
 
     Raises:
@@ -86,7 +85,8 @@ def fuse_request(logits: Sequence[float], first_stage: Sequence[float], method: 
     if not np.isfinite(np.asarray(first_stage, dtype=np.float64)).all():
         raise ValueError("first_stage_scores must be finite numbers (no NaN or infinity).")
     order = sorted(range(len(logits)), key=lambda i: -first_stage[i])  # stable: ties keep the order given
-    values = fuse([logits[i] for i in order], [first_stage[i] for i in order], method, alpha, rrf_k)
+    values = fuse([logits[i] for i in order], [first_stage[i] for i in order], fitted["method"],
+                  float(fitted["alpha"]), int(fitted.get("rrf_k", 60)))
     fused = [0.0] * len(logits)
     for position, i in enumerate(order):
         fused[i] = float(values[position])

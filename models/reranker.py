@@ -163,6 +163,5 @@ class Reranker:
                                  "writes one when its data has a dev split. Call rerank without first_stage_scores "
                                  "for the reranker alone.")
             logits = self.score(query, docs, raw=True, limits=limits)
-            scores, ranked = fuse_request(logits, list(first_stage_scores), self.fusion["method"],
-                                          float(self.fusion["alpha"]), int(self.fusion.get("rrf_k", 60)))
+            scores, ranked = fuse_request(logits, list(first_stage_scores), self.fusion)
         return [{"index": i, "relevance_score": scores[i]} for i in ranked[: top_n or len(docs)]]

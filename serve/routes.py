@@ -41,8 +41,7 @@ def scored(served: Served, logits: list[float], first_stage_scores: Optional[lis
                               "(training writes one when its data has a dev split). Leave first_stage_scores out "
                               "for the reranker alone.", tei_type="Validation")
     try:
-        scores, order = fuse_request(logits, first_stage_scores, fusion["method"], float(fusion["alpha"]),
-                                     int(fusion.get("rrf_k", 60)))
+        scores, order = fuse_request(logits, first_stage_scores, fusion)
     except ValueError as exc:
         raise ServeError(422, str(exc), tei_type="Validation") from None
     return Scored(scores, order)
