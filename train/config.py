@@ -59,7 +59,8 @@ class LossConfig:
     # A distillation term added to the label loss `name`: loss = name + distill_weight * distill(scores, teacher).
     distill: Optional[Literal["margin_mse", "kl_distill"]] = None
     distill_weight: float = 1.0
-    # the teacher's scores are multiplied by this first: first-stage cosines span ~0.3, logits several units
+    # the teacher's scores are multiplied by this first; a first-stage teacher is z-scored per group, so this is
+    # the logit gap the student learns per standard deviation of first-stage score
     teacher_scale: float = 1.0
 
 

@@ -45,15 +45,17 @@ def load_groups(cfg: TrainConfig) -> tuple[list[Group], dict]:
         "positive_score", "negative_scores")
     wants_teacher = cfg.loss.distill is not None or cfg.loss.name in ("margin_mse", "kl_distill")
     has_teacher = wants_teacher and all(c in rows.column_names for c in teacher_cols)
-    lexical = cfg.loss.teacher == "first_stage" and "positive_lexical" in rows.column_names
+    first_stage = cfg.loss.teacher == "first_stage"
+    lexical = first_stage and "positive_lexical" in rows.column_names
     groups, short = [], 0
     for row in rows:
         if len(row["negatives"]) < want:
             short += 1
             continue
         teacher = (row[teacher_cols[0]], *row[teacher_cols[1]][:want]) if has_teacher else None
-        if teacher is not None and lexical:
-            teacher = hybrid_teacher(teacher, (row["positive_lexical"], *row["negative_lexical"][:want]))
+        if teacher is not None and first_stage:
+            teacher = first_stage_teacher(
+                teacher, (row["positive_lexical"], *row["negative_lexical"][:want]) if lexical else None)
         groups.append(Group(row["query_id"], row["query"], (row["positive"], *row["negatives"][:want]), teacher))
     groups = groups[: cfg.data.max_rows]
     if short:
@@ -64,12 +66,13 @@ def load_groups(cfg: TrainConfig) -> tuple[list[Group], dict]:
                     "mine_manifest": manifest}
 
 
-def hybrid_teacher(dense: Sequence[float], lexical: Sequence[float]) -> tuple[float, ...]:
-    """A hybrid first stage's score of each passage of a group: the sum of its dense and its BM25 score, each
-    z-scored over the group (so that neither scale dominates), as ``models.fusion`` puts scores on one scale."""
+def first_stage_teacher(scores: Sequence[float], lexical: Optional[Sequence[float]] = None) -> tuple[float, ...]:
+    """The first stage's judgement of each passage of a group on one scale whatever the first stage: its scores
+    z-scored over the group (cosines span ~0.3, BM25 tens); behind a hybrid stage, ``scores`` are the dense ones
+    and the sum of their z-scores and BM25's (``lexical``) is taken, as ``models.fusion`` combines scores."""
     from rerankforge.models.fusion import zscore
 
-    return tuple((zscore(dense) + zscore(lexical)).tolist())
+    return tuple((zscore(scores) + (zscore(lexical) if lexical is not None else 0.0)).tolist())
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, mega: int = 50) -> list[list[int]]:

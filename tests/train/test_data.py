@@ -1,5 +1,6 @@
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from conftest import train_cfg
@@ -51,7 +52,7 @@ def test_a_hybrid_first_stage_teaches_with_its_dense_and_bm25_scores(mined_dev, 
     from datasets import load_from_disk
 
     from rerankforge.models.fusion import zscore
-    from rerankforge.train.data import hybrid_teacher
+    from rerankforge.train.data import first_stage_teacher
 
     beir, mined = mined_dev
     rows = load_from_disk(str(mined / "dataset"))
@@ -63,7 +64,22 @@ def test_a_hybrid_first_stage_teaches_with_its_dense_and_bm25_scores(mined_dev, 
                                            "loss.teacher=first_stage", "loss.distill=kl_distill"))
     dense = (row["positive_score"], *row["negative_scores"][:3])
     lexical = (row["positive_lexical"], *row["negative_lexical"][:3])
-    assert counts["has_teacher"] and groups[0].teacher == pytest.approx(hybrid_teacher(dense, lexical))
-    assert hybrid_teacher(dense, lexical) == pytest.approx((zscore(dense) + zscore(lexical)).tolist())
+    assert counts["has_teacher"] and groups[0].teacher == pytest.approx(first_stage_teacher(dense, lexical))
+    assert first_stage_teacher(dense, lexical) == pytest.approx((zscore(dense) + zscore(lexical)).tolist())
     plain, _ = load_groups(train_cfg(mined, beir, tiny_cross_encoder, tmp_path / "o", "data.group_size=4"))
     assert plain[0].teacher is None  # a label loss alone reads no teacher
+
+
+def test_a_single_first_stage_teaches_on_one_scale_whatever_its_scores(mined, beir_dir, tmp_path, tiny_cross_encoder):
+    from datasets import load_from_disk
+
+    from rerankforge.train.data import first_stage_teacher
+
+    row = load_from_disk(str(mined / "dataset"))[0]
+    groups, counts = load_groups(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "o", "data.group_size=3",
+                                           "loss.teacher=first_stage", "loss.distill=kl_distill"))
+    scores = np.array((row["positive_score"], *row["negative_scores"][:2]))
+    assert counts["has_teacher"]
+    assert groups[0].teacher == pytest.approx(((scores - scores.mean()) / scores.std()).tolist())
+    # cosines (span ~0.3) and BM25 scores (tens) teach alike: the order and the spread in standard deviations
+    assert first_stage_teacher(scores * 40 + 3) == pytest.approx(first_stage_teacher(scores))
