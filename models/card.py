@@ -112,7 +112,7 @@ def _provenance(cfg, mine_manifest: dict) -> str:
 """
 
 
-def _limitations(rows: list, rows_count) -> str:
+def _limitations(rows: list) -> str:
     measured = measured_limits(rows)
     figures = ("\n".join(measured) if measured else "- No figure against a first stage is recorded yet.")
     below = any(" below its first stage" in line for line in measured)
@@ -125,13 +125,12 @@ nDCG@10, the model alone (what `CrossEncoder`, TEI and the Cohere route return w
 
 {figures}
 
-{advice}It was trained on {rows_count} labelled pairs from one domain: expect it to be worse than a general reranker
-outside that domain, and check it on your own queries before use.
+{advice}It was trained on labelled pairs from one domain (counted under "Data and mining"): expect it to be worse than
+a general reranker outside that domain, and check it on your own queries before use.
 """
 
 
 def _body(folder: Path, cfg, mine_manifest: dict, rows: list, fusion: Optional[dict], model_id: str) -> str:
-    rows_count = mine_manifest.get("counts", {}).get("rows", "a few hundred")
     return f"""
 # Reranker fine-tuned with rerankforge
 
@@ -155,7 +154,7 @@ ranked = model.rank("query", ["passage one", "passage two"])
 ## Fusion with the first stage
 {_fusion_text(fusion)}
 {_provenance(cfg, mine_manifest)}
-{_limitations(rows, rows_count)}"""
+{_limitations(rows)}"""
 
 
 def _model_name(cfg, mine_manifest: dict) -> str:
@@ -225,9 +224,7 @@ def add_eval_results(checkpoint: Path, report_path: Path, *, card_folder: Option
     card.data.model_name = card.data.model_name or Path(checkpoint).resolve().name
     card.text = _replace_section(card.text, RESULTS_HEADING, f"{RESULTS_HEADING}\n{results_markdown(rows)}")
     if LIMITATIONS_HEADING + "\n" in card.text:
-        rows_count = re.search(r"trained on (\S+) labelled pairs", card.text)
-        card.text = _replace_section(card.text, LIMITATIONS_HEADING,
-                                     _limitations(rows, rows_count.group(1) if rows_count else "a few hundred"))
+        card.text = _replace_section(card.text, LIMITATIONS_HEADING, _limitations(rows))
     card.save(folder / "README.md")
     save_results(folder, rows)
     return card

@@ -167,6 +167,8 @@ def test_an_eval_report_joins_the_model_index_and_tables_once(tmp_path):
     assert len(card.data.eval_results) == 2 + 3 and len(got) == 5 + 9
     assert "- scifact test (300 queries) (split `test`): alone, nDCG@10 0.7400, above its first stage's 0.7165" \
         in card.text.split("## Intended use and limitations")[1]
+    assert card.text.count("## Intended use and limitations") == 1
+    assert "It was trained on labelled pairs from one domain" in card.text and "query–positive rows" in card.text
     assert card.text.count("## Evaluation results") == 1 and card.text.count("**scifact test (300 queries)**") == 1
     assert "| nDCG@10 | 0.7165 | 0.7400 | 0.7500 |" in card.text and "| Recall@100 |" in card.text
     assert "| 0.9500 |\n\n## Score calibration\n" in card.text  # the redrawn section keeps the layout
