@@ -175,8 +175,8 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], do
     """Candidates → (optional rescoring) → pure selection, per query. Returns the results and the fate tally.
 
     Every process searches for every query (the query vectors are encoded once, into the shared cache); under
-    ``accelerate launch`` each then rescores and selects for its share of the queries, and all results are
-    gathered in query order.
+    ``accelerate launch`` each then rescores, selects (and, behind hybrid, scores BM25) for its share of the
+    queries, and all results are gathered in query order.
     """
     row_of = row_finder(doc_ids)
     positive_rows = [[row_of(d) for d in data.positives[q]] for q in query_ids]
@@ -186,13 +186,12 @@ def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], do
     with distributed.share_of(range(len(query_ids))) as share:
         mined, tally = select_for_queries(cfg, data, doc_ids, doc_texts, cands, row_of,
                                           [(query_ids[i], i, positive_rows[i]) for i in share])
-    mined = distributed.gather_lists(mined)
-    if stage.spec.method == "hybrid" and stage.bm25 is not None:
-        # hybrid's own scores are ranks; the teacher of `loss.teacher=first_stage` needs both of its similarities
-        for q in mined:
-            rows = q.positive_rows + q.negative_rows
-            q.lexical = dict(zip(rows, stage.bm25.scores(data.queries[q.query_id], rows).tolist()))
-    return mined, distributed.gather_counts(tally)
+        if stage.spec.method == "hybrid" and stage.bm25 is not None:
+            # hybrid's own scores are ranks; the teacher of `loss.teacher=first_stage` needs both of its similarities
+            for q in mined:
+                rows = q.positive_rows + q.negative_rows
+                q.lexical = dict(zip(rows, stage.bm25.scores(data.queries[q.query_id], rows).tolist()))
+    return distributed.gather_lists(mined), distributed.gather_counts(tally)
 
 
 def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], doc_texts: Sequence[str],
