@@ -53,6 +53,10 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
     manifest = json.loads((out / "mine" / "manifest.json").read_text())
     picked = manifest["config"]["mining"]["candidates"]
     assert len(manifest["dev_query_ids"]) == 10 and report["first_stage"]["method"] == picked
+    # the recipe learns from the labels and from the first stage's scores of every group
+    trained = json.loads((out / "train" / "manifest.json").read_text())
+    assert trained["counts"]["has_teacher"] and trained["config"]["loss"]["distill"] == "kl_distill"
+    assert trained["config"]["loss"]["teacher"] == "first_stage"
     fusion = json.loads((out / "train" / "final" / "fusion.json").read_text())
     assert finetuned["fusion"] == {"method": fusion["method"], "alpha": fusion["alpha"]}
     best = report["best_first_stage"]
