@@ -73,8 +73,9 @@ def fuse_run(first_stage: dict[str, dict[str, float]], reranker: dict[str, dict[
 
 def fuse_request(logits: Sequence[float], first_stage: Sequence[float], fitted: dict) -> tuple[list[float], list[int]]:
     """``fuse`` by a checkpoint's ``fusion.json`` (``fitted``: its method, alpha and rrf_k) for docs in any order (a
-    rerank request): ``(fused score of each doc in the order given, the ranking best first)``. The first-stage order is read from ``first_stage`` (ties keep the order given), and the
-    ranking breaks ties in it, as ``fuse_run`` ranks eval's candidates.
+    rerank request): ``(fused score of each doc in the order given, the ranking best first)``. The first-stage
+    order is read from ``first_stage`` (ties keep the order given), and the ranking breaks ties in it, as
+    ``fuse_run`` ranks eval's candidates.
 
     Raises:
         ValueError: ``logits`` and ``first_stage`` differ in length, or a first-stage score is not finite.
