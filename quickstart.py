@@ -137,6 +137,20 @@ def cold_start_note(cfg: QuickstartConfig, labels: str) -> Optional[str]:
             "serve (README: Cold start).")
 
 
+def first_stage_reason(cfg: QuickstartConfig, labels: str, mine_manifest: dict) -> str:
+    """Why the reranker was trained behind, and is served with, the first stage it was: a phrase for the summary."""
+    picked = mine_manifest.get("first_stage_selection")
+    if picked:
+        scores = ", ".join(f"{m} {v:.4f}" for m, v in sorted(picked.items(), key=lambda kv: -kv[1]))
+        return f"it had the best nDCG@10 on the dev split mining held out ({scores})"
+    if mines_behind_hybrid(cfg, labels):
+        return ("labels=synthetic leaves no real labels to pick one with, and synthetic questions reuse their "
+                "passage's words, which favours BM25; hybrid is the safer default, but where users' words rarely "
+                "match the documents' dense can be better: set mine.mining.candidates (bench/README.md: lexical "
+                "mismatch)")
+    return f"mine.mining.candidates={cfg.mine.mining.candidates} in the config"
+
+
 def _point_at(data_cfg, data: Prepared, qrels: Optional[Path]) -> None:
     """Set a stage's data keys (mine's or eval's ``data``) to the prepared files."""
     source = data.source
@@ -386,9 +400,11 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     write_json(out / "manifest.json", _manifest(cfg, data, checked, stages))
     report = json.loads(outputs["eval"].read_text())
     synth = json.loads(outputs["synth"].read_text()) if plan.synth else {}
+    reason = first_stage_reason(cfg, data.labels, json.loads(outputs["mine"].read_text()))
     return {"stages": stages, "data": data.source.origin, "report": str(Path(plan.eval.output_dir) / "report.md"),
             "labels": data.labels, "synth": synth.get("counts"), "held_out": data.held_out,
             "synth_speed": (synth.get("speed") or {}).get("queries_per_s"),
             "checkpoint": str(outputs["train"]), "first_stage": report["first_stage"]["method"],
+            "first_stage_reason": reason,
             "first_stages": report["first_stages"], "best_first_stage": report["best_first_stage"],
             "finetuned": report["rerankers"]["finetuned"]}

@@ -50,7 +50,11 @@ def summary_table(result: dict) -> str:
     rows.append(row(f"fine-tuned reranker (top-{entry['depth']})" + (
         f" fused with the first stage ({fusion['method']}, alpha {fusion['alpha']:.2f} fitted on dev)" if fusion else ""),
         entry["metrics"]))
-    rows += ["", verdict_line(result), ""]
+    rows += ["", verdict_line(result)]
+    if result.get("first_stage_reason"):
+        rows.append(f"First stage reranked: {FIRST_STAGE_NAMES[result['first_stage']]}; why: "
+                    f"{result['first_stage_reason']}.")
+    rows.append("")
     held = result.get("held_out")
     if held:
         rows += [f"test split: {held['test_queries']} of {held['labelled_queries']} labelled queries, held out by the "

@@ -53,6 +53,8 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
     manifest = json.loads((out / "mine" / "manifest.json").read_text())
     picked = manifest["config"]["mining"]["candidates"]
     assert len(manifest["dev_query_ids"]) == 10 and report["first_stage"]["method"] == picked
+    assert (f"First stage reranked: {FIRST_STAGE_NAMES[picked]}; why: it had the best nDCG@10 on the dev split "
+            f"mining held out ({picked} {manifest['first_stage_selection'][picked]:.4f}") in printed
     # the recipe learns from the labels and from the first stage's scores of every group
     trained = json.loads((out / "train" / "manifest.json").read_text())
     assert trained["counts"]["has_teacher"] and trained["config"]["loss"]["distill"] == "kl_distill"
@@ -267,6 +269,21 @@ def test_cold_start_with_an_automatic_first_stage_pick_mines_behind_hybrid_and_s
     assert "set mine.mining.candidates=bm25|dense|hybrid" in text.lower() and candidates == "hybrid"
     assert note("synthetic", "mine.mining.candidates=bm25") == (None, "bm25")
     assert note("real") == (None, "auto") and note("mixed")[0] is None  # real dev queries pick the first stage
+
+
+def test_the_summary_says_why_the_first_stage_was_chosen():
+    from rerankforge.quickstart import QuickstartConfig, first_stage_reason
+    from rerankforge.utils.config import load_config
+
+    def reason(labels, manifest, *overrides):
+        return first_stage_reason(load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", list(overrides)),
+                                  labels, manifest)
+
+    picked = reason("real", {"first_stage_selection": {"bm25": 0.61, "hybrid": 0.7, "dense": 0.5}})
+    assert picked == ("it had the best nDCG@10 on the dev split mining held out "
+                      "(hybrid 0.7000, bm25 0.6100, dense 0.5000)")
+    assert reason("synthetic", {}).startswith("labels=synthetic leaves no real labels to pick one with")
+    assert reason("synthetic", {}, "mine.mining.candidates=dense") == "mine.mining.candidates=dense in the config"
 
 
 @pytest.mark.parametrize("labels, steps", [("synthetic", 7), ("mixed", 300), ("real", 300)])
