@@ -84,20 +84,27 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for line in path.read_text().splitlines()[1:]:
-        query_id, doc_id, score = line.split("\t")[:3]
-        if int(score) > 0:
-            qrels.setdefault(query_id, {})[doc_id] = int(score)
-    return qrels
+def load(data: Path, kind: str, split: str = "test"):
+    """``data``'s corpus, queries or ``split`` qrels (relevant pairs only) through the package's BEIR loaders."""
+    from rerankforge.data_prep.config import FieldNames
+    from rerankforge.data_prep import loaders
+
+    problems: list = []
+    if kind == "qrels":
+        got = {q: {d: r for d, r in docs.items() if r > 0}
+               for q, docs in loaders.load_qrels(data / "qrels" / f"{split}.tsv", FieldNames(), problems).items()}
+    else:
+        got = getattr(loaders, f"load_{kind}")(data / f"{kind}.jsonl", FieldNames(), problems)
+    if problems:
+        raise SystemExit(f"{data}: cannot read its {kind}: {problems[:3]}")
+    return got
 
 
 def build(data: Path, out: Path, typos: bool = False) -> dict[str, int]:
-    corpus = {d["_id"]: f"{d.get('title', '')} {d['text']}" for d in read_jsonl(data / "corpus.jsonl")}
+    corpus = {d: f"{doc['title']} {doc['text']}" for d, doc in load(data, "corpus").items()}
     relevant: dict[str, set[str]] = {}
     for split in sorted((data / "qrels").glob("*.tsv")):
-        for query_id, docs in read_qrels(split).items():
+        for query_id, docs in load(data, "qrels", split.stem).items():
             relevant.setdefault(query_id, set()).update(docs)
     rewriter, counts, rows = Rewriter(typos), {"queries": 0, "rewritten": 0, "words_replaced": 0}, []
     for query in read_jsonl(data / "queries.jsonl"):
@@ -124,7 +131,7 @@ def first_stage(data: Path):
     from rerankforge.data_prep.encode import default_cache_dir
     from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec
 
-    corpus = {d["_id"]: d for d in read_jsonl(data / "corpus.jsonl")}
+    corpus = load(data, "corpus")
     doc_ids = corpus_ids(corpus)
     texts = corpus_texts(corpus, doc_ids)
     spec = FirstStageSpec("hybrid", EncoderConfig(dtype="auto"), IndexConfig(), BM25Config(), 60)
@@ -135,8 +142,7 @@ def first_stages(data: Path, split: str) -> dict[str, dict[str, float]]:
     """Per-query nDCG@10 of each first stage on ``split``: ``{method: {query_id: value}}``."""
     from rerankforge.eval.metrics import per_query, untied
 
-    qrels = read_qrels(data / "qrels" / f"{split}.tsv")
-    texts = {q["_id"]: q["text"] for q in read_jsonl(data / "queries.jsonl")}
+    qrels, texts = load(data, "qrels", split), load(data, "queries")
     query_ids = sorted(q for q in qrels if q in texts)
     stage, _ = first_stage(data)
     hits = stage.hits_all([texts[q] for q in query_ids], 100)

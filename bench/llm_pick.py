@@ -58,8 +58,7 @@ def main(argv=None) -> int:
     from rerankforge.eval.metrics import per_query, untied
     from rerankforge.models.llm import SMOLLM2, SMOLLM2_GGUF, TransformersLLM
 
-    qrels = lm.read_qrels(args.data / "qrels" / f"{args.split}.tsv")
-    texts = {q["_id"]: q["text"] for q in lm.read_jsonl(args.data / "queries.jsonl")}
+    qrels, texts = lm.load(args.data, "qrels", args.split), lm.load(args.data, "queries")
     query_ids = sorted(q for q in qrels if q in texts)
     query_ids = sorted(random.Random(0).sample(query_ids, min(args.queries, len(query_ids))))
     stage, corpus = lm.first_stage(args.data)
