@@ -72,6 +72,8 @@ class QuickstartConfig:
     # labels=synthetic: train.max_steps for the synthetic set, which is smaller than a real train split
     # (None: train.max_steps)
     synthetic_max_steps: Optional[int] = None
+    # labels=synthetic: train.max_epochs, no more passes than this over a small corpus's questions (None: no cap)
+    synthetic_max_epochs: Optional[float] = None
     synth: SynthConfig = field(default_factory=SynthConfig)
     mine: MineConfig = field(default_factory=MineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -137,18 +139,16 @@ def cold_start_note(cfg: QuickstartConfig, labels: str) -> Optional[str]:
             "serve (README: Cold start).")
 
 
-def first_stage_reason(cfg: QuickstartConfig, labels: str, mine_manifest: dict) -> str:
-    """Why the reranker was trained behind, and is served with, the first stage it was: a phrase for the summary."""
-    picked = mine_manifest.get("first_stage_selection")
-    if picked:
-        scores = ", ".join(f"{m} {v:.4f}" for m, v in sorted(picked.items(), key=lambda kv: -kv[1]))
-        return f"it had the best nDCG@10 on the dev split mining held out ({scores})"
-    if mines_behind_hybrid(cfg, labels):
-        return ("labels=synthetic leaves no real labels to pick one with, and synthetic questions reuse their "
-                "passage's words, which favours BM25; hybrid is the safer default, but where users' words rarely "
-                "match the documents' dense can be better: set mine.mining.candidates (bench/README.md: lexical "
-                "mismatch)")
-    return f"mine.mining.candidates={cfg.mine.mining.candidates} in the config"
+SYNTHETIC_FIRST_STAGE = (
+    "labels=synthetic leaves no real labels to pick one with, and synthetic questions reuse their passage's words, "
+    "which favours BM25; hybrid is the safer default, but where users' words rarely match the documents' dense can "
+    "be better: set mine.mining.candidates (bench/README.md: lexical mismatch)")
+
+
+def first_stage_reason(mine_manifest: dict) -> str:
+    """Why the reranker was trained behind, and is served with, the first stage it was: mining's phrase for it
+    (the summary, the eval report and the model card show it)."""
+    return mine_manifest.get("first_stage", {}).get("why") or "not recorded by mining"
 
 
 def _point_at(data_cfg, data: Prepared, qrels: Optional[Path]) -> None:
@@ -165,10 +165,12 @@ def wire(cfg: QuickstartConfig, data: Prepared) -> Plan:
     out = Path(cfg.output_dir)
     mine, train, ev = copy.deepcopy(cfg.mine), copy.deepcopy(cfg.train), copy.deepcopy(cfg.eval)
     if mines_behind_hybrid(cfg, data.labels):
-        mine.mining.candidates = "hybrid"
-    # a value below 1 is reported as synthetic_max_steps (check_quickstart_config), not as train.max_steps
+        mine.mining.candidates, mine.mining.candidates_reason = "hybrid", SYNTHETIC_FIRST_STAGE
+    # a bad value is reported as synthetic_max_steps|epochs (check_quickstart_config), not as a train key
     if data.labels == "synthetic" and cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps >= 1:
         train.max_steps = cfg.synthetic_max_steps
+    if data.labels == "synthetic" and cfg.synthetic_max_epochs is not None and cfg.synthetic_max_epochs > 0:
+        train.max_epochs = cfg.synthetic_max_epochs
     _point_at(mine.data, data, data.train)
     mine.data.eval_qrels = str(data.test)
     if data.source.negatives and not mine.data.negatives:
@@ -391,8 +393,9 @@ def quickstart(cfg: QuickstartConfig) -> dict:
         print(f"[{number}/{total}] {name} ...", flush=True)
         start = time.perf_counter()
         if name == "eval":  # mining.candidates=auto: eval reranks the first stage mining picked
-            picked = json.loads(outputs["mine"].read_text())["config"]["mining"]["candidates"]
-            plan.eval.retrieve.method = picked
+            mined = json.loads(outputs["mine"].read_text())
+            plan.eval.retrieve.method = mined["config"]["mining"]["candidates"]
+            plan.eval.retrieve.reason = first_stage_reason(mined)
         _run_guarded(name, plan, out)
         stages[name] = {"seconds": time.perf_counter() - start, "reused": False}
         state[name] = {"key": keys[name], "seconds": stages[name]["seconds"]}
@@ -400,7 +403,7 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     write_json(out / "manifest.json", _manifest(cfg, data, checked, stages))
     report = json.loads(outputs["eval"].read_text())
     synth = json.loads(outputs["synth"].read_text()) if plan.synth else {}
-    reason = first_stage_reason(cfg, data.labels, json.loads(outputs["mine"].read_text()))
+    reason = first_stage_reason(json.loads(outputs["mine"].read_text()))
     return {"stages": stages, "data": data.source.origin, "report": str(Path(plan.eval.output_dir) / "report.md"),
             "labels": data.labels, "synth": synth.get("counts"), "held_out": data.held_out,
             "synth_speed": (synth.get("speed") or {}).get("queries_per_s"),

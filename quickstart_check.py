@@ -58,6 +58,8 @@ def check_quickstart_config(cfg: QuickstartConfig) -> list[str]:
     problems = []
     if cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps < 1:
         problems.append(f"synthetic_max_steps must be >= 1 (or null: train.max_steps), got {cfg.synthetic_max_steps}.")
+    if cfg.synthetic_max_epochs is not None and cfg.synthetic_max_epochs <= 0:
+        problems.append(f"synthetic_max_epochs must be > 0 (or null: no cap), got {cfg.synthetic_max_epochs}.")
     if not 0 < cfg.test_fraction < 1:
         problems.append(f"test_fraction must be in (0, 1), got {cfg.test_fraction}.")
     m, want = cfg.mine.mining, cfg.train.data.group_size - 1

@@ -2,13 +2,17 @@
 
     python bench/llm_pick.py --data ../shared/data/scifact --queries 60 --pool 5
     python bench/llm_pick.py --data runs/bench/scifact-typos --queries 60 --pool 3   # bench/lexical_mismatch.py
+    python bench/llm_pick.py --data runs/bench/scifact-typos --queries 300 --pool 10 \
+        --reranker runs/exp34/sf-cold/train/final                                    # the cold-start checkpoint
 
 A user without labels may still have real questions (a query log). For ``--queries`` of them (a seeded sample of
 ``--split``; their labels are used only to score the pick), BM25 and dense each retrieve; the union of their top
 ``--pool`` passages is ranked by SmolLM2-135M-Instruct's mean log-probability of the question given the passage
 (UPR: Sachan et al., 2022, "Improving passage retrieval with zero-shot question generation"), and its first passage
-is taken as the relevant one. Each first stage is then scored against these pseudo-labels and against the real
-labels: the pick is right when both put the same first stage on top.
+is taken as the relevant one. With ``--reranker``, the judge is a cross-encoder checkpoint instead (the cold-start
+reranker trained on synthetic questions behind hybrid, which sees the log only after training). Each first stage
+is then scored against these pseudo-labels and against the real labels: the pick is right when both put the same
+first stage on top.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--pool", type=int, default=5, help="top passages of BM25 and of dense the LLM ranks")
+    parser.add_argument("--reranker", help="a cross-encoder checkpoint as the judge instead of SmolLM2")
     args = parser.parse_args(argv)
     import lexical_mismatch as lm
 
@@ -63,17 +68,26 @@ def main(argv=None) -> int:
     query_ids = sorted(random.Random(0).sample(query_ids, min(args.queries, len(query_ids))))
     stage, corpus = lm.first_stage(args.data)
     hits = stage.hits_all([texts[q] for q in query_ids], 100)
-    llm = TransformersLLM(LLMConfig(model=SMOLLM2, gguf_file=SMOLLM2_GGUF))
+    if args.reranker:
+        from rerankforge.models.reranker import Reranker
+
+        judge = Reranker(args.reranker)
+    else:
+        llm = TransformersLLM(LLMConfig(model=SMOLLM2, gguf_file=SMOLLM2_GGUF))
     start, pseudo = time.perf_counter(), {}
     for i, query_id in enumerate(query_ids):
         pool = list(dict.fromkeys(d for m in ("bm25", "dense") for d, _ in hits[m][i][:args.pool]))
-        scores = question_likelihood(llm, texts[query_id], [corpus[d] for d in pool])
+        if args.reranker:
+            scores = judge.score(texts[query_id], [corpus[d] for d in pool], raw=True)
+        else:
+            scores = question_likelihood(llm, texts[query_id], [corpus[d] for d in pool])
         pseudo[query_id] = {pool[int(np.argmax(scores))]: 1}
     right = np.mean([next(iter(pseudo[q])) in qrels[q] for q in query_ids])
-    print(f"{args.data.name} {args.split}, {len(query_ids)} questions, pool {args.pool} + {args.pool}: the LLM's "
+    judged = "reranker" if args.reranker else "LLM"
+    print(f"{args.data.name} {args.split}, {len(query_ids)} questions, pool {args.pool} + {args.pool}: the {judged}'s "
           f"first passage is relevant for {right:.0%} ({time.perf_counter() - start:.0f} s)")
     print("| nDCG@10 against | BM25 | dense | hybrid | picks |\n|---|---|---|---|---|")
-    for name, labels in (("real labels", {q: qrels[q] for q in query_ids}), ("LLM pseudo-labels", pseudo)):
+    for name, labels in (("real labels", {q: qrels[q] for q in query_ids}), ("pseudo-labels", pseudo)):
         means = {m: float(np.mean(list(per_query(labels, {q: untied(h) for q, h in zip(query_ids, hits[m])},
                                                   ["ndcg@10"])["ndcg@10"].values()))) for m in hits}
         print(f"| {name} | {means['bm25']:.4f} | {means['dense']:.4f} | {means['hybrid']:.4f} | "

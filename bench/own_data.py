@@ -12,7 +12,11 @@ Cases (their data is built under ``--out/data``; nothing is downloaded):
 - ``scifact-800``: SciFact restricted to 800 documents: every positive of both splits plus a seeded sample;
 - ``scifact-splitless``: SciFact with its train labels only: the quickstart holds out a test split of them;
 - ``scifact-default`` and ``scifact-chunked``: SciFact as it is, with the defaults (the length check leaves chunking
-  off: a third of the abstracts' text is unread) and with ``mine.data.chunking.mode=all``.
+  off: a third of the abstracts' text is unread) and with ``mine.data.chunking.mode=all``;
+- ``scifact-150-cold``: a small corpus with no training labels (cold start): 100 of SciFact's test claims (seeded),
+  their 150 documents being every positive of them plus a seeded sample, and only the test labels, which
+  eval reads; ``scifact-150-cold-one`` the same, sized as for a large corpus (one question per passage, no cap on
+  passes: ``synth.max_queries_per_passage=1 synthetic_max_epochs=null``).
 
 Each case runs ``rerankforge quickstart --data <case data>`` in its own process (under ``/usr/bin/time -v`` for
 the peak RSS), output in ``--out/<case>/qs``, its embedding cache in ``--out/<case>/cache`` (cold, as a new user's)
@@ -39,9 +43,12 @@ CASES = {"covid-articles": ("covidqa-articles", []),
          "scifact-800": ("scifact-800", []),
          "scifact-splitless": ("scifact-splitless", []),
          "scifact-default": ("scifact", []),
-         "scifact-chunked": ("scifact", ["mine.data.chunking.mode=all"])}
+         "scifact-chunked": ("scifact", ["mine.data.chunking.mode=all"]),
+         "scifact-150-cold": ("scifact-150", []),
+         "scifact-150-cold-one": ("scifact-150", ["synth.max_queries_per_passage=1", "synthetic_max_epochs=null"])}
 # the same test queries, one setting apart
-PAIRS = [("covid-articles", "covid-articles-off"), ("scifact-chunked", "scifact-default")]
+PAIRS = [("covid-articles", "covid-articles-off"), ("scifact-chunked", "scifact-default"),
+         ("scifact-150-cold", "scifact-150-cold-one")]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,6 +83,27 @@ def scifact_800(source: Path, target: Path, size: int = 800) -> Path:
     return target
 
 
+def scifact_small(source: Path, target: Path, queries: int = 100, size: int = 150) -> Path:
+    """``queries`` seeded SciFact test claims over ``size`` documents (their positives plus a seeded sample), with
+    the test labels only: a small corpus for cold start."""
+    rows = [row.split("\t") for row in (source / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    kept = set(random.Random(0).sample(sorted({q for q, _, _ in rows}), queries))
+    rows = [row for row in rows if row[0] in kept]
+    (target / "qrels").mkdir(parents=True, exist_ok=True)
+    labels = "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in rows)
+    (target / "qrels" / "test.tsv").write_text(labels, encoding="utf-8")
+    positives = {d for _, d, _ in rows}
+    docs = [json.loads(line) for line in (source / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    others = sorted(d["_id"] for d in docs if d["_id"] not in positives)
+    keep = positives | set(random.Random(0).sample(others, size - len(positives)))
+    (target / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs if d["_id"] in keep),
+                                         encoding="utf-8")
+    queries_kept = [line for line in (source / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+                    if json.loads(line)["_id"] in kept]
+    (target / "queries.jsonl").write_text("\n".join(queries_kept) + "\n", encoding="utf-8")
+    return target
+
+
 def scifact_splitless(source: Path, target: Path) -> Path:
     """SciFact's corpus, queries and train labels, without its test split."""
     for name in ("corpus.jsonl", "queries.jsonl", "qrels/train.tsv"):
@@ -94,7 +122,7 @@ def build_data(name: str, data_dir: Path, out: Path) -> Path:
         from long_docs import join_articles
 
         return join_articles(data_dir / "covidqa", target)
-    build = {"scifact-800": scifact_800, "scifact-splitless": scifact_splitless}[name]
+    build = {"scifact-800": scifact_800, "scifact-splitless": scifact_splitless, "scifact-150": scifact_small}[name]
     return build(data_dir / "scifact", target)
 
 

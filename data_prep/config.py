@@ -210,6 +210,9 @@ class MiningConfig:
     rrf_k: int = 60  # hybrid: reciprocal rank fusion constant
     bm25: BM25Config = field(default_factory=BM25Config)
     rescore: RescoreConfig = field(default_factory=RescoreConfig)
+    # why candidates is set as it is, in words, for the manifest and the model card (a caller that chose it says
+    # why; auto records the dev figures itself)
+    candidates_reason: Optional[str] = None
 
 
 @dataclass
@@ -296,6 +299,12 @@ class SynthFilterConfig:
     # Round trip: keep a query only when its passage is in the first stage's top round_trip_depth for it
     # (InPars/Promptagator consistency filtering). 0 turns it off.
     round_trip_depth: int = 20
+    # Ambiguity: drop a query when more than max_as_close other passages among the round trip's candidates score
+    # at least as high as its own, less ambiguity_margin of its score, on both BM25 and cosine (on the one there
+    # is, with a dense or bm25 first stage): many passages answer it equally. null turns it off; it needs the
+    # round trip.
+    max_as_close: Optional[int] = 2
+    ambiguity_margin: float = 0.02
 
 
 @dataclass
@@ -317,7 +326,13 @@ class SynthConfig:
     max_passage_words: int = 160  # the passage is cut to this many words in the prompt
     # which max_passage_words of a longer passage: its opening (start), or a window from a seeded sentence start
     passage_window: Literal["start", "random"] = "start"
-    queries_per_passage: int = 1  # more than 1 needs generator.temperature > 0
+    # questions asked of each passage: the first as the generator is configured, the others sampled at
+    # extra_temperature when generator.temperature is 0 (greedy decoding would repeat the first)
+    queries_per_passage: int = 1
+    # a corpus with fewer passages to ask about than `passages` gets more questions of each, up to this many, so
+    # that about `passages` are asked in all (100 passages with passages=1100 and 4 here: 4 each)
+    max_queries_per_passage: int = 1
+    extra_temperature: float = 0.7
     first_stage: Literal["dense", "bm25", "hybrid"] = "hybrid"  # the round-trip filter's retriever
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
@@ -348,9 +363,11 @@ def check_synth_config(cfg: SynthConfig) -> list[str]:
         problems.append(f"passages must be >= 1 or null (every passage), got {cfg.passages}.")
     if cfg.queries_per_passage < 1:
         problems.append(f"queries_per_passage must be >= 1, got {cfg.queries_per_passage}.")
-    if cfg.queries_per_passage > 1 and cfg.generator.temperature <= 0:
-        problems.append(f"queries_per_passage={cfg.queries_per_passage} with generator.temperature=0 (greedy) gives "
-                        "the same query every time; set generator.temperature (e.g. 0.7) or queries_per_passage=1.")
+    if cfg.max_queries_per_passage < 1:
+        problems.append(f"max_queries_per_passage must be >= 1, got {cfg.max_queries_per_passage}.")
+    if cfg.extra_temperature <= 0:
+        problems.append(f"extra_temperature must be > 0 (the questions after a passage's first are sampled), got "
+                        f"{cfg.extra_temperature}.")
     f = cfg.filters
     if not 1 <= f.min_words <= f.max_words:
         problems.append(f"filters: need 1 <= min_words <= max_words, got {f.min_words} and {f.max_words}.")
@@ -358,6 +375,10 @@ def check_synth_config(cfg: SynthConfig) -> list[str]:
         problems.append(f"filters.max_copied_fraction must be in (0, 1], got {f.max_copied_fraction}.")
     if f.round_trip_depth < 0:
         problems.append(f"filters.round_trip_depth must be >= 0 (0: off), got {f.round_trip_depth}.")
+    if f.max_as_close is not None and f.max_as_close < 0:
+        problems.append(f"filters.max_as_close must be >= 0 or null (off), got {f.max_as_close}.")
+    if not 0 <= f.ambiguity_margin < 1:
+        problems.append(f"filters.ambiguity_margin must be in [0, 1), got {f.ambiguity_margin}.")
     if not 0 <= cfg.dev_fraction < 1:
         problems.append(f"dev_fraction must be in [0, 1), got {cfg.dev_fraction}.")
     if cfg.max_errors < 0:

@@ -13,19 +13,36 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 DEV_FILE = "dev.jsonl"
 logger = logging.getLogger(__name__)
 
 
-def carve_dev(query_ids: Sequence[str], fraction: float, min_queries: int, seed: int) -> list[str]:
+def carve_dev(query_ids: Sequence[str], fraction: float, min_queries: int, seed: int,
+              group: Optional[Callable[[str], Optional[str]]] = None) -> list[str]:
     """A seeded sample of ``query_ids`` to hold out, sorted: ``fraction`` of them but at least ``min_queries``,
-    and never more than a quarter (so small data keeps most queries for training). ``fraction=0``: none."""
+    and never more than a quarter (so small data keeps most queries for training). ``fraction=0``: none.
+
+    ``group`` maps a query id to a key (None: its own): queries sharing a key fall on the same side, whole groups
+    drawn until the size is reached, so that no dev question was asked of a passage training learns from. When
+    no key is shared the sample is the one drawn without ``group``."""
     if fraction <= 0 or len(query_ids) < 4:
         return []
     size = min(max(math.ceil(fraction * len(query_ids)), min_queries), len(query_ids) // 4)
-    return sorted(random.Random(f"dev:{seed}").sample(sorted(query_ids), size))
+    groups: dict[str, list[str]] = {}
+    for query_id in sorted(query_ids):
+        key = group(query_id) if group else None
+        groups.setdefault(query_id if key is None else f"group:{key}", []).append(query_id)
+    rng = random.Random(f"dev:{seed}")
+    if len(groups) == len(query_ids):
+        return sorted(rng.sample(sorted(query_ids), size))
+    held: list[str] = []
+    for key in rng.sample(sorted(groups), len(groups)):
+        if len(held) >= size:
+            break
+        held += groups[key]
+    return sorted(held)
 
 
 def dev_records(stage, query_ids: list[str], queries: dict[str, str], qrels: dict[str, dict[str, int]], depth: int,

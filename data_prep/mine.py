@@ -31,6 +31,7 @@ from rerankforge.data_prep.negatives import (FATES, SelectionOptions, fit_window
 from rerankforge.data_prep.output import write_mine_output
 from rerankforge.data_prep.problems import DataError, Problem
 from rerankforge.data_prep.rescore import rescore_pairs
+from rerankforge.data_prep.synth import synthetic_passage
 from rerankforge.data_prep.validate import check_negatives, validate
 from rerankforge.utils import distributed
 from rerankforge.utils.io import hash_path
@@ -80,7 +81,8 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     given = check_negatives(given, corpus, labelled.positives, sources.get("negatives"), problems)
     query_ids = sorted(labelled.positives)[: cfg.max_queries]
     if cfg.mining.candidates == "auto" and query_ids and not carve_dev(query_ids, cfg.data.dev_fraction,
-                                                                        cfg.data.dev_min_queries, cfg.seed):
+                                                                        cfg.data.dev_min_queries, cfg.seed,
+                                                                        synthetic_passage):
         problems.append(Problem(f"mining.candidates=auto picks the first stage on the dev split, but {len(query_ids)} "
                                 "labelled queries leave no dev split (it needs at least 4). Name the first stage "
                                 "(mining.candidates=hybrid, dense or bm25).", sources.get("qrels")))
@@ -281,7 +283,8 @@ def mine(cfg: MineConfig) -> Path:
     doc_texts = corpus_texts(data.corpus, doc_ids)
     cfg = fit_to_corpus(cfg, len(doc_ids))
     encoder = load_encoder(cfg.encoder) if cfg.mining.candidates != "bm25" else None
-    dev_ids = carve_dev(sorted(data.positives), cfg.data.dev_fraction, cfg.data.dev_min_queries, cfg.seed)
+    dev_ids = carve_dev(sorted(data.positives), cfg.data.dev_fraction, cfg.data.dev_min_queries, cfg.seed,
+                        synthetic_passage)
     spec, selection = first_stage_spec(cfg), None
     if spec.method == "auto":
         spec.method = "hybrid"  # a hybrid stage runs all three

@@ -5,7 +5,7 @@
 Steps: check the config and the corpus, sample passages (seeded), generate ``queries_per_passage`` queries for
 each with the LLM (appending every result to ``generated.jsonl`` as it is made, so a rerun skips passages already
 done), parse and filter them (``synth_filters.py``: empty, truncated, too short or long, copied from the passage,
-duplicate, failed round trip through the first stage), then write a BEIR-layout label set::
+duplicate, failed round trip through the first stage, ambiguous), then write a BEIR-layout label set::
 
     output_dir/queries.jsonl      {"_id": "synth-<doc_id>-<i>", "text": ..., "metadata": {"passage": <doc_id>}}
     output_dir/qrels/train.tsv    query-id, corpus-id, score (and qrels/dev.tsv with dev_fraction)
@@ -19,26 +19,39 @@ data.qrels=<out>/qrels/train.tsv``. Each corpus entry is one passage (a text fol
 from __future__ import annotations
 
 import logging
+import math
 import random
+import re
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
+from typing import Optional
+
+import numpy as np
 
 from rerankforge.data_prep.config import SynthConfig, check_synth_config
 from rerankforge.data_prep.loaders import Corpus, load_corpus_any, load_qrels, load_queries, resolve_paths
 from rerankforge.data_prep.problems import DataError, Problem
 from rerankforge.data_prep.readers import not_text_problem
-from rerankforge.data_prep.synth_filters import (DROP_REASONS, QueryLimits, check_query, first_occurrences,
-                                                 parse_query, round_trip)
+from rerankforge.data_prep.synth_filters import (DROP_REASONS, QueryLimits, ambiguous, check_query,
+                                                 first_occurrences, parse_query, round_trip)
 from rerankforge.data_prep.synth_journal import Journal, generate_missing
 from rerankforge.utils.config import dump_yaml, to_dict
 from rerankforge.utils.io import MANIFEST, git_commit, hash_path, hash_strings, versions, write_json
 
 logger = logging.getLogger(__name__)
+_SYNTH_ID = re.compile(r"^synth-(.+)-(\d+)$")
 
 
 class SynthError(RuntimeError):
     """Generation stopped (the error budget is spent); every finished passage is kept in ``generated.jsonl``."""
+
+
+def synthetic_passage(query_id: str) -> Optional[str]:
+    """The passage a synthetic query (``synth-<doc_id>-<i>``, as written here) was asked of; None for others."""
+    match = _SYNTH_ID.match(query_id)
+    return match.group(1) if match else None
 
 
 def synth_cache_dir(cfg: SynthConfig) -> Path:
@@ -82,6 +95,14 @@ def sample_passages(corpus: Corpus, cfg: SynthConfig) -> list[str]:
     if cfg.passages is None or cfg.passages >= len(eligible):
         return eligible
     return sorted(random.Random(f"synth:{cfg.seed}").sample(eligible, cfg.passages))
+
+
+def questions_per_passage(cfg: SynthConfig, sampled: int) -> int:
+    """``queries_per_passage``, raised towards ``passages`` questions in all when fewer passages could be sampled
+    (a small corpus), to at most ``max_queries_per_passage``."""
+    if cfg.passages is None or not 0 < sampled < cfg.passages:
+        return cfg.queries_per_passage
+    return max(cfg.queries_per_passage, min(cfg.max_queries_per_passage, math.ceil(cfg.passages / sampled)))
 
 
 def load_examples(cfg: SynthConfig) -> list[str]:
@@ -132,7 +153,8 @@ def journal_key(cfg: SynthConfig, corpus_sha: str, examples: str) -> str:
                          str(g.temperature), cfg.prompt, examples, str(cfg.max_passage_words),
                          str(cfg.queries_per_passage), str(cfg.seed), corpus_sha]
                         # only a non-default window enters the key: journals of configs without the option resume
-                        + ([] if cfg.passage_window == "start" else [cfg.passage_window]))
+                        + ([] if cfg.passage_window == "start" else [cfg.passage_window])
+                        + ([str(cfg.extra_temperature)] if cfg.queries_per_passage > 1 and g.temperature <= 0 else []))
 
 
 def filter_generated(cfg: SynthConfig, corpus: Corpus, records: dict[str, dict], stage) -> tuple[list[tuple[str, str]], Counter]:
@@ -152,14 +174,39 @@ def filter_generated(cfg: SynthConfig, corpus: Corpus, records: dict[str, dict],
             else:
                 candidates.append((query, doc_id))
     if stage is not None and candidates:  # before duplicates: of a repeated query, the one that finds its passage stays
-        hits = stage.hits([q for q, _ in candidates], cfg.filters.round_trip_depth)
-        ok = round_trip([[d for d, _ in h] for h in hits], [d for _, d in candidates], cfg.filters.round_trip_depth)
-        dropped["round_trip"] += ok.count(False)
-        candidates = [c for c, keep in zip(candidates, ok) if keep]
+        reasons = consistency(cfg, stage, candidates)
+        dropped.update(r for r in reasons if r)
+        candidates = [c for c, reason in zip(candidates, reasons) if not reason]
     firsts = first_occurrences(q for q, _ in candidates)
     dropped["duplicate"] += firsts.count(False)
     candidates = [c for c, first in zip(candidates, firsts) if first]
     return candidates, dropped
+
+
+def consistency(cfg: SynthConfig, stage, candidates: list[tuple[str, str]]) -> list[Optional[str]]:
+    """For each ``(query, doc_id)``: None to keep it, ``round_trip`` when ``stage`` does not rank the passage in
+    its top ``round_trip_depth``, or ``ambiguous`` when more than ``max_as_close`` other passages among the
+    retrievers' candidates score as high as it (within ``ambiguity_margin``) on each of them (cosine and BM25
+    behind hybrid)."""
+    depth, method = cfg.filters.round_trip_depth, stage.spec.method
+    parts = ["dense", "bm25"] if method == "hybrid" else [method]
+    found = stage.search_all([q for q, _ in candidates], depth, list(dict.fromkeys([method, *parts])))
+    top = [[stage.doc_ids[r] for r in rows] for rows in found[method].rows]
+    found_back = round_trip(top, [d for _, d in candidates], depth)
+    reasons: list[Optional[str]] = []
+    for i, (_, doc_id) in enumerate(candidates):
+        if not found_back[i]:
+            reasons.append("round_trip")
+            continue
+        if cfg.filters.max_as_close is None:
+            reasons.append(None)
+            continue
+        source = int(found[method].rows[i][top[i].index(doc_id)])
+        pool = list(dict.fromkeys([source, *(int(r) for m in parts for r in found[m].rows[i])]))
+        scores = np.stack([found[m].similarity(i, pool) for m in parts])
+        reasons.append("ambiguous" if ambiguous(scores, 0, cfg.filters.max_as_close, cfg.filters.ambiguity_margin)
+                       else None)
+    return reasons
 
 
 def round_trip_stage(cfg: SynthConfig, corpus: Corpus):
@@ -186,6 +233,12 @@ def synth(cfg: SynthConfig, llm=None) -> Path:
     (out / MANIFEST).unlink(missing_ok=True)  # present only when the label set below is complete
     examples = examples_block(load_examples(cfg))
     sample = sample_passages(corpus, cfg)
+    per_passage = questions_per_passage(cfg, len(sample))
+    if per_passage != cfg.queries_per_passage:
+        logger.info("%d passages to ask about, fewer than passages=%d: %d questions of each "
+                    "(max_queries_per_passage=%d).", len(sample), cfg.passages, per_passage,
+                    cfg.max_queries_per_passage)
+        cfg = replace(cfg, queries_per_passage=per_passage)
     corpus_sha = hash_path(inputs["corpus"])
     journal = Journal(out / "generated.jsonl", journal_key(cfg, corpus_sha, examples))
     prompts = {d: build_prompt(cfg, d, corpus[d], examples) for d in sample}
@@ -237,7 +290,7 @@ def write_label_set(cfg: SynthConfig, corpus: Corpus, kept: list[tuple[str, str]
         qid = f"synth-{doc_id}-{counter[doc_id]}"
         counter[doc_id] += 1
         queries[qid], qrels[qid] = query, {doc_id: 1}
-    dev_ids = set(carve_dev(sorted(queries), cfg.dev_fraction, 0, cfg.seed))
+    dev_ids = set(carve_dev(sorted(queries), cfg.dev_fraction, 0, cfg.seed, synthetic_passage))
     real_queries, real_qrels = _mixed(cfg, corpus)
     train = {**{q: r for q, r in qrels.items() if q not in dev_ids}, **real_qrels}
     rows = [{"_id": q, "text": t, "metadata": {"passage": next(iter(qrels[q]))}} for q, t in queries.items()]

@@ -2,7 +2,8 @@
 
 Reasons, in the order they are checked: ``empty``, ``truncated`` (the output hit the token limit mid-line),
 ``too_short``, ``too_long``, ``copies_passage``, then ``round_trip`` (the first stage does not find the passage
-for its query) and ``duplicate`` (the same normalized text as an earlier kept query).
+for its query), ``ambiguous`` (several other passages match the query at least as well as its own) and
+``duplicate`` (the same normalized text as an earlier kept query).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
+import numpy as np
+
 DROP_REASONS = ("generator_error", "empty", "truncated", "too_short", "too_long", "copies_passage", "round_trip",
-                "duplicate")
+                "ambiguous", "duplicate")
 # a leading label the model adds although told not to: "Question:", "The question is:", "Query 1:", "1.", "- "
 _LABEL = re.compile(r"^\s*(?:(?:the\s+)?(?:question|query|search query|q|claim|answer)(?:\s+is)?\s*\d*\s*[:.\-]\s*"
                     r"|\d+[.)]\s+|[-*•]\s+)", re.IGNORECASE)
@@ -96,3 +99,19 @@ def first_occurrences(queries: Iterable[str]) -> list[bool]:
 def round_trip(hits: Sequence[Sequence[str]], sources: Sequence[str], depth: int) -> list[bool]:
     """For each query, whether its source passage is among the first ``depth`` ids the first stage returned."""
     return [source in list(ids)[:depth] for ids, source in zip(hits, sources)]
+
+
+def as_close_as_source(scores: np.ndarray, source: int, margin: float = 0.0) -> int:
+    """How many passages other than ``source`` score at least as high as it, less ``margin`` of its score's size,
+    on every row of ``scores`` (``[retrievers, passages]``, e.g. cosine and BM25 of one query against a pool)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1, np.shape(scores)[-1])
+    own = scores[:, source:source + 1]
+    as_close = np.all(scores >= own - margin * np.abs(own), axis=0)
+    return int(as_close.sum()) - 1
+
+
+def ambiguous(scores: np.ndarray, source: int, max_as_close: Optional[int], margin: float = 0.0) -> bool:
+    """Whether more than ``max_as_close`` other passages match the query as well as its source passage on every
+    retriever (``as_close_as_source``): a question many passages answer equally, such as one about a table
+    repeated on many pages, or about an article's title that each of its chunks carries. None: never."""
+    return max_as_close is not None and as_close_as_source(scores, source, margin) > max_as_close

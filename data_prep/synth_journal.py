@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from tqdm.auto import tqdm
 
@@ -83,11 +83,24 @@ class GenerationRun:
                 "completion_tokens_per_s": per_s(self.completion_tokens)}
 
 
-def _one_call(llm, doc_ids: Sequence[str], prompts: dict[str, str], per_passage: int) -> list[dict]:
-    completions = llm.complete([prompts[d] for d in doc_ids for _ in range(per_passage)])
-    if len(completions) != len(doc_ids) * per_passage:
-        raise ValueError(f"the generator returned {len(completions)} completions for "
-                         f"{len(doc_ids) * per_passage} prompts")
+def _one_call(llm, doc_ids: Sequence[str], prompts: dict[str, str], per_passage: int,
+              extra_temperature: Optional[float] = None) -> list[dict]:
+    """``per_passage`` completions of each passage's prompt in one journal record each. With ``extra_temperature``
+    the first is asked as the generator is configured and the others at that temperature (a greedy generator
+    would only repeat the first)."""
+    asked = [prompts[d] for d in doc_ids for _ in range(per_passage)]
+    if extra_temperature is None or per_passage == 1:
+        completions = llm.complete(asked)
+    else:
+        firsts = llm.complete([prompts[d] for d in doc_ids])
+        others = llm.complete([prompts[d] for d in doc_ids for _ in range(per_passage - 1)],
+                              temperature=extra_temperature)
+        if len(firsts) != len(doc_ids) or len(others) != len(doc_ids) * (per_passage - 1):
+            raise ValueError(f"the generator returned {len(firsts) + len(others)} completions for {len(asked)} prompts")
+        completions = [c for i in range(len(doc_ids))
+                       for c in [firsts[i], *others[i * (per_passage - 1):(i + 1) * (per_passage - 1)]]]
+    if len(completions) != len(asked):
+        raise ValueError(f"the generator returned {len(completions)} completions for {len(asked)} prompts")
     return [{"doc_id": d, "outputs": [{"text": c.text, "prompt_tokens": c.prompt_tokens,
                                        "completion_tokens": c.completion_tokens}
                                       for c in completions[i * per_passage:(i + 1) * per_passage]]}
@@ -109,7 +122,8 @@ def generate_missing(llm, prompts: dict[str, str], journal: Journal, cfg) -> Gen
         batch = todo[start:start + step]
         began = time.perf_counter()
         try:
-            records = _one_call(llm, batch, prompts, cfg.queries_per_passage)
+            records = _one_call(llm, batch, prompts, cfg.queries_per_passage,
+                                None if cfg.generator.temperature > 0 else cfg.extra_temperature)
         except Exception as exc:  # an endpoint's 500, a timeout, garbage JSON: counted, retried next run
             run.errors += len(batch)
             run.last_error = f"{type(exc).__name__}: {str(exc).strip()[:300]}"

@@ -53,6 +53,7 @@ class RetrieveConfig:
     bm25: BM25Config = field(default_factory=BM25Config)
     rrf_k: int = 60
     compare: list[str] = field(default_factory=lambda: ["bm25", "dense", "hybrid"])
+    reason: Optional[str] = None  # why this first stage, in words: the report says it (the quickstart fills it in)
 
 
 @dataclass

@@ -168,7 +168,8 @@ def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
     fs, rr, baseline = summary["first_stage"], summary["rerankers"], summary["baseline"]
     out = ["# rerankforge evaluation", "", f"Command: `{command}`", "",
            f"{summary['data']['queries']} queries over {summary['data']['corpus_documents']} documents; first stage "
-           f"{fs['method']} top-{fs['top_k']}" + (f" ({fs['encoder']})" if fs["encoder"] else "") + ".", "",
+           f"{fs['method']} top-{fs['top_k']}" + (f" ({fs['encoder']})" if fs["encoder"] else "") + "." +
+           (f" Why this first stage: {fs['why']}." if fs.get("why") else ""), "",
            _headline(summary), "", "## Retrieval", ""]
     out += _table(["run", "reranker", "depth"] + metrics, _retrieval_rows(summary, metrics))
     out += _against_best(summary)

@@ -97,12 +97,15 @@ def _provenance(cfg, mine_manifest: dict) -> str:
     mining = {k: mine.get("mining", {}).get(k) for k in ("candidates", "range_max", "relative_margin",
                                                           "absolute_margin", "num_negatives", "sampling_strategy")}
     encoder = mine.get("encoder", {}).get("name_or_path")
+    first = mine_manifest.get("first_stage") or {}
+    chosen = (f"\n- First stage (the candidates it was trained to rerank): `{first.get('method')}`, because "
+              f"{first['why']}." if first.get("why") else "")
     lora = (f"r={cfg.lora.r} alpha={cfg.lora.alpha}, exported as {cfg.lora.export}" if cfg.lora.enabled
             else "no (full fine-tuning)")
     return f"""## Data and mining
 - Training data: {_data_name(data)} (split `{data.get('split')}`),
   {counts.get('queries_mined', '?')} queries, {counts.get('rows', '?')} query–positive rows.
-- Hard negatives mined with `{encoder}`: {', '.join(f'{k}={v}' for k, v in mining.items() if v is not None)}.
+- Hard negatives mined with `{encoder}`: {', '.join(f'{k}={v}' for k, v in mining.items() if v is not None)}.{chosen}
 
 ## Training
 - Loss `{cfg.loss.name}`, groups of {cfg.data.group_size} (1 positive + {cfg.data.group_size - 1} negatives),

@@ -4,12 +4,14 @@
 - ``llama_cpp``: a GGUF file through llama-cpp-python, one prompt at a time.
 - ``openai``: any OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, llama.cpp's server, Ollama, ...).
 
-Every client has ``complete(prompts) -> list[Completion]``; a prompt is one user message.
+Every client has ``complete(prompts, temperature=None) -> list[Completion]`` (``temperature``: this call's, instead
+of the config's); a prompt is one user message.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Protocol, Sequence
@@ -53,7 +55,7 @@ class Completion:
 
 
 class LLM(Protocol):
-    def complete(self, prompts: Sequence[str]) -> list[Completion]:
+    def complete(self, prompts: Sequence[str], temperature: Optional[float] = None) -> list[Completion]:
         """One completion per prompt, in order. Raises on a backend error (the whole call fails)."""
 
 
@@ -95,11 +97,13 @@ class TransformersLLM:
         return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                                   add_generation_prompt=True)
 
-    def complete(self, prompts: Sequence[str]) -> list[Completion]:
+    def complete(self, prompts: Sequence[str], temperature: Optional[float] = None) -> list[Completion]:
         import torch
 
-        sampling = {"do_sample": True, "temperature": self.cfg.temperature} if self.cfg.temperature > 0 else \
-            {"do_sample": False}
+        temperature = self.cfg.temperature if temperature is None else temperature
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        if temperature > 0:  # seeded by the prompts: a rerun samples the same, whatever ran before it
+            torch.manual_seed(zlib.crc32("\n".join(prompts).encode("utf-8")))
         out: list[Completion] = []
         for start in range(0, len(prompts), self.cfg.batch_size):
             chats = [self._chat(p) for p in prompts[start:start + self.cfg.batch_size]]
@@ -135,12 +139,12 @@ class LlamaCppLLM:
         self.model = llama_cpp.Llama(model_path=str(path), n_ctx=cfg.context_length, n_threads=cfg.threads,
                                      verbose=False, seed=0)
 
-    def complete(self, prompts: Sequence[str]) -> list[Completion]:
+    def complete(self, prompts: Sequence[str], temperature: Optional[float] = None) -> list[Completion]:
         out = []
         for prompt in prompts:
             response = self.model.create_chat_completion(
                 messages=[{"role": "user", "content": prompt}], max_tokens=self.cfg.max_new_tokens,
-                temperature=self.cfg.temperature)
+                temperature=self.cfg.temperature if temperature is None else temperature)
             usage = response.get("usage") or {}
             out.append(Completion((response["choices"][0]["message"]["content"] or "").strip(),
                                   usage.get("prompt_tokens"), usage.get("completion_tokens")))
@@ -159,12 +163,12 @@ class OpenAILLM:
         self.client = openai.OpenAI(base_url=cfg.base_url, api_key=os.environ.get(cfg.api_key_env) or "not-set",
                                     timeout=cfg.timeout_s, max_retries=1)
 
-    def complete(self, prompts: Sequence[str]) -> list[Completion]:
+    def complete(self, prompts: Sequence[str], temperature: Optional[float] = None) -> list[Completion]:
         out = []
         for prompt in prompts:
             response = self.client.chat.completions.create(
                 model=self.cfg.model, messages=[{"role": "user", "content": prompt}],
-                max_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature)
+                max_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature if temperature is None else temperature)
             if not getattr(response, "choices", None):
                 raise ValueError(f"the endpoint {self.cfg.base_url} answered without choices: {str(response)[:200]}")
             usage = getattr(response, "usage", None)

@@ -6,6 +6,7 @@ ends in one StageError whose rerun reuses the finished stages."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -217,10 +218,11 @@ class WordStub:
 
     batch_size = 8
 
-    def complete(self, prompts):
+    def complete(self, prompts, temperature=None):
         from rerankforge.models.llm import Completion
 
-        return [Completion("which " + " ".join(p.split("Passage: ", 1)[1].split(". ", 1)[1].split()[1:8:2]) + "?",
+        first = 1 if temperature is None else 2  # a sampled question asks about other words
+        return [Completion("which " + " ".join(p.split("Passage: ", 1)[1].split(". ", 1)[1].split()[first:9:2]) + "?",
                            30, 6) for p in prompts]
 
 
@@ -271,29 +273,32 @@ def test_cold_start_with_an_automatic_first_stage_pick_mines_behind_hybrid_and_s
     assert note("real") == (None, "auto") and note("mixed")[0] is None  # real dev queries pick the first stage
 
 
-def test_the_summary_says_why_the_first_stage_was_chosen():
-    from rerankforge.quickstart import QuickstartConfig, first_stage_reason
+def test_mining_records_why_the_first_stage_was_chosen(tmp_path):
+    from rerankforge.data_prep.output import first_stage_why
+    from rerankforge.quickstart import QuickstartConfig, wire
     from rerankforge.utils.config import load_config
 
-    def reason(labels, manifest, *overrides):
-        return first_stage_reason(load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", list(overrides)),
-                                  labels, manifest)
+    def why(labels, selection, *overrides):
+        cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", list(overrides))
+        mine = wire(cfg, prepared(tmp_path, labels)).mine
+        return first_stage_why(mine, selection)
 
-    picked = reason("real", {"first_stage_selection": {"bm25": 0.61, "hybrid": 0.7, "dense": 0.5}})
+    picked = why("real", {"bm25": 0.61, "hybrid": 0.7, "dense": 0.5})
     assert picked == ("it had the best nDCG@10 on the dev split mining held out "
                       "(hybrid 0.7000, bm25 0.6100, dense 0.5000)")
-    assert reason("synthetic", {}).startswith("labels=synthetic leaves no real labels to pick one with")
-    assert reason("synthetic", {}, "mine.mining.candidates=dense") == "mine.mining.candidates=dense in the config"
+    assert why("synthetic", None).startswith("labels=synthetic leaves no real labels to pick one with")
+    assert why("synthetic", None, "mine.mining.candidates=dense") == "mining.candidates=dense in the config"
 
 
-@pytest.mark.parametrize("labels, steps", [("synthetic", 7), ("mixed", 300), ("real", 300)])
-def test_synthetic_max_steps_sets_the_training_length_only_for_synthetic_labels(tmp_path, labels, steps):
+@pytest.mark.parametrize("labels, steps, epochs", [("synthetic", 7, 2.5), ("mixed", 300, None), ("real", 300, None)])
+def test_synthetic_max_steps_sets_the_training_length_only_for_synthetic_labels(tmp_path, labels, steps, epochs):
     from rerankforge.quickstart import QuickstartConfig, wire
     from rerankforge.utils.config import load_config
 
     cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml",
-                      [f"labels={labels}", "synthetic_max_steps=7", "train.max_steps=300"])
-    assert wire(cfg, prepared(tmp_path, labels)).train.max_steps == steps
+                      [f"labels={labels}", "synthetic_max_steps=7", "synthetic_max_epochs=2.5", "train.max_steps=300"])
+    train = wire(cfg, prepared(tmp_path, labels)).train
+    assert (train.max_steps, train.max_epochs) == (steps, epochs)
 
 
 def test_a_synthetic_max_steps_below_one_is_refused_before_anything_runs(capsys):
@@ -302,10 +307,12 @@ def test_a_synthetic_max_steps_below_one_is_refused_before_anything_runs(capsys)
 
 
 def test_a_bad_synthetic_max_steps_is_reported_with_the_stages_problems_and_not_as_train_max_steps(capsys):
-    assert main(["quickstart", "labels=synthetic", "synthetic_max_steps=0", "train.batch_size=0"]) == 2
+    assert main(["quickstart", "labels=synthetic", "synthetic_max_steps=0", "synthetic_max_epochs=0",
+                 "train.batch_size=0"]) == 2
     err = capsys.readouterr().err
     assert "synthetic_max_steps must be >= 1" in err and "train.batch_size" in err
-    assert "train.max_steps must be" not in err
+    assert "synthetic_max_epochs must be > 0 (or null: no cap), got 0" in err
+    assert "train.max_steps must be" not in err and "max_epochs must be > 0 or null" not in err
 
 
 def test_config_problems_are_reported_with_a_data_set_that_cannot_be_found(tmp_path, capsys):
@@ -324,3 +331,47 @@ def test_files_set_by_hand_win_over_the_prepared_ones(tmp_path):
     plan = wire(cfg, prepared(tmp_path))
     assert plan.mine.data.queries == "my-queries.jsonl" and plan.eval.data.qrels == "my-test.tsv"
     assert plan.mine.data.corpus == str(tmp_path / "beir" / "corpus.jsonl")  # the rest: the prepared files
+
+
+def test_a_100_passage_corpus_runs_cold_start_to_the_end(tmp_path, monkeypatch, tiny_encoder, tiny_cross_encoder,
+                                                         capsys):
+    """Corpus and test questions only, every stage for real with tiny models: 4 questions per passage, the dev split
+    by whole passages, the training length capped by passes, and a report against the best first stage."""
+    import random
+
+    import rerankforge.models.llm as llm
+    from conftest import WORDS, write_qrels
+    from rerankforge.data_prep.synth import synthetic_passage
+
+    rng, folder = random.Random(0), tmp_path / "small"
+    write_jsonl(folder / "corpus.jsonl", [{"_id": f"p{i}", "title": f"page {i}",
+                                           "text": " ".join(rng.choices(WORDS, k=24))} for i in range(100)])
+    write_jsonl(folder / "queries.jsonl", [{"_id": f"t{i}", "text": " ".join(rng.choices(WORDS, k=5))}
+                                           for i in range(10)])
+    write_qrels(folder / "qrels" / "test.tsv", [(f"t{i}", f"p{7 * i}", 1) for i in range(10)])
+    monkeypatch.setattr(llm, "load_llm", lambda cfg, device=None: WordStub())
+    out = tmp_path / "qs"
+    argv = ["quickstart", f"data={folder}", f"output_dir={out}", f"mine.encoder.name_or_path={tiny_encoder}",
+            f"train.model.name_or_path={tiny_cross_encoder}", "train.model.max_length=96", "synthetic_max_epochs=0.1",
+            "eval.rerankers.finetuned.max_length=96", f"mine.cache_dir={tmp_path / 'cache'}"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    synth = json.loads((out / "synth" / "manifest.json").read_text())
+    assert synth["counts"]["passages_sampled"] == 100 and synth["config"]["queries_per_passage"] == 4
+    assert synth["counts"]["queries_generated"] == 400
+    mined = json.loads((out / "mine" / "manifest.json").read_text())
+    labelled = {line.split("\t")[0] for line in (out / "synth" / "qrels" / "train.tsv").read_text().splitlines()[1:]}
+    dev = {synthetic_passage(q) for q in mined["dev_query_ids"]}
+    assert dev and not dev & {synthetic_passage(q) for q in labelled - set(mined["dev_query_ids"])}
+    trained = json.loads((out / "train" / "manifest.json").read_text())
+    rows = mined["counts"]["rows"]
+    assert trained["steps"] == math.ceil(0.1 * math.ceil(rows / 4)) < 200  # 0.1 passes at batch 4
+    report = json.loads((out / "eval" / "report.json").read_text())
+    assert report["data"]["queries"] == 10 and report["first_stage"]["method"] == "hybrid"
+    assert (out / "train" / "final" / "model.safetensors").exists()
+    # the summary, the report and the card say which first stage and why
+    why = "labels=synthetic leaves no real labels to pick one with"
+    assert f"First stage reranked: {FIRST_STAGE_NAMES['hybrid']}; why: {why}" in printed
+    assert mined["first_stage"]["method"] == "hybrid"
+    assert f"Why this first stage: {why}" in (out / "eval" / "report.md").read_text()
+    assert f"`hybrid`, because {why}" in (out / "train" / "final" / "README.md").read_text()

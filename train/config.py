@@ -87,6 +87,7 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     epochs: float = 1.0
     max_steps: Optional[int] = None  # overrides epochs
+    max_epochs: Optional[float] = None  # with max_steps: stop after this many passes if they come first (small data)
     eval_every: Optional[int] = None  # optimizer steps; None = only at the end
     save_every: Optional[int] = None
     keep_checkpoints: int = 2
@@ -117,6 +118,8 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
             problems.append(f"{key} must be >= 1, got {getattr(cfg, key)}.")
     if cfg.max_steps is None and cfg.epochs <= 0:
         problems.append(f"epochs must be > 0 (or set max_steps), got {cfg.epochs}.")
+    if cfg.max_epochs is not None and cfg.max_epochs <= 0:
+        problems.append(f"max_epochs must be > 0 or null (no cap on max_steps), got {cfg.max_epochs}.")
     if cfg.max_steps is not None and cfg.max_steps < 1:
         problems.append(f"max_steps must be >= 1 (or null to train for `epochs`), got {cfg.max_steps}.")
     if cfg.model.max_query_length >= cfg.model.max_length:

@@ -84,6 +84,15 @@ def set_dropout(model, p: float) -> None:
             module.p = p
 
 
+def training_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """``max_steps`` (no more than ``max_epochs`` passes when set), or ``epochs`` passes without it."""
+    if cfg.max_steps is None:
+        return math.ceil(cfg.epochs * steps_per_epoch)
+    if cfg.max_epochs is None:
+        return cfg.max_steps
+    return max(1, min(cfg.max_steps, math.ceil(cfg.max_epochs * steps_per_epoch)))
+
+
 def resolve_precision(mixed_precision: str) -> str:
     """accelerate's precision name; ``auto`` becomes ``bf16`` on a device where bfloat16 is fast, else ``no``."""
     from rerankforge.train.config import PRECISIONS
@@ -178,7 +187,7 @@ def main(cfg: TrainConfig) -> Path:
 
     # 5. Optimizer and schedule.
     steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / cfg.gradient_accumulation_steps)
-    total_steps = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+    total_steps = training_steps(cfg, steps_per_epoch)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.lr, cfg.optim.head_lr_multiplier),
                                   weight_decay=cfg.optim.weight_decay)
     scheduler = get_scheduler(cfg.optim.scheduler, optimizer, int(cfg.optim.warmup_ratio * total_steps), total_steps)

@@ -19,6 +19,17 @@ def test_carve_dev_sizes_and_seed():
     assert carve_dev(ids, 0.0, 50, seed=42) == [] and carve_dev(ids[:3], 0.1, 50, seed=42) == []
 
 
+def test_queries_of_one_passage_are_held_out_together():
+    ids = [f"synth-d{i}-{j}" for i in range(40) for j in range(3)] + [f"real{i}" for i in range(10)]
+    passage = lambda q: q.split("-")[1] if q.startswith("synth-") else None  # noqa: E731
+    dev = carve_dev(ids, 0.1, 0, seed=42, group=passage)
+    held = {passage(q) for q in dev if passage(q)}
+    assert held and all(f"synth-{d}-{j}" in dev for d in held for j in range(3))  # never a passage split in two
+    assert 13 <= len(dev) <= 15  # ceil(0.1 * 130) = 13, overshooting by less than one group
+    singles = [f"q{i}" for i in range(809)]  # no key shared: exactly the sample drawn without groups
+    assert carve_dev(singles, 0.1, 50, 42, group=lambda q: q) == carve_dev(singles, 0.1, 50, 42)
+
+
 def test_dev_queries_are_neither_trained_on_nor_test_queries(mined_dev):
     beir, out = mined_dev
     manifest = json.loads((out / "manifest.json").read_text())

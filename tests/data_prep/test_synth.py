@@ -43,17 +43,20 @@ class Stub:
     batch_size = 4
 
     def __init__(self, answers=None, fail=(), delay=0.0):
-        self.answers, self.fail, self.delay, self.prompts = answers or {}, set(fail), delay, []
+        self.answers, self.fail, self.delay, self.prompts, self.temperatures = answers or {}, set(fail), delay, [], []
 
-    def complete(self, prompts):
+    def complete(self, prompts, temperature=None):
         self.prompts += prompts
+        self.temperatures += [temperature] * len(prompts)
         time.sleep(self.delay)
         out = []
-        for prompt in prompts:
+        for n, prompt in enumerate(prompts):
             i = doc_number(prompt)
             if i in self.fail:
                 raise ConnectionError(f"endpoint down for d{i}")
-            text = self.answers.get(i, f"Question: what links uniq{i}a with uniq{i}b?")
+            # sampled (a temperature for this call): a different question for each draw
+            sampled = f" (draw {len(self.prompts) + n})" if temperature else ""
+            text = self.answers.get(i, f"Question: what links uniq{i}a with uniq{i}b{sampled}?")
             out.append(Completion(text, 50, 40 if text == "Question: what is the" else 9))  # 40: the token limit
         return out
 
@@ -111,6 +114,30 @@ def test_several_queries_per_passage_and_repeats_are_duplicates(tmp_path):
     counts = json.loads((out / "manifest.json").read_text())["counts"]
     assert len(stub.prompts) == 40 and stub.prompts[0] == stub.prompts[1]
     assert counts["queries_generated"] == 40 and counts["dropped"]["duplicate"] == 20 and counts["queries_kept"] == 20
+
+
+def test_a_small_corpus_gets_more_questions_per_passage_the_first_greedy_the_others_sampled(tmp_path):
+    from rerankforge.data_prep.synth import questions_per_passage, synthetic_passage
+
+    stub = Stub()
+    out = synth(config(tmp_path, corpus_folder(tmp_path / "data", n=12), "passages=40", "max_queries_per_passage=3",
+                       "dev_fraction=0.25"), llm=stub)
+    manifest = json.loads((out / "manifest.json").read_text())
+    # 12 passages, 40 wanted: ceil(40 / 12) = 4 each, capped at 3; the first of each asked as configured (greedy)
+    assert manifest["config"]["queries_per_passage"] == 3 and len(stub.prompts) == 36
+    assert stub.temperatures.count(None) == 12 and stub.temperatures.count(0.7) == 24
+    queries = read_queries(out)
+    assert manifest["counts"]["queries_kept"] == 36 and len(set(queries.values())) == 36
+    assert {synthetic_passage(q) for q in queries} == {f"d{i}" for i in range(12)}
+    # the dev split holds whole passages: no dev question was asked of a passage a training question was
+    dev = {synthetic_passage(line.split("\t")[0]) for line in (out / "qrels" / "dev.tsv").read_text().splitlines()[1:]}
+    train = {synthetic_passage(line.split("\t")[0])
+             for line in (out / "qrels" / "train.tsv").read_text().splitlines()[1:]}
+    assert dev and train and not dev & train
+    cfg = SynthConfig(passages=1100, max_queries_per_passage=4)
+    assert [questions_per_passage(cfg, n) for n in (100, 300, 1100, 5000)] == [4, 4, 1, 1]
+    assert questions_per_passage(SynthConfig(passages=None, max_queries_per_passage=4), 10) == 1
+    assert synthetic_passage("synth-PMC123#2-0") == "PMC123#2" and synthetic_passage("q17") is None
 
 
 def test_synthetic_queries_pass_through_mine(tmp_path):
@@ -275,15 +302,15 @@ def test_dev_fraction_writes_a_dev_qrels_file_disjoint_from_train(tmp_path):
 
 
 def test_config_problems_are_reported_together_before_anything_runs(tmp_path):
-    cfg = config(tmp_path, tmp_path / "missing", "queries_per_passage=3", "prompt=Write a query.",
+    cfg = config(tmp_path, tmp_path / "missing", "extra_temperature=0", "prompt=Write a query.",
                  "filters.max_copied_fraction=0")
     problems = check_synth_config(cfg)
-    assert any("queries_per_passage=3 with generator.temperature=0" in p for p in problems)
+    assert "extra_temperature must be > 0 (the questions after a passage's first are sampled), got 0.0." in problems
     assert any("prompt must contain {title}" in p for p in problems) and any("{text}" in p for p in problems)
     assert any("filters.max_copied_fraction" in p for p in problems)
     with pytest.raises(DataError) as err:
         synth(cfg, llm=Stub())
-    assert "queries_per_passage" in str(err.value) and "max_copied_fraction" in str(err.value)
+    assert "extra_temperature" in str(err.value) and "max_copied_fraction" in str(err.value)
     with pytest.raises(DataError, match="corpus file not found"):
         synth(config(tmp_path, tmp_path / "missing"), llm=Stub())
 
@@ -322,3 +349,34 @@ def test_a_random_passage_window_starts_at_a_sentence_and_is_seeded():
     doc = {"title": "T", "text": " ".join(words)}
     assert build_prompt(cfg, "d1", doc, "") == build_prompt(cfg, "d1", doc, "")  # the same prompt on a rerun
     assert {build_prompt(cfg, f"d{i}", doc, "") for i in range(20)} > {"T|One two three. Four"}
+
+
+@pytest.mark.parametrize("first_stage", ["bm25", "hybrid"])
+def test_a_question_that_a_repeated_table_answers_on_many_pages_is_dropped_as_ambiguous(tmp_path, tiny_encoder,
+                                                                                         first_stage):
+    data = corpus_folder(tmp_path / "data", n=12)
+    table = "Net income 2018 2017 2016 in USD millions: 4,858 4,858 5,050; capital expenditure 1,577 1,373 1,420."
+    pages = [{"_id": f"report{k}", "title": f"Annual report {k}", "text": f"{table} {table}"} for k in range(4)]
+    write_jsonl(data / "corpus.jsonl", [*map(json.loads, (data / "corpus.jsonl").read_text().splitlines()), *pages])
+
+    class TableStub(Stub):
+        def complete(self, prompts):
+            asked = "What was the net income in 2018, 2017 and 2016?"
+            return [Completion(asked, 50, 12) if "Net income" in p else Stub.complete(self, [p])[0] for p in prompts]
+
+    def kept(*overrides):
+        out = synth(config(tmp_path, data, "passages=null", "filters.round_trip_depth=10", f"first_stage={first_stage}",
+                           f"encoder.name_or_path={tiny_encoder}", *overrides), llm=TableStub())
+        return set(read_queries(out).values()), json.loads((out / "manifest.json").read_text())["counts"]
+
+    queries, counts = kept()
+    # for each page's question the other three pages tie its own on BM25 and are within 2% on cosine (their
+    # titles differ): more than max_as_close=2
+    assert counts["dropped"]["ambiguous"] == 4 and "What was the net income in 2018, 2017 and 2016?" not in queries
+    assert counts["dropped"]["duplicate"] == 0 and len(queries) == 12  # every unique page's question stays
+    queries, counts = kept("filters.max_as_close=3")  # kept once, the other three as duplicates
+    assert counts["dropped"]["ambiguous"] == 0 and counts["dropped"]["duplicate"] == 3
+    assert "What was the net income in 2018, 2017 and 2016?" in queries
+    assert check_synth_config(config(tmp_path, data, "filters.max_as_close=-1", "filters.ambiguity_margin=1")) == [
+        "filters.max_as_close must be >= 0 or null (off), got -1.",
+        "filters.ambiguity_margin must be in [0, 1), got 1.0."]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rerankforge.data_prep.synth_filters import (QueryLimits, check_query, copied_fraction, first_occurrences,
-                                                 normalized, parse_query, round_trip)
+from rerankforge.data_prep.synth_filters import (QueryLimits, ambiguous, as_close_as_source, check_query,
+                                                 copied_fraction, first_occurrences, normalized, parse_query,
+                                                 round_trip)
 
 
 @pytest.mark.parametrize("raw, query", [
@@ -67,3 +68,15 @@ def test_round_trip_keeps_queries_whose_source_is_within_depth():
     hits = [["d1", "d2", "d3"], ["d9", "d8", "d1"], []]
     assert round_trip(hits, ["d2", "d1", "d1"], depth=2) == [True, False, False]
     assert round_trip(hits, ["d2", "d1", "d1"], depth=3) == [True, True, False]
+
+
+def test_a_passage_counts_as_close_only_when_it_scores_at_least_the_source_on_every_retriever():
+    cosine = [0.70, 0.70, 0.75, 0.69, 0.80]
+    bm25 = [12.0, 12.0, 9.0, 15.0, 12.5]
+    # passage 1 ties the source (0) on both, 4 beats it on both; 2 wins only on cosine and 3 only on BM25
+    assert as_close_as_source([cosine, bm25], 0) == 2
+    assert as_close_as_source([cosine], 0) == 3 and as_close_as_source(cosine, 4) == 0
+    assert ambiguous([cosine, bm25], 0, max_as_close=1) and not ambiguous([cosine, bm25], 0, max_as_close=2)
+    assert not ambiguous([cosine, bm25], 0, max_as_close=None)
+    # within 2% of the source's score: 3 (0.69 against 0.70) now counts on cosine, 2 (9 against 12) still not on BM25
+    assert as_close_as_source([cosine, bm25], 0, margin=0.02) == 3 and as_close_as_source([bm25], 0, 0.02) == 3

@@ -265,3 +265,15 @@ def test_training_again_into_the_same_folder_starts_afresh(mined, beir_dir, tmp_
     newest = max(int(name.split("_")[1]) for name in first)
     second = {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()}
     assert len(second) == 2 and all(int(name.split("_")[1]) > newest for name in second)  # numbered after them
+
+
+def test_max_epochs_caps_max_steps_on_small_data_only():
+    from rerankforge.train.config import TrainConfig, check_train_config
+    from rerankforge.train.run import training_steps
+
+    assert training_steps(TrainConfig(max_steps=200), 20) == 200  # 10 passes: no cap set
+    assert training_steps(TrainConfig(max_steps=200, max_epochs=3), 20) == 60  # 80 rows at batch 4: 3 passes
+    assert training_steps(TrainConfig(max_steps=200, max_epochs=3), 187) == 200  # 750 rows: 1.1 passes, as set
+    assert training_steps(TrainConfig(epochs=2.5, max_epochs=1), 10) == 25  # without max_steps, epochs rules
+    problems = check_train_config(TrainConfig(max_epochs=0))
+    assert "max_epochs must be > 0 or null (no cap on max_steps), got 0." in problems
