@@ -74,6 +74,10 @@ class QuickstartConfig:
     synthetic_max_steps: Optional[int] = None
     # labels=synthetic: train.max_epochs, no more passes than this over a small corpus's questions (None: no cap)
     synthetic_max_epochs: Optional[float] = None
+    # your users' questions without labels (a query log: BEIR queries .jsonl or .txt, one per line). With
+    # labels=synthetic and mine.mining.candidates=auto, eval reranks the first stage whose ranking agrees best with
+    # the trained reranker's choices on them (eval/pick.py), instead of hybrid
+    query_log: Optional[str] = None
     synth: SynthConfig = field(default_factory=SynthConfig)
     mine: MineConfig = field(default_factory=MineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -183,10 +187,13 @@ def wire(cfg: QuickstartConfig, data: Prepared) -> Plan:
     _point_at(ev.data, data, data.test)
     ev.output_dir, ev.cache_dir = str(out / "eval"), mine.cache_dir
     # the first stage the reranker was trained behind, and that its fusion weight was fitted on (for
-    # mining.candidates=auto, the one mining picked: set when eval starts)
-    ev.retrieve.method, ev.retrieve.rrf_k = mine.mining.candidates, mine.mining.rrf_k
+    # mining.candidates=auto, the one mining picked: set when eval starts; eval's own auto needs a query log)
+    ev.retrieve.method = "hybrid" if mine.mining.candidates == "auto" else mine.mining.candidates
+    ev.retrieve.rrf_k = mine.mining.rrf_k
     ev.retrieve.encoder, ev.retrieve.bm25 = copy.deepcopy(mine.encoder), copy.deepcopy(mine.mining.bm25)
     ev.retrieve.index = copy.deepcopy(mine.index)
+    if cfg.query_log and mines_behind_hybrid(cfg, data.labels):
+        ev.retrieve.method, ev.retrieve.pick.queries = "auto", cfg.query_log
     ev.data.chunking = copy.deepcopy(mine.data.chunking)  # long documents: scored the way they were trained
     spec = ev.rerankers.get("finetuned") or RerankerConfig(depth=ev.retrieve.top_k)
     spec.model = str(out / "train" / "final")
@@ -203,10 +210,12 @@ def stage_keys(plan: Plan, files: list[Path]) -> dict[str, str]:
     out = str(Path(plan.mine.output_dir).parent)
     keys: dict[str, str] = {}
     previous = inputs
+    log = plan.eval.retrieve.pick.queries  # read by eval only: a new log reruns eval alone
+    extra = {"eval": [hash_path(Path(log))]} if log else {}
     for name in plan.stages:
         # where the stages write is not what they compute: a quickstart folder moved elsewhere is still reused
         text = dump_yaml(plan.config(name)).replace(out, "<output_dir>")
-        keys[name] = hash_strings([previous, inputs, text])
+        keys[name] = hash_strings([previous, inputs, text, *extra.get(name, [])])
         previous = keys[name]
     return keys
 
@@ -392,7 +401,7 @@ def quickstart(cfg: QuickstartConfig) -> dict:
             continue
         print(f"[{number}/{total}] {name} ...", flush=True)
         start = time.perf_counter()
-        if name == "eval":  # mining.candidates=auto: eval reranks the first stage mining picked
+        if name == "eval" and plan.eval.retrieve.method != "auto":  # eval reranks the first stage mining used
             mined = json.loads(outputs["mine"].read_text())
             plan.eval.retrieve.method = mined["config"]["mining"]["candidates"]
             plan.eval.retrieve.reason = first_stage_reason(mined)
@@ -403,7 +412,7 @@ def quickstart(cfg: QuickstartConfig) -> dict:
     write_json(out / "manifest.json", _manifest(cfg, data, checked, stages))
     report = json.loads(outputs["eval"].read_text())
     synth = json.loads(outputs["synth"].read_text()) if plan.synth else {}
-    reason = first_stage_reason(json.loads(outputs["mine"].read_text()))
+    reason = report["first_stage"].get("why") or first_stage_reason(json.loads(outputs["mine"].read_text()))
     return {"stages": stages, "data": data.source.origin, "report": str(Path(plan.eval.output_dir) / "report.md"),
             "labels": data.labels, "synth": synth.get("counts"), "held_out": data.held_out,
             "synth_speed": (synth.get("speed") or {}).get("queries_per_s"),

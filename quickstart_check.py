@@ -114,6 +114,7 @@ def _document_sample(corpus) -> tuple[int, list[str]]:
 
 def _load_texts(plan: Plan, by_stage: dict[str, list[str]], data: list[Problem]) -> Texts:
     """The texts of the data the stages read, appending every data problem to ``data`` (keys qualified)."""
+    from rerankforge.data_prep.loaders import load_query_texts
     from rerankforge.data_prep.mine import load_labelled_data
     from rerankforge.data_prep.problems import DataError, Problem
     from rerankforge.eval.data import eval_cache_dir, load_eval_data
@@ -142,6 +143,9 @@ def _load_texts(plan: Plan, by_stage: dict[str, list[str]], data: list[Problem])
             data.append(Problem(f"no query with a positive label in the eval split (eval.data.split="
                                 f"{plan.eval.data.split}); nothing to evaluate.", labelled_eval.sources.get("qrels")))
         texts.queries += [labelled_eval.queries[q] for q in labelled_eval.qrels]
+        pick = plan.eval.retrieve.pick.queries
+        if plan.eval.retrieve.method == "auto" and pick and not load_query_texts(pick, plan.eval.data.fields):
+            data.append(Problem("query_log holds no question to pick the first stage with.", pick))
     except DataError as exc:
         data += qualified(exc.problems, "eval", EvalConfig)
     return texts

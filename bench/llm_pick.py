@@ -86,12 +86,13 @@ def main(argv=None) -> int:
     judged = "reranker" if args.reranker else "LLM"
     print(f"{args.data.name} {args.split}, {len(query_ids)} questions, pool {args.pool} + {args.pool}: the {judged}'s "
           f"first passage is relevant for {right:.0%} ({time.perf_counter() - start:.0f} s)")
-    print("| nDCG@10 against | BM25 | dense | hybrid | picks |\n|---|---|---|---|---|")
+    print("| against | metric | BM25 | dense | hybrid | picks |\n|---|---|---|---|---|---|")
     for name, labels in (("real labels", {q: qrels[q] for q in query_ids}), ("pseudo-labels", pseudo)):
-        means = {m: float(np.mean(list(per_query(labels, {q: untied(h) for q, h in zip(query_ids, hits[m])},
-                                                  ["ndcg@10"])["ndcg@10"].values()))) for m in hits}
-        print(f"| {name} | {means['bm25']:.4f} | {means['dense']:.4f} | {means['hybrid']:.4f} | "
-              f"{max(means, key=means.get)} |")
+        for metric in ("ndcg@10", "ndcg@3", "mrr@10"):
+            means = {m: float(np.mean(list(per_query(labels, {q: untied(h) for q, h in zip(query_ids, hits[m])},
+                                                      [metric])[metric].values()))) for m in hits}
+            print(f"| {name} | {metric} | {means['bm25']:.4f} | {means['dense']:.4f} | {means['hybrid']:.4f} | "
+                  f"{max(means, key=means.get)} |")
     return 0
 
 

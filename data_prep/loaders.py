@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from rerankforge.data_prep.chunking import TokenSpans, chunk_text
 from rerankforge.data_prep.config import ChunkConfig, DataConfig, FieldNames
-from rerankforge.data_prep.problems import Problem, first_few
+from rerankforge.data_prep.problems import DataError, Problem, first_few
 from rerankforge.data_prep.readers import not_text_problem, read_records
 
 Corpus = dict[str, dict[str, str]]
@@ -63,6 +63,27 @@ def load_corpus(path: str | Path, fields: FieldNames, problems: list[Problem]) -
 
 def load_queries(path: str | Path, fields: FieldNames, problems: list[Problem]) -> Queries:
     return _load_texts_by_id(Path(path), fields, "query", problems, lambda record, text: text)
+
+
+def load_query_texts(path: str | Path, fields: FieldNames) -> list[str]:
+    """The texts of a file of queries without labels (a query log): BEIR queries ``.jsonl``, or ``.txt`` with one
+    per line (blank lines skipped), in file order.
+
+    Raises:
+        DataError: the file is missing, not text, or has malformed lines (all at once)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError([Problem(f"queries file not found: {path}", str(path))])
+    if path.suffix == ".txt":
+        try:
+            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise DataError([not_text_problem(path)]) from None
+    problems: list[Problem] = []
+    texts = list(load_queries(path, fields, problems).values())
+    if problems:
+        raise DataError(problems)
+    return texts
 
 
 def load_qrels(path: str | Path, fields: FieldNames, problems: list[Problem]) -> Qrels:

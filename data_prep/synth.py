@@ -31,9 +31,9 @@ from typing import Optional
 import numpy as np
 
 from rerankforge.data_prep.config import SynthConfig, check_synth_config
-from rerankforge.data_prep.loaders import Corpus, load_corpus_any, load_qrels, load_queries, resolve_paths
+from rerankforge.data_prep.loaders import (Corpus, load_corpus_any, load_qrels, load_queries, load_query_texts,
+                                          resolve_paths)
 from rerankforge.data_prep.problems import DataError, Problem
-from rerankforge.data_prep.readers import not_text_problem
 from rerankforge.data_prep.synth_filters import (DROP_REASONS, QueryLimits, ambiguous, check_query,
                                                  first_occurrences, parse_query, round_trip)
 from rerankforge.data_prep.synth_journal import Journal, generate_missing
@@ -109,17 +109,7 @@ def load_examples(cfg: SynthConfig) -> list[str]:
     """Up to ``num_examples`` of the user's queries (seeded): a BEIR queries .jsonl, or a .txt with one per line."""
     if not cfg.examples:
         return []
-    path = Path(cfg.examples).expanduser()
-    if path.suffix == ".txt":
-        try:
-            texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except UnicodeDecodeError:
-            raise DataError([not_text_problem(path)]) from None
-    else:
-        problems: list[Problem] = []
-        texts = list(load_queries(path, cfg.data.fields, problems).values())
-        if problems:
-            raise DataError(problems)
+    texts = load_query_texts(cfg.examples, cfg.data.fields)
     return random.Random(f"examples:{cfg.seed}").sample(texts, min(cfg.num_examples, len(texts)))
 
 

@@ -40,13 +40,25 @@ class EvalDataConfig:
 
 
 @dataclass
+class PickConfig:
+    """``retrieve.method=auto`` without labels: the first stage whose ranking agrees best with a judge's on
+    unlabelled questions (``eval/pick.py``)."""
+
+    queries: Optional[str] = None  # users' questions, no labels (a query log): BEIR queries .jsonl or .txt
+    judge: str = "finetuned"  # the reranker of `rerankers` that judges the candidates
+    pool: int = 10  # the judge scores the union of BM25's and dense's top `pool`
+    max_queries: int = 300  # a seeded sample of this many questions
+
+
+@dataclass
 class RetrieveConfig:
-    """First stage: dense (the data_prep embedding cache + FAISS), BM25 (bm25s, stemmed), or hybrid (RRF of both).
+    """First stage: dense (the data_prep embedding cache + FAISS), BM25 (bm25s, stemmed), or hybrid (RRF of both);
+    ``auto`` picks one by a judge's choices on unlabelled questions (``pick``).
 
     ``compare``: first stages whose metrics the report shows beside the configured one (the best of them is
     what every reranker must beat); an empty list skips them."""
 
-    method: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    method: Literal["dense", "bm25", "hybrid", "auto"] = "hybrid"
     top_k: int = 100
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
@@ -54,6 +66,7 @@ class RetrieveConfig:
     rrf_k: int = 60
     compare: list[str] = field(default_factory=lambda: ["bm25", "dense", "hybrid"])
     reason: Optional[str] = None  # why this first stage, in words: the report says it (the quickstart fills it in)
+    pick: PickConfig = field(default_factory=PickConfig)
 
 
 @dataclass
@@ -184,6 +197,7 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
                         "data.qrels.")
     if cfg.retrieve.top_k < 1:
         problems.append(f"retrieve.top_k must be >= 1, got {cfg.retrieve.top_k}.")
+    problems += _pick_problems(cfg)
     problems += chunking_problems(cfg.data.chunking)
     for name, spec in cfg.rerankers.items():
         if spec.backend == "openvino" and spec.quantize and not spec.calibration and not exported_int8(spec.model):
@@ -218,6 +232,24 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
         problem = check_metric(key)
         if problem:
             problems.append(f"metrics: {problem}")
+    return problems
+
+
+def _pick_problems(cfg: EvalConfig) -> list[str]:
+    pick = cfg.retrieve.pick
+    if cfg.retrieve.method != "auto":
+        return []
+    problems = []
+    if not pick.queries:
+        problems.append("retrieve.method=auto picks the first stage on unlabelled questions: set retrieve.pick.queries "
+                        "(a queries .jsonl or .txt, one per line), or name the first stage (dense, bm25 or hybrid).")
+    judge = cfg.rerankers.get(pick.judge)
+    if judge is None or not judge.model:
+        problems.append(f"retrieve.pick.judge={pick.judge!r} must name a reranker with a model; rerankers here: "
+                        f"{[n for n, s in cfg.rerankers.items() if s.model]}.")
+    if pick.pool < 1 or pick.max_queries < 1:
+        problems.append(f"retrieve.pick.pool and retrieve.pick.max_queries must be >= 1, got {pick.pool} and "
+                        f"{pick.max_queries}.")
     return problems
 
 

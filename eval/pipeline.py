@@ -168,6 +168,14 @@ class Pipeline:
 
         return cls.from_corpus(cfg, load_eval_data(cfg.data, need_qrels=False, cache_dir=eval_cache_dir(cfg)).corpus)
 
+    def use_first_stage(self, method: str, why: Optional[str] = None) -> None:
+        """Rerank ``method``'s candidates from now on (the encoder and the cached indexes are shared)."""
+        if method != self.retriever.method:
+            stage = self.retriever.stage
+            self.retriever = Retriever(self.cfg.retrieve, stage.doc_ids, texts_in_order(self.texts, stage.doc_ids),
+                                       stage.cache_dir, method, stage.encoder, self.documents)
+        self.cfg.retrieve.method, self.cfg.retrieve.reason = method, why or self.cfg.retrieve.reason
+
     def first_stage(self, query: str) -> Hits:
         """The first stage's top ``retrieve.top_k`` for one query (documents, when the corpus is chunked)."""
         return self.retriever.search([query])[0]

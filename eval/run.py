@@ -8,6 +8,7 @@ each configured reranker, and writes ``report.md``, ``report.json``, ``per_query
 from __future__ import annotations
 
 import argparse
+import copy
 import shlex
 import sys
 from pathlib import Path
@@ -27,7 +28,6 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     """
     from rerankforge.eval.data import eval_cache_dir, load_eval_data
     from rerankforge.eval.evaluate import compare_first_stages, run_pipeline, runs_of, summarize
-    from rerankforge.eval.pipeline import Pipeline
     from rerankforge.eval.report import write_report
 
     problems = check_eval_config(cfg)
@@ -37,12 +37,13 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     if not data.qrels:
         raise ConfigError(f"No query with a positive label in {data.sources.get('qrels')} (data.split="
                           f"{cfg.data.split}); nothing to evaluate.")
-    pipeline = Pipeline.from_corpus(cfg, data.corpus)
+    cfg, pipeline = build_pipeline(cfg, data)
     records = run_pipeline(pipeline, data)
     first_stages = compare_first_stages(pipeline, data)
     summary = summarize(pipeline, data, records, first_stages)
+    inputs = {**data.sources, **({"pick_queries": cfg.retrieve.pick.queries} if cfg.retrieve.pick.queries else {})}
     manifest = {"stage": "eval", "config": to_dict(cfg),
-                "inputs": {name: {"path": path, "sha256": hash_path(path)} for name, path in data.sources.items()},
+                "inputs": {name: {"path": path, "sha256": hash_path(path)} for name, path in inputs.items()},
                 "counts": {k: v for k, v in summary["data"].items() if k != "sources"},
                 "versions": versions(), "git_commit": git_commit(), "command": command}
     procs = distributed.state()
@@ -56,6 +57,25 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
             write_json(scratch / "manifest.json", manifest)
     procs.wait_for_everyone()
     return Path(cfg.output_dir) / "report.md"
+
+
+def build_pipeline(cfg: EvalConfig, data):
+    """``(cfg, pipeline)``: the pipeline over ``data``'s corpus, and ``cfg`` with ``retrieve.method=auto`` resolved
+    to the first stage a judge's choices on unlabelled questions favour (``eval/pick.py``), its reason recorded."""
+    from rerankforge.eval.pipeline import Pipeline
+
+    if cfg.retrieve.method != "auto":
+        return cfg, Pipeline.from_corpus(cfg, data.corpus)
+    from rerankforge.data_prep.loaders import load_query_texts
+    from rerankforge.eval.pick import pick_first_stage
+
+    questions = load_query_texts(cfg.retrieve.pick.queries, cfg.data.fields)  # a bad file fails before any model
+    cfg = copy.deepcopy(cfg)
+    cfg.retrieve.method = "hybrid"  # a hybrid stage runs all three
+    pipeline = Pipeline.from_corpus(cfg, data.corpus)
+    pipeline.use_first_stage(*pick_first_stage(pipeline, questions, cfg.seed))
+    cfg.retrieve.method, cfg.retrieve.reason = pipeline.cfg.retrieve.method, pipeline.cfg.retrieve.reason
+    return cfg, pipeline
 
 
 def cli(argv: Optional[Sequence[str]] = None) -> int:

@@ -375,3 +375,12 @@ def test_a_100_passage_corpus_runs_cold_start_to_the_end(tmp_path, monkeypatch, 
     assert mined["first_stage"]["method"] == "hybrid"
     assert f"Why this first stage: {why}" in (out / "eval" / "report.md").read_text()
     assert f"`hybrid`, because {why}" in (out / "train" / "final" / "README.md").read_text()
+
+    log = tmp_path / "log.txt"  # a query log: eval alone reruns, reranking the stage the reranker's choices favour
+    log.write_text("\n".join(" ".join(rng.choices(WORDS, k=5)) for _ in range(6)))
+    assert main([*argv, f"query_log={log}"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("unchanged since its last run") == 3 and "[4/4] eval ..." in printed
+    report = json.loads((out / "eval" / "report.json").read_text())
+    assert report["first_stage"]["why"].startswith("its ranking agreed best with the finetuned reranker's choices")
+    assert f"First stage reranked: {FIRST_STAGE_NAMES[report['first_stage']['method']]}; why: its ranking" in printed
