@@ -41,7 +41,8 @@ def carve_dev(query_ids: Sequence[str], fraction: float, min_queries: int, seed:
     for key in rng.sample(sorted(groups), len(groups)):
         if len(held) >= size:
             break
-        held += groups[key]
+        if len(held) + len(groups[key]) <= len(query_ids) // 4:  # a group that would pass the cap stays in training
+            held += groups[key]
     return sorted(held)
 
 

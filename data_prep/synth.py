@@ -19,7 +19,6 @@ data.qrels=<out>/qrels/train.tsv``. Each corpus entry is one passage (a text fol
 from __future__ import annotations
 
 import logging
-import math
 import random
 import re
 import time
@@ -102,7 +101,7 @@ def questions_per_passage(cfg: SynthConfig, sampled: int) -> int:
     (a small corpus), to at most ``max_queries_per_passage``."""
     if cfg.passages is None or not 0 < sampled < cfg.passages:
         return cfg.queries_per_passage
-    return max(cfg.queries_per_passage, min(cfg.max_queries_per_passage, math.ceil(cfg.passages / sampled)))
+    return max(cfg.queries_per_passage, min(cfg.max_queries_per_passage, cfg.passages // sampled))
 
 
 def load_examples(cfg: SynthConfig) -> list[str]:

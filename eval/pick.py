@@ -68,8 +68,8 @@ def pick_first_stage(pipeline, questions: list[str], seed: int = 0) -> tuple[str
         bar.update(1)
         return reranker.score(question, passages, raw=True)
 
-    # passages, not documents (a chunked corpus): the judge reads what it was trained on; each first stage as eval
-    # runs it (hybrid fuses the top retrieve.top_k of both)
+    # passages, not documents (a chunked corpus): the judge reads what it was trained on; hybrid fuses the top
+    # retrieve.top_k passages of both, as eval does on an unchunked corpus
     stage, depth = pipeline.retriever.stage, max(pick.pool, 10, pipeline.cfg.retrieve.top_k)
     scores = judge_first_stages(sample, lambda qs: stage.hits_all(qs, depth), judge, pipeline.texts, pick.pool)
     bar.close()

@@ -175,6 +175,7 @@ class Pipeline:
             self.retriever = Retriever(self.cfg.retrieve, stage.doc_ids, texts_in_order(self.texts, stage.doc_ids),
                                        stage.cache_dir, method, stage.encoder, self.documents)
         self.cfg.retrieve.method, self.cfg.retrieve.reason = method, why or self.cfg.retrieve.reason
+        self.fusion = {name: self._fusion(name, spec) for name, spec in self.cfg.rerankers.items()}  # warns anew
 
     def first_stage(self, query: str) -> Hits:
         """The first stage's top ``retrieve.top_k`` for one query (documents, when the corpus is chunked)."""

@@ -102,8 +102,15 @@ class TransformersLLM:
 
         temperature = self.cfg.temperature if temperature is None else temperature
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-        if temperature > 0:  # seeded by the prompts: a rerun samples the same, whatever ran before it
-            torch.manual_seed(zlib.crc32("\n".join(prompts).encode("utf-8")))
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the caller's generators do not move
+            if temperature > 0:  # seeded by the batch's prompts: the same batch samples the same questions
+                torch.manual_seed(zlib.crc32("\n".join(prompts).encode("utf-8")))
+            return self._generate(prompts, sampling)
+
+    def _generate(self, prompts: Sequence[str], sampling: dict) -> list[Completion]:
+        import torch
+
         out: list[Completion] = []
         for start in range(0, len(prompts), self.cfg.batch_size):
             chats = [self._chat(p) for p in prompts[start:start + self.cfg.batch_size]]

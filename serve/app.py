@@ -201,9 +201,14 @@ def add_service_routes(app, cfg: ServeConfig, registry: Registry, pipeline, exec
 def load_pipeline(path: str):
     from rerankforge.eval.config import EvalConfig
     from rerankforge.eval.pipeline import Pipeline
-    from rerankforge.utils.config import load_config
+    from rerankforge.utils.config import ConfigError, load_config
 
-    return Pipeline.from_config(load_config(EvalConfig, path))
+    cfg = load_config(EvalConfig, path)
+    if cfg.retrieve.method == "auto":  # the pick needs a judge run over a query log: eval does it once
+        raise ConfigError(f"{path}: retrieve.method=auto is picked by `rerankforge eval`; serve needs the first stage "
+                          "it picked: set retrieve.method to bm25, dense or hybrid (an eval folder's config.yaml "
+                          "holds the pick).")
+    return Pipeline.from_config(cfg)
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -26,6 +26,9 @@ def test_queries_of_one_passage_are_held_out_together():
     held = {passage(q) for q in dev if passage(q)}
     assert held and all(f"synth-{d}-{j}" in dev for d in held for j in range(3))  # never a passage split in two
     assert 13 <= len(dev) <= 15  # ceil(0.1 * 130) = 13, overshooting by less than one group
+    # a group that would pass the quarter cap stays in training: one passage's 4 questions are never all held out
+    held = carve_dev([f"synth-d0-{j}" for j in range(4)] + ["r1", "r2", "r3", "r4"], 0.5, 0, 42, group=passage)
+    assert len(held) == 2 and all(q.startswith("r") for q in held)
     singles = [f"q{i}" for i in range(809)]  # no key shared: exactly the sample drawn without groups
     assert carve_dev(singles, 0.1, 50, 42, group=lambda q: q) == carve_dev(singles, 0.1, 50, 42)
 

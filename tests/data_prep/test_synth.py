@@ -123,7 +123,7 @@ def test_a_small_corpus_gets_more_questions_per_passage_the_first_greedy_the_oth
     out = synth(config(tmp_path, corpus_folder(tmp_path / "data", n=12), "passages=40", "max_queries_per_passage=3",
                        "dev_fraction=0.25"), llm=stub)
     manifest = json.loads((out / "manifest.json").read_text())
-    # 12 passages, 40 wanted: ceil(40 / 12) = 4 each, capped at 3; the first of each asked as configured (greedy)
+    # 12 passages, 40 wanted: 40 // 12 = 3 each (at most 3); the first of each asked as configured (greedy)
     assert manifest["config"]["queries_per_passage"] == 3 and len(stub.prompts) == 36
     assert stub.temperatures.count(None) == 12 and stub.temperatures.count(0.7) == 24
     queries = read_queries(out)
@@ -135,7 +135,7 @@ def test_a_small_corpus_gets_more_questions_per_passage_the_first_greedy_the_oth
              for line in (out / "qrels" / "train.tsv").read_text().splitlines()[1:]}
     assert dev and train and not dev & train
     cfg = SynthConfig(passages=1100, max_queries_per_passage=4)
-    assert [questions_per_passage(cfg, n) for n in (100, 300, 1100, 5000)] == [4, 4, 1, 1]
+    assert [questions_per_passage(cfg, n) for n in (100, 300, 600, 1100, 5000)] == [4, 3, 1, 1, 1]
     assert questions_per_passage(SynthConfig(passages=None, max_queries_per_passage=4), 10) == 1
     assert synthetic_passage("synth-PMC123#2-0") == "PMC123#2" and synthetic_passage("q17") is None
 

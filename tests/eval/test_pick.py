@@ -73,3 +73,12 @@ def test_method_auto_needs_questions_and_a_judge_with_a_model(beir_dir, tiny_enc
     message = str(err.value)
     assert "retrieve.method=auto picks the first stage on unlabelled questions: set retrieve.pick.queries" in message
     assert "retrieve.pick.judge='none' must name a reranker with a model; rerankers here: ['tiny']." in message
+
+
+def test_serve_refuses_a_pipeline_whose_first_stage_is_still_to_be_picked(tmp_path):
+    from rerankforge.serve.app import load_pipeline
+
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("retrieve:\n  method: auto\n")
+    with pytest.raises(ConfigError, match="retrieve.method=auto is picked by `rerankforge eval`"):
+        load_pipeline(str(config))
