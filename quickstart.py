@@ -31,7 +31,8 @@ from typing import Literal, Optional
 from rerankforge.data_prep.config import MineConfig, SynthConfig
 from rerankforge.eval.config import EvalConfig, RerankerConfig
 from rerankforge.quickstart_check import check_all, check_quickstart_config, config_problems
-from rerankforge.quickstart_data import Prepared, prepare_data
+from rerankforge.quickstart_data import (SYNTHETIC_FIRST_STAGE, Prepared, cold_start_note, first_stage_reason,
+                                         mines_behind_hybrid, prepare_data)
 from rerankforge.train.config import TrainConfig
 from rerankforge.utils.config import ConfigError, dump_yaml, to_dict
 from rerankforge.utils.io import git_commit, hash_path, hash_strings, versions, write_json
@@ -125,34 +126,6 @@ def _wire_synth(cfg: QuickstartConfig, data: Prepared, mine: MineConfig) -> Opti
     overrides = data_overrides(out)
     mine.data.queries, mine.data.qrels = overrides["queries"], overrides["qrels"]
     return synth
-
-
-def mines_behind_hybrid(cfg: QuickstartConfig, labels: str) -> bool:
-    """Synthetic ``labels`` with ``mine.mining.candidates=auto``: synthetic dev queries share their passage's words
-    and so cannot rank first stages reliably; hybrid is used instead."""
-    return labels == "synthetic" and cfg.mine.mining.candidates == "auto"
-
-
-def cold_start_note(cfg: QuickstartConfig, labels: str) -> Optional[str]:
-    """The note saying so when ``mines_behind_hybrid`` (else None)."""
-    if not mines_behind_hybrid(cfg, labels):
-        return None
-    return ("note: labels=synthetic with mine.mining.candidates=auto: mining with hybrid (RRF of BM25 and dense), "
-            "since synthetic queries reuse their passage's words and picked the wrong first stage on SciFact and "
-            "COVID-QA (by 0.01 nDCG@10). Set mine.mining.candidates=bm25|dense|hybrid to the first stage you will "
-            "serve (README: Cold start).")
-
-
-SYNTHETIC_FIRST_STAGE = (
-    "labels=synthetic leaves no real labels to pick one with, and synthetic questions reuse their passage's words, "
-    "which favours BM25; hybrid is the safer default, but where users' words rarely match the documents' dense can "
-    "be better: set mine.mining.candidates (bench/README.md: lexical mismatch)")
-
-
-def first_stage_reason(mine_manifest: dict) -> str:
-    """Why the reranker was trained behind, and is served with, the first stage it was: mining's phrase for it
-    (the summary, the eval report and the model card show it)."""
-    return mine_manifest.get("first_stage", {}).get("why") or "not recorded by mining"
 
 
 def _point_at(data_cfg, data: Prepared, qrels: Optional[Path]) -> None:

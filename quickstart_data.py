@@ -4,6 +4,7 @@
 converts shapes the stages do not read as they are (``data_prep/sources.py``), holds out a seeded test split when
 the data has none (``data_prep/splits.py``), and resolves ``labels: auto``: the train labels where there are some,
 cold start (synthetic labels) where the data has test labels only. It reads no model and encodes nothing.
+What the labels imply for the first stage (``mines_behind_hybrid``) and why it was used are here too.
 """
 
 from __future__ import annotations
@@ -113,3 +114,32 @@ def prepare_data(cfg: QuickstartConfig) -> Prepared:
                                  f"{source.origin} lacks: set labels=synthetic (cold start: generated queries) or "
                                  "give training labels.", str(source.folder or source.corpus))])
     return prepared
+
+
+def mines_behind_hybrid(cfg: QuickstartConfig, labels: str) -> bool:
+    """Synthetic ``labels`` with ``mine.mining.candidates=auto``: synthetic dev queries share their passage's words
+    and so cannot rank first stages reliably; hybrid is used instead."""
+    return labels == "synthetic" and cfg.mine.mining.candidates == "auto"
+
+
+def cold_start_note(cfg: QuickstartConfig, labels: str) -> Optional[str]:
+    """The note saying so when ``mines_behind_hybrid`` (else None)."""
+    if not mines_behind_hybrid(cfg, labels):
+        return None
+    return ("note: labels=synthetic with mine.mining.candidates=auto: mining with hybrid (RRF of BM25 and dense), "
+            "since synthetic queries reuse their passage's words and picked the wrong first stage on SciFact and "
+            "COVID-QA (by 0.01 nDCG@10). Set mine.mining.candidates=bm25|dense|hybrid to the first stage you will "
+            "serve, or give query_log=FILE (your users' questions, no labels) and eval reranks the one the trained "
+            "reranker's choices on them favour (README: Cold start).")
+
+
+SYNTHETIC_FIRST_STAGE = (
+    "labels=synthetic leaves no real labels to pick one with, and synthetic questions reuse their passage's words, "
+    "which favours BM25; hybrid is the safer default, but where users' words rarely match the documents' dense can "
+    "be better: set mine.mining.candidates, or give query_log (bench/README.md: lexical mismatch)")
+
+
+def first_stage_reason(mine_manifest: dict) -> str:
+    """Why the reranker was trained behind, and is served with, the first stage it was: mining's phrase for it
+    (the summary, the eval report and the model card show it)."""
+    return mine_manifest.get("first_stage", {}).get("why") or "not recorded by mining"

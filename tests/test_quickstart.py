@@ -260,7 +260,8 @@ def prepared(tmp_path, labels="real"):
 
 
 def test_cold_start_with_an_automatic_first_stage_pick_mines_behind_hybrid_and_says_so(tmp_path):
-    from rerankforge.quickstart import QuickstartConfig, cold_start_note, wire
+    from rerankforge.quickstart import QuickstartConfig, wire
+    from rerankforge.quickstart_data import cold_start_note
     from rerankforge.utils.config import load_config
 
     def note(labels, *overrides):
@@ -269,6 +270,7 @@ def test_cold_start_with_an_automatic_first_stage_pick_mines_behind_hybrid_and_s
 
     text, candidates = note("synthetic")
     assert "set mine.mining.candidates=bm25|dense|hybrid" in text.lower() and candidates == "hybrid"
+    assert "or give query_log=FILE (your users' questions, no labels)" in text
     assert note("synthetic", "mine.mining.candidates=bm25") == (None, "bm25")
     assert note("real") == (None, "auto") and note("mixed")[0] is None  # real dev queries pick the first stage
 
