@@ -47,8 +47,13 @@ class SynthError(RuntimeError):
     """Generation stopped (the error budget is spent); every finished passage is kept in ``generated.jsonl``."""
 
 
+def synthetic_query_id(doc_id: str, i: int) -> str:
+    """The id of the ``i``-th kept query asked of passage ``doc_id``: ``synth-<doc_id>-<i>``."""
+    return f"synth-{doc_id}-{i}"
+
+
 def synthetic_passage(query_id: str) -> Optional[str]:
-    """The passage a synthetic query (``synth-<doc_id>-<i>``, as written here) was asked of; None for others."""
+    """The passage a synthetic query (``synthetic_query_id``) was asked of; None for other ids."""
     match = _SYNTH_ID.match(query_id)
     return match.group(1) if match else None
 
@@ -276,7 +281,7 @@ def write_label_set(cfg: SynthConfig, corpus: Corpus, kept: list[tuple[str, str]
     counter: Counter = Counter()
     queries, qrels = {}, {}
     for query, doc_id in kept:
-        qid = f"synth-{doc_id}-{counter[doc_id]}"
+        qid = synthetic_query_id(doc_id, counter[doc_id])
         counter[doc_id] += 1
         queries[qid], qrels[qid] = query, {doc_id: 1}
     dev_ids = set(carve_dev(sorted(queries), cfg.dev_fraction, 0, cfg.seed, synthetic_passage))
