@@ -22,31 +22,45 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+import rerankforge.data_prep.mine as mine_stage
+import rerankforge.data_prep.synth as synth_stage
+import rerankforge.eval.run as eval_stage
+from rerankforge.core.config import ConfigError, dump_yaml, to_dict
+from rerankforge.core.errors import ERROR_LOG_ENV, RerankforgeError, exit_code, one_line
+from rerankforge.core.io import git_commit, hash_path, hash_strings, versions, write_json
+from rerankforge.core.problems import DataError, Problem
 from rerankforge.data_prep.config import MineConfig, SynthConfig
+from rerankforge.data_prep.synth import data_overrides
 from rerankforge.eval.config import EvalConfig, RerankerConfig
+from rerankforge.models.card import add_eval_results
 from rerankforge.quickstart_check import check_all, check_quickstart_config, config_problems
-from rerankforge.quickstart_data import (SYNTHETIC_FIRST_STAGE, Prepared, cold_start_note, first_stage_reason,
-                                         mines_behind_hybrid, prepare_data)
+from rerankforge.quickstart_data import (
+    SYNTHETIC_FIRST_STAGE,
+    Prepared,
+    cold_start_note,
+    first_stage_reason,
+    mines_behind_hybrid,
+    prepare_data,
+)
+from rerankforge.retrieval.download import DatasetNotFoundError
+from rerankforge.retrieval.sources import Source
 from rerankforge.train.config import TrainConfig
-from rerankforge.utils.config import ConfigError, dump_yaml, to_dict
-from rerankforge.utils.io import git_commit, hash_path, hash_strings, versions, write_json
-
-ERROR_LOG_ENV = "RERANKFORGE_ERROR_LOG"  # `rerankforge <command>` writes its error (and traceback) there when set
 
 
-class StageError(RuntimeError):
+class StageError(RerankforgeError, RuntimeError):
     """A quickstart stage failed. The message is one line: the stage, its input, the error, what to do, the stages
     a rerun reuses and where the traceback is (``log``). ``exit_code``: 2 for bad input, else 1."""
 
     def __init__(self, message: str, stage: str, log: Optional[Path] = None, exit_code: int = 1):
-        super().__init__(message)
-        self.stage, self.log, self.exit_code = stage, log, exit_code
+        super().__init__(message, exit_code=exit_code)
+        self.stage, self.log = stage, log
 
 
 @dataclass
@@ -114,8 +128,6 @@ def _wire_synth(cfg: QuickstartConfig, data: Prepared, mine: MineConfig) -> Opti
     queries and qrels instead of the train split's."""
     if data.labels == "real":
         return None
-    from rerankforge.data_prep.synth import data_overrides
-
     synth, out = copy.deepcopy(cfg.synth), Path(cfg.output_dir) / "synth"
     synth.data = copy.deepcopy(mine.data)
     synth.output_dir, synth.cache_dir = str(out), mine.cache_dir
@@ -220,20 +232,13 @@ def _run_train(train: TrainConfig, folder: Path, stages: tuple[str, ...]) -> Non
 def run_stage(name: str, plan: Plan, out: Path) -> None:
     mine, train, ev = plan.mine, plan.train, plan.eval
     if name == "synth":
-        from rerankforge.data_prep.synth import synth
-
-        synth(plan.synth)
+        synth_stage.synth(plan.synth)
     elif name == "mine":
-        from rerankforge.data_prep.mine import mine as run_mine
-
-        run_mine(mine)
+        mine_stage.mine(mine)
     elif name == "train":
         _run_train(train, out, plan.stages)
     else:
-        from rerankforge.eval.run import evaluate
-        from rerankforge.models.card import add_eval_results
-
-        evaluate(ev, command="rerankforge quickstart")
+        eval_stage.evaluate(ev, command="rerankforge quickstart")
         checkpoint = Path(ev.rerankers["finetuned"].model)
         if (checkpoint / "README.md").exists():  # the test split's figures join the card training wrote
             add_eval_results(checkpoint, Path(ev.output_dir) / "report.json", reranker="finetuned")
@@ -261,8 +266,6 @@ def eval_input(ev: EvalConfig) -> str:
 
 def _write_log(log: Path, summary: str, details: str) -> Path:
     """``summary`` (the one-line error) first, then ``details`` (the traceback); falls back to the temp folder."""
-    import tempfile
-
     text = summary + "\n\n" + details
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -271,13 +274,6 @@ def _write_log(log: Path, summary: str, details: str) -> Path:
         log = Path(tempfile.gettempdir()) / log.name
         log.write_text(text, encoding="utf-8")
     return log
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (+ how many lines more)."""
-    lines = str(exc).strip().splitlines() or [""]
-    more = f" (+{len(lines) - 1} more lines)" if len(lines) > 1 else ""
-    return f"{type(exc).__name__}: {lines[0]}{more}".rstrip(": ")
 
 
 def _failure_message(stage: str, source: str, error: str, log: Path,
@@ -292,8 +288,6 @@ def _failure_message(stage: str, source: str, error: str, log: Path,
 
 def _run_guarded(name: str, plan: Plan, out: Path) -> None:
     """``run_stage``, with any failure turned into a ``StageError`` (traceback in ``<out>/<name>-error.log``)."""
-    from rerankforge.data_prep.problems import DataError
-
     try:
         run_stage(name, plan, out)
         (out / f"{name}-error.log").unlink(missing_ok=True)  # an earlier failure's log: fixed now
@@ -307,20 +301,14 @@ def _run_guarded(name: str, plan: Plan, out: Path) -> None:
         message = _failure_message(name, source, error, log, plan.stages)
         if isinstance(exc, (DataError, ConfigError)) and len(str(exc).splitlines()) > 1:
             message += "\n" + "\n".join(str(exc).splitlines()[1:])  # the problems themselves (short: DataError)
-        raise StageError(message, name, log,
-                         exit_code=2 if isinstance(exc, (DataError, ConfigError, FileNotFoundError)) else 1) from exc
+        raise StageError(message, name, log, exit_code=exit_code(exc)) from exc
 
 
 def _prepare(cfg: QuickstartConfig, own: list[str]) -> Prepared:
     """``prepare_data``; when the data cannot be found, its problem is reported with the config's own problems."""
-    from rerankforge.data_prep.download import DatasetNotFoundError
-    from rerankforge.data_prep.problems import DataError, Problem
-
     try:
         return prepare_data(cfg)
     except (DatasetNotFoundError, DataError) as exc:
-        from rerankforge.data_prep.sources import Source
-
         nowhere = Path(cfg.data or cfg.corpus or cfg.dataset)
         stand_in = Prepared(Source("beir", "", nowhere, nowhere, {}), "real" if cfg.labels == "auto" else cfg.labels,
                             nowhere, nowhere)

@@ -7,17 +7,30 @@ encodes a text: a tokenizer is the most it loads.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from rerankforge.data_prep.config import MineConfig, SynthConfig
-from rerankforge.eval.config import EvalConfig
-from rerankforge.train.config import TrainConfig
-from rerankforge.utils.config import ConfigError
+from rerankforge.core.config import raise_problems
+from rerankforge.core.dev_split import carve_dev
+from rerankforge.core.io import resolve_cache_dir
+from rerankforge.core.problems import DataError, Problem
+from rerankforge.core.text import doc_text
+from rerankforge.data_prep.config import MineConfig, SynthConfig, check_mine_config, check_synth_config
+from rerankforge.data_prep.lengths import length_advice, measure_lengths, sample_rows, should_chunk
+from rerankforge.data_prep.mine import load_labelled_data
+from rerankforge.data_prep.synth import load_corpus_for_synth
+from rerankforge.eval.config import EvalConfig, check_eval_config
+from rerankforge.eval.data import load_eval_data
+from rerankforge.models.llm import llm_install_problems
+from rerankforge.models.loading import load_tokenizer
+from rerankforge.models.resolve import availability_problem
+from rerankforge.retrieval.corpus_store import ArrowCorpus, corpus_ids, take_texts
+from rerankforge.retrieval.loaders import load_query_texts
+from rerankforge.train.config import TrainConfig, check_train_config
 
 if TYPE_CHECKING:
-    from rerankforge.data_prep.problems import Problem
     from rerankforge.quickstart import Plan, QuickstartConfig
 
 LENGTH_KEYS = {"chunking": "mine.data.chunking.mode", "max_length": "train.model.max_length",
@@ -73,10 +86,6 @@ def check_quickstart_config(cfg: QuickstartConfig) -> list[str]:
 
 def config_problems(plan: Plan, own: Sequence[str] = ()) -> dict[str, list[str]]:
     """Config problems by stage (``quickstart``: ``own``), worded with the quickstart's key names; reads no file."""
-    from rerankforge.data_prep.config import check_mine_config, check_synth_config
-    from rerankforge.eval.config import check_eval_config
-    from rerankforge.train.config import check_train_config
-
     checks = {"synth": (check_synth_config, SynthConfig), "mine": (check_mine_config, MineConfig),
               "train": (check_train_config, TrainConfig), "eval": (check_eval_config, EvalConfig)}
     problems = {"quickstart": list(own)}
@@ -88,9 +97,6 @@ def config_problems(plan: Plan, own: Sequence[str] = ()) -> dict[str, list[str]]
 
 def environment_problems(plan: Plan) -> list[str]:
     """The models the stages load that this machine cannot get, and the packages cold start lacks."""
-    from rerankforge.models.llm import llm_install_problems
-    from rerankforge.models.resolve import availability_problem
-
     problems = [availability_problem(plan.train.model.name_or_path, "train.model.name_or_path")]
     if plan.mine.mining.candidates != "bm25":
         problems.append(availability_problem(plan.mine.encoder.name_or_path, "mine.encoder.name_or_path"))
@@ -101,10 +107,6 @@ def environment_problems(plan: Plan) -> list[str]:
 
 def _document_sample(corpus) -> tuple[int, list[str]]:
     """The corpus size and the texts of a seeded sample of its documents (only those are built)."""
-    from rerankforge.data_prep.corpus_store import ArrowCorpus, corpus_ids, take_texts
-    from rerankforge.data_prep.encode import doc_text
-    from rerankforge.data_prep.lengths import sample_rows
-
     ids = corpus_ids(corpus)
     rows = sample_rows(len(ids))
     if isinstance(corpus, ArrowCorpus):
@@ -114,19 +116,12 @@ def _document_sample(corpus) -> tuple[int, list[str]]:
 
 def _load_texts(plan: Plan, by_stage: dict[str, list[str]], data: list[Problem]) -> Texts:
     """The texts of the data the stages read, appending every data problem to ``data`` (keys qualified)."""
-    from rerankforge.data_prep.loaders import load_query_texts
-    from rerankforge.data_prep.mine import load_labelled_data
-    from rerankforge.data_prep.problems import DataError, Problem
-    from rerankforge.eval.data import eval_cache_dir, load_eval_data
-
     def qualified(problems, stage: str, schema: type) -> list[Problem]:
         return [dataclasses.replace(p, message=qualify(p.message, stage, schema)) for p in problems]
 
     texts = Texts()
     try:
         if plan.synth and not by_stage["synth"]:
-            from rerankforge.data_prep.synth import load_corpus_for_synth
-
             corpus, _ = load_corpus_for_synth(plan.synth)
             texts.corpus_size, texts.documents = _document_sample(corpus)
             texts.positive_counts = [1]  # every synthetic query has its one passage
@@ -138,7 +133,7 @@ def _load_texts(plan: Plan, by_stage: dict[str, list[str]], data: list[Problem])
     except DataError as exc:
         data += qualified(exc.problems, plan.stages[0], SynthConfig if plan.synth else MineConfig)
     try:
-        labelled_eval = load_eval_data(plan.eval.data, cache_dir=eval_cache_dir(plan.eval))
+        labelled_eval = load_eval_data(plan.eval.data, cache_dir=resolve_cache_dir(plan.eval.cache_dir))
         if not labelled_eval.qrels:
             data.append(Problem(f"no query with a positive label in the eval split (eval.data.split="
                                 f"{plan.eval.data.split}); nothing to evaluate.", labelled_eval.sources.get("qrels")))
@@ -154,8 +149,6 @@ def _load_texts(plan: Plan, by_stage: dict[str, list[str]], data: list[Problem])
 def size_problems(corpus_size: int, positives: Sequence[int], group_size: int) -> list[Problem]:
     """A corpus too small for a training group: an error when no query has ``group_size - 1`` documents beside
     its positives, a warning counting the queries that have not (their rows are left out of training)."""
-    from rerankforge.data_prep.problems import Problem
-
     want = group_size - 1
     short = sum(1 for p in positives if corpus_size - p < want)
     if not short:
@@ -172,9 +165,6 @@ def size_problems(corpus_size: int, positives: Sequence[int], group_size: int) -
 def dev_problems(plan: Plan, training_queries: int) -> list[Problem]:
     """The fused reranker's weight is fitted on the dev split mining holds out: without one, say so now, not
     after training."""
-    from rerankforge.data_prep.dev_split import carve_dev
-    from rerankforge.data_prep.problems import Problem
-
     data = plan.mine.data
     if carve_dev([str(i) for i in range(training_queries)], data.dev_fraction, data.dev_min_queries, 0):
         return []
@@ -202,10 +192,6 @@ def check_all(plan: Plan, own: Sequence[str] = ()) -> Checked:
     Raises:
         DataError: every problem found (config problems included). ConfigError: config problems only.
     """
-    import logging
-
-    from rerankforge.data_prep.problems import DataError, Problem
-
     by_stage = config_problems(plan, own)
     config = [p for problems in by_stage.values() for p in problems] + environment_problems(plan)
     data: list[Problem] = []
@@ -218,7 +204,7 @@ def check_all(plan: Plan, own: Sequence[str] = ()) -> Checked:
     if errors:
         raise DataError([Problem(p) for p in config] + errors)
     if config:
-        raise ConfigError("Config problems:\n" + "\n".join(f"  - {p}" for p in config))
+        raise_problems(config)
     for warning in data:
         logging.getLogger("rerankforge.quickstart").warning("%s", warning)
     return check_lengths(plan, texts)
@@ -226,9 +212,6 @@ def check_all(plan: Plan, own: Sequence[str] = ()) -> Checked:
 
 def check_lengths(plan: Plan, texts: Texts) -> Checked:
     """Query and document lengths in the reranker's tokens against its limits; the notes they call for."""
-    from rerankforge.data_prep.lengths import length_advice, measure_lengths, should_chunk
-    from rerankforge.models.loading import load_tokenizer
-
     model = plan.train.model
     stats = measure_lengths(load_tokenizer(model.name_or_path, model.gguf_file), texts.queries, texts.documents,
                             model.max_length, model.max_query_length)

@@ -1,7 +1,7 @@
 """What the quickstart trains and evaluates on: the user's data, a test split, and which labels train.
 
 ``prepare_data`` finds the data (``--data``, ``--corpus/--queries/--qrels``, else the named BEIR data set),
-converts shapes the stages do not read as they are (``data_prep/sources.py``), holds out a seeded test split when
+converts shapes the stages do not read as they are (``retrieval/sources.py``), holds out a seeded test split when
 the data has none (``data_prep/splits.py``), and resolves ``labels: auto``: the train labels where there are some,
 cold start (synthetic labels) where the data has test labels only. It reads no model and encodes nothing.
 What the labels imply for the first stage (``mines_behind_hybrid``) and why it was used are here too.
@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from rerankforge.data_prep.problems import DataError, Problem
-from rerankforge.data_prep.sources import Source
+from rerankforge.core.problems import DataError, Problem
+from rerankforge.data_prep.splits import hold_out_test
+from rerankforge.retrieval.download import resolve_dataset
+from rerankforge.retrieval.sources import Source, beir_source, files_source, resolve_source
 
 if TYPE_CHECKING:
     from rerankforge.quickstart import QuickstartConfig
@@ -50,9 +52,6 @@ def find_source(cfg: QuickstartConfig) -> Source:
 
     Raises:
         DatasetNotFoundError: nothing found under that name or path. DataError: files missing, or a bad shape."""
-    from rerankforge.data_prep.download import resolve_dataset
-    from rerankforge.data_prep.sources import beir_source, files_source, resolve_source
-
     if cfg.corpus or cfg.queries or cfg.qrels:
         if cfg.data:
             raise DataError([Problem(f"give --data ({cfg.data}) or --corpus/--queries/--qrels, not both.")])
@@ -82,8 +81,6 @@ def prepare_data(cfg: QuickstartConfig) -> Prepared:
     Raises:
         DatasetNotFoundError, DataError: the data cannot be found or read, has no labels, or its labels do not fit
             ``labels``; the message says which key or flag fixes it."""
-    from rerankforge.data_prep.splits import hold_out_test
-
     source = find_source(cfg)
     train_split, test_split = cfg.mine.data.split, cfg.eval.data.split
     train, test = source.qrels.get(train_split), source.qrels.get(test_split)

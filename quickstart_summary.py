@@ -6,6 +6,7 @@ fused), a one-sentence verdict against the best first stage, what cold start gen
 
 from __future__ import annotations
 
+from rerankforge.eval.report import verdict
 
 FIRST_STAGE_NAMES = {"bm25": "BM25 (bm25s, stemmed)", "dense": "dense (bi-encoder + FAISS)",
                      "hybrid": "hybrid (RRF of BM25 and dense)"}
@@ -14,8 +15,6 @@ FIRST_STAGE_NAMES = {"bm25": "BM25 (bm25s, stemmed)", "dense": "dense (bi-encode
 def verdict_line(result: dict) -> str:
     """Plain sentences: did the final ranking, and the reranker alone (what `CrossEncoder(checkpoint)` and the
     server return without first-stage scores), beat the best first stage, significantly?"""
-    from rerankforge.eval.report import verdict
-
     best, entry = result["best_first_stage"], result["finetuned"]
     test = entry["vs_best_first_stage"]["ndcg@10"]
     text = (f"Final ranking vs the best first stage ({best}): nDCG@10 {test['delta']:+.4f}, paired p = "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rerankforge.data_prep.dev_split import DEV_FILE, read_dev
+from rerankforge.core.dev_split import DEV_FILE, read_dev
 from rerankforge.eval.report import read_trec
 from rerankforge.models.calibration import Calibration, calibrate, expected_calibration_error, labelled_logits, sigmoid
 

@@ -20,10 +20,10 @@ import yaml
 
 def per_query_runs(folder: Path, reranker: str, metric: str) -> dict[str, dict[str, float]]:
     """``{"first_stage"|"alone"|"fused": {query_id: value}}`` of one eval folder."""
-    from rerankforge.data_prep.config import FieldNames
-    from rerankforge.data_prep.loaders import load_qrels
-    from rerankforge.eval.metrics import per_query
+    from rerankforge.core.metrics import per_query
     from rerankforge.eval.report import read_trec
+    from rerankforge.retrieval.config import FieldNames
+    from rerankforge.retrieval.loaders import load_qrels
 
     config = yaml.safe_load((folder / "config.yaml").read_text())
     problems: list = []
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reranker", default="finetuned", help="the reranker's name in the eval configs")
     parser.add_argument("--metric", default="ndcg@10")
     args = parser.parse_args(argv)
-    from rerankforge.eval.metrics import paired_test
+    from rerankforge.core.metrics import paired_test
 
     recipes = {}
     for spec in args.recipes:

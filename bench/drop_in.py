@@ -65,10 +65,10 @@ def start_server(model: str, max_length: int) -> tuple[subprocess.Popen, str]:
 
 def eval_inputs(folder: Path, reranker: str) -> dict:
     """The checkpoint, depth, data and runs of a finished eval folder."""
+    from rerankforge.core.config import load_config
     from rerankforge.eval.config import EvalConfig
     from rerankforge.eval.data import load_eval_data
     from rerankforge.eval.report import read_trec
-    from rerankforge.utils.config import load_config
 
     for name in ("report.json", "config.yaml", "runs/first_stage.trec"):
         if not (folder / name).is_file():
@@ -92,7 +92,7 @@ def rerank_through_cohere(url: str, inputs: dict, max_queries: int | None = None
     import cohere
     from tqdm.auto import tqdm
 
-    from rerankforge.data_prep.encode import doc_text
+    from rerankforge.core.text import doc_text
 
     client = cohere.ClientV2(api_key="unused", base_url=url, timeout=600)
     data, run = inputs["data"], {}
@@ -107,7 +107,7 @@ def rerank_through_cohere(url: str, inputs: dict, max_queries: int | None = None
 
 
 def measure(folder: Path, args: argparse.Namespace) -> dict:
-    from rerankforge.eval.metrics import paired_test, per_query
+    from rerankforge.core.metrics import paired_test, per_query
 
     inputs = eval_inputs(folder, args.reranker)
     proc, url = start_server(inputs["model"], args.max_length)

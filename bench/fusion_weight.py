@@ -19,12 +19,12 @@ from pathlib import Path
 from statistics import fmean
 
 import yaml
-
 from calibration import read_qrels, read_trec_logits  # bench/ is sys.path[0] when run as a script
-from rerankforge.eval.metrics import per_query
+from seeds import print_table, stat_cells
+
+from rerankforge.core.metrics import per_query
 from rerankforge.eval.report import read_trec
 from rerankforge.models.fusion import ALPHA_GRID, fuse_run
-from seeds import print_table, stat_cells
 
 
 def parse_args(argv=None) -> argparse.Namespace:

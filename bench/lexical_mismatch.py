@@ -86,8 +86,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def load(data: Path, kind: str, split: str = "test"):
     """``data``'s corpus, queries or ``split`` qrels (relevant pairs only) through the package's BEIR loaders."""
-    from rerankforge.data_prep.config import FieldNames
-    from rerankforge.data_prep import loaders
+    from rerankforge.retrieval import loaders
+    from rerankforge.retrieval.config import FieldNames
 
     problems: list = []
     if kind == "qrels":
@@ -126,21 +126,21 @@ def build(data: Path, out: Path, typos: bool = False) -> dict[str, int]:
 
 def first_stage(data: Path):
     """The hybrid first stage over ``data``'s corpus (it runs BM25 and dense too), and ``{doc_id: model text}``."""
-    from rerankforge.data_prep.config import BM25Config, EncoderConfig, IndexConfig
-    from rerankforge.data_prep.corpus_store import corpus_ids, corpus_texts
-    from rerankforge.data_prep.encode import default_cache_dir
-    from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec
+    from rerankforge.core.io import resolve_cache_dir
+    from rerankforge.retrieval.config import BM25Config, EncoderConfig, IndexConfig
+    from rerankforge.retrieval.corpus_store import corpus_ids, corpus_texts
+    from rerankforge.retrieval.first_stage import FirstStage, FirstStageSpec
 
     corpus = load(data, "corpus")
     doc_ids = corpus_ids(corpus)
     texts = corpus_texts(corpus, doc_ids)
     spec = FirstStageSpec("hybrid", EncoderConfig(dtype="auto"), IndexConfig(), BM25Config(), 60)
-    return FirstStage(spec, texts, default_cache_dir(), doc_ids=doc_ids), dict(zip(doc_ids, texts))
+    return FirstStage(spec, texts, resolve_cache_dir(), doc_ids=doc_ids), dict(zip(doc_ids, texts))
 
 
 def first_stages(data: Path, split: str) -> dict[str, dict[str, float]]:
     """Per-query nDCG@10 of each first stage on ``split``: ``{method: {query_id: value}}``."""
-    from rerankforge.eval.metrics import per_query, untied
+    from rerankforge.core.metrics import per_query, untied
 
     qrels, texts = load(data, "qrels", split), load(data, "queries")
     query_ids = sorted(q for q in qrels if q in texts)
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--typos", action="store_true",
                         help="a word with no usable synonym gets two adjacent letters swapped instead of staying")
     args = parser.parse_args(argv)
-    from rerankforge.eval.metrics import paired_test
+    from rerankforge.core.metrics import paired_test
 
     counts = build(args.data, args.out, args.typos)
     print(f"{counts['rewritten']} of {counts['queries']} queries rewritten, {counts['words_replaced']} words "

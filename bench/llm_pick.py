@@ -59,8 +59,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import lexical_mismatch as lm
 
+    from rerankforge.core.metrics import per_query, untied
     from rerankforge.data_prep.config import LLMConfig
-    from rerankforge.eval.metrics import per_query, untied
     from rerankforge.models.llm import SMOLLM2, SMOLLM2_GGUF, TransformersLLM
 
     qrels, texts = lm.load(args.data, "qrels", args.split), lm.load(args.data, "queries")

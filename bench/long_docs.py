@@ -63,10 +63,10 @@ def join_articles(source: Path, target: Path) -> Path:
 
 
 def run_eval(args, articles: Path, aggregate: str) -> dict:
-    from rerankforge.eval.report import read_trec
+    from rerankforge.core.config import load_config
     from rerankforge.eval.config import EvalConfig
+    from rerankforge.eval.report import read_trec
     from rerankforge.eval.run import evaluate
-    from rerankforge.utils.config import load_config
 
     out = Path(args.out) / f"eval-{aggregate}"
     overrides = [f"data.path={articles}", "data.chunking.mode=all", f"data.chunking.aggregate={aggregate}",
@@ -89,9 +89,9 @@ def run_eval(args, articles: Path, aggregate: str) -> dict:
 
 
 def main(argv=None) -> None:
-    from rerankforge.data_prep.loaders import load_qrels
-    from rerankforge.data_prep.config import FieldNames
-    from rerankforge.eval.metrics import paired_test, per_query
+    from rerankforge.core.metrics import paired_test, per_query
+    from rerankforge.retrieval.config import FieldNames
+    from rerankforge.retrieval.loaders import load_qrels
 
     args = parse_args(argv)
     if not Path(args.model).exists():

@@ -56,13 +56,13 @@ def long_query_set(source: Path, target: Path, seed: int = 0) -> Path:
 
 def run_eval(args, data: Path, name: str, max_query_length: int) -> dict:
     """One ``rerankforge eval``; ``per_query``: nDCG@10 per query of the first stage, the reranker alone and fused."""
-    from rerankforge.eval.report import read_trec
-    from rerankforge.data_prep.config import FieldNames
-    from rerankforge.data_prep.loaders import load_qrels
+    from rerankforge.core.config import load_config
+    from rerankforge.core.metrics import per_query
     from rerankforge.eval.config import EvalConfig
-    from rerankforge.eval.metrics import per_query
+    from rerankforge.eval.report import read_trec
     from rerankforge.eval.run import evaluate
-    from rerankforge.utils.config import load_config
+    from rerankforge.retrieval.config import FieldNames
+    from rerankforge.retrieval.loaders import load_qrels
 
     out = Path(args.out) / name
     overrides = [f"data.path={data}", "retrieve.method=hybrid", "retrieve.top_k=100", "retrieve.encoder.dtype=auto",
@@ -82,7 +82,7 @@ def run_eval(args, data: Path, name: str, max_query_length: int) -> dict:
 
 
 def main(argv=None) -> None:
-    from rerankforge.eval.metrics import paired_test
+    from rerankforge.core.metrics import paired_test
 
     args = parse_args(argv)
     source = Path(args.data_dir) / "scifact"

@@ -52,8 +52,8 @@ class Timer:
 
 
 def mine_config(args, out_dir: Path, cache_dir: Path, encoder: Sequence[str] = ()):
+    from rerankforge.core.config import load_config
     from rerankforge.data_prep.config import MineConfig
-    from rerankforge.utils.config import load_config
 
     return load_config(MineConfig, ROOT / "configs" / "data_prep" / "scifact.yaml", [
         f"data.path={args.data}", f"encoder.batch_size={args.batch_size}", f"output_dir={out_dir}",
@@ -67,8 +67,8 @@ def run_ours(args, tmp: Path) -> dict:
     import sentence_transformers  # noqa: F401
     from datasets import load_from_disk
 
-    import rerankforge.data_prep.index as index
-    import rerankforge.data_prep.encode as encode
+    import rerankforge.retrieval.encode as encode
+    import rerankforge.retrieval.index as index
     from rerankforge.data_prep.mine import mine
 
     enc, srch = Timer(), Timer()
@@ -94,7 +94,7 @@ def run_theirs(args, tmp: Path) -> dict:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
 
-    from rerankforge.data_prep.encode import doc_text
+    from rerankforge.core.text import doc_text
     from rerankforge.data_prep.mine import load_labelled_data
     from rerankforge.models.resolve import resolve_model
 

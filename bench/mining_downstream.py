@@ -37,7 +37,7 @@ def quickstart(args, side: str, encoder: list[str]) -> Path:
 
 def per_query(eval_dir: Path, run: str, qrels: dict) -> dict[str, float]:
     """Per-query nDCG@10 of ``runs/<run>.trec`` in an eval folder."""
-    from rerankforge.eval.metrics import per_query as measure
+    from rerankforge.core.metrics import per_query as measure
 
     scores: dict[str, dict[str, float]] = {}
     for line in (eval_dir / "runs" / f"{run}.trec").read_text(encoding="utf-8").splitlines():
@@ -75,7 +75,7 @@ def main() -> None:
 
 
 def report(base: Path, other: Path, same_first_stage: Path, other_name: str) -> None:
-    from rerankforge.eval.metrics import paired_test
+    from rerankforge.core.metrics import paired_test
 
     ref, mined = hard_negatives(base / "mine"), hard_negatives(other / "mine")
     shared = sum(len(set(n) & set(mined.get(k, ()))) for k, n in ref.items())
@@ -83,8 +83,8 @@ def report(base: Path, other: Path, same_first_stage: Path, other_name: str) -> 
           f"side's ({sum(map(len, ref.values()))})\n")
     print("| reranker trained on negatives from | first stage | run | test nDCG@10 | delta vs torch | p | better/worse |")
     print("|---|---|---|---|---|---|---|")
-    from rerankforge.data_prep.config import FieldNames
-    from rerankforge.data_prep.loaders import load_qrels
+    from rerankforge.retrieval.config import FieldNames
+    from rerankforge.retrieval.loaders import load_qrels
 
     config = json.loads((base / "eval" / "manifest.json").read_text())["inputs"]
     qrels = load_qrels(config["qrels"]["path"], FieldNames(), [])

@@ -176,10 +176,10 @@ def compare(a: str, b: str, out: Path) -> list[str]:
     """Lines of paired t-tests (nDCG@10 per query) between case ``a`` and case ``b``: each run of ``a``'s eval
     (first stage, reranker alone, fused) against the same run of ``b``'s."""
     sys.path.insert(0, str(ROOT / "bench"))
+    from rerankforge.core.metrics import paired_test, per_query
     from rerankforge.eval.report import read_trec
-    from rerankforge.data_prep.config import FieldNames
-    from rerankforge.data_prep.loaders import load_qrels
-    from rerankforge.eval.metrics import paired_test, per_query
+    from rerankforge.retrieval.config import FieldNames
+    from rerankforge.retrieval.loaders import load_qrels
 
     evals = [out / case / "qs" / "eval" for case in (a, b)]
     if not all((e / "report.json").exists() for e in evals):

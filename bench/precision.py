@@ -38,8 +38,8 @@ def best_rate(fn, items: int, repeats: int) -> float:
 
 
 def pairs_of(data: Path, n: int) -> list[tuple[str, str]]:
-    from rerankforge.data_prep.loaders import load_corpus
-    from rerankforge.data_prep.config import DataConfig
+    from rerankforge.retrieval.config import DataConfig
+    from rerankforge.retrieval.loaders import load_corpus
 
     corpus = load_corpus(data / "corpus.jsonl", DataConfig().fields, [])
     docs = sorted(corpus)[:n]
@@ -82,11 +82,11 @@ def reranking(pairs, names: list[str], repeats: int) -> dict[str, float]:
 
 
 def generation(data: Path, names: list[str], repeats: int) -> dict[str, float]:
+    from rerankforge.core.config import load_config
     from rerankforge.data_prep.config import SynthConfig
-    from rerankforge.data_prep.loaders import load_corpus
     from rerankforge.data_prep.synth import build_prompt, sample_passages
     from rerankforge.models.llm import TransformersLLM
-    from rerankforge.utils.config import load_config
+    from rerankforge.retrieval.loaders import load_corpus
 
     cfg = load_config(SynthConfig, str(ROOT / "configs" / "data_prep" / "scifact-synth.yaml"),
                       [f"data.path={data}", "passages=32"])

@@ -39,8 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def run_dataset(args, name: str) -> dict:
+    from rerankforge.core.config import load_config
     from rerankforge.quickstart import QuickstartConfig, quickstart
-    from rerankforge.utils.config import load_config
 
     cfg = load_config(QuickstartConfig, args.recipe, [f"dataset={name}", f"data={Path(args.data_dir) / name}",
                                                        f"output_dir={Path(args.out) / name}", *args.overrides])

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def candidates(args, split: str = "test"):
     """``(qrels, [(query_id, query, [(doc_id, text), ...]), ...])`` for the first ``args.queries`` test queries."""
-    from rerankforge.data_prep.encode import default_cache_dir, doc_text
+    from rerankforge.core.io import resolve_cache_dir
+    from rerankforge.core.text import doc_text
     from rerankforge.eval.config import EvalDataConfig, RetrieveConfig
     from rerankforge.eval.data import load_eval_data
     from rerankforge.eval.retrieve import Retriever
@@ -33,7 +34,7 @@ def candidates(args, split: str = "test"):
     doc_ids = sorted(data.corpus)
     texts = {d: doc_text(data.corpus[d]) for d in doc_ids}
     retriever = Retriever(RetrieveConfig(method="dense", top_k=args.depth), doc_ids, [texts[d] for d in doc_ids],
-                          default_cache_dir())
+                          resolve_cache_dir())
     query_ids = list(data.qrels)
     hits = retriever.search([data.queries[q] for q in query_ids])
     return data.qrels, [(q, data.queries[q], [(d, texts[d]) for d, _ in h]) for q, h in zip(query_ids, hits)]
@@ -104,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from rerankforge.eval.metrics import evaluate_run
+    from rerankforge.core.metrics import evaluate_run
 
     qrels, items = candidates(args)
     pairs = sum(len(docs) for _, _, docs in items)

@@ -114,11 +114,11 @@ class Sampler(threading.Thread):
 
 
 def child(args) -> None:
-    import rerankforge.data_prep.corpus_store as store
-    import rerankforge.data_prep.first_stage as first_stage
-    import rerankforge.data_prep.loaders as loaders
+    import rerankforge.retrieval.corpus_store as store
+    import rerankforge.retrieval.first_stage as first_stage
+    import rerankforge.retrieval.loaders as loaders
+    from rerankforge.core.config import load_config
     from rerankforge.data_prep.config import MineConfig
-    from rerankforge.utils.config import load_config
 
     windows: dict[str, list[tuple[float, float]]] = {}
 
@@ -133,8 +133,8 @@ def child(args) -> None:
 
     loaders.load_corpus = timed("load", loaders.load_corpus)  # storage=memory
     store.load_arrow_corpus = timed("load", store.load_arrow_corpus)
-    import rerankforge.data_prep.encode as encode
-    import rerankforge.data_prep.index as index
+    import rerankforge.retrieval.encode as encode
+    import rerankforge.retrieval.index as index
 
     corpus_encode, plain_encode = timed("encode", encode.encode_to_file), encode.encode_to_file
     # the queries are encoded inside search, which times them

@@ -66,7 +66,7 @@ def fused_teacher(mine: Path, model: str, out: Path, weight: float) -> None:
 def compare(first: Path, second: Path) -> None:
     from sweep import dev_per_query
 
-    from rerankforge.eval.metrics import paired_test
+    from rerankforge.core.metrics import paired_test
 
     runs = [dev_per_query({"dir": d, "fusion": json.loads((d / "final" / "fusion.json").read_text())})
             for d in (first, second)]

@@ -47,7 +47,7 @@ def read_eval(folder: Path, reranker: str, metric: str) -> dict:
 
 def stat_cells(first: dict[str, float], system: dict[str, float]) -> list[str]:
     """``[mean, delta, p, "wins / losses"]`` of ``system`` against ``first`` (paired t-test), as table cells."""
-    from rerankforge.eval.metrics import paired_test
+    from rerankforge.core.metrics import paired_test
 
     test = paired_test(first, system)
     return [f"{fmean(system.values()):.4f}", f"{test['delta']:+.4f}", f"{test['p_value']:.3g}",

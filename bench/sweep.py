@@ -73,8 +73,8 @@ def dev_per_query(result: dict) -> dict[str, dict[str, float]]:
     """Per-query dev nDCG@10 of the best checkpoint alone, fused at the fitted weight, and of the first stage."""
     import yaml
 
-    from rerankforge.data_prep.dev_split import read_dev
-    from rerankforge.eval.metrics import per_query
+    from rerankforge.core.dev_split import read_dev
+    from rerankforge.core.metrics import per_query
     from rerankforge.models.fusion import fuse_run
 
     fusion, config = result["fusion"], yaml.safe_load((result["dir"] / "config.yaml").read_text())
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     grid = dict(v.split("=", 1) for v in args.variant) or {
         k: v for k, v in GRID.items() if not args.only or k in args.only.split(",")}
-    from rerankforge.eval.metrics import paired_test
+    from rerankforge.core.metrics import paired_test
 
     seeds = [int(s) for s in args.seeds.split(",") if s] or [None]
     runs = {name: [train(args, name, overrides, seed) for seed in seeds] for name, overrides in grid.items()}

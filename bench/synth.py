@@ -49,11 +49,11 @@ def measure(llm, prompts: list[str]) -> dict:
 def main(argv=None) -> int:
     import dataclasses
 
+    from rerankforge.core.config import load_config
     from rerankforge.data_prep.config import SynthConfig
-    from rerankforge.data_prep.loaders import load_corpus
     from rerankforge.data_prep.synth import build_prompt, sample_passages
     from rerankforge.models.llm import load_llm
-    from rerankforge.utils.config import load_config
+    from rerankforge.retrieval.loaders import load_corpus
 
     args = parse_args(argv)
     cfg = load_config(SynthConfig, args.config, [f"data.path={args.data}", f"passages={args.passages}"])

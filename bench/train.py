@@ -34,9 +34,9 @@ def groups(args):
 
 
 def train_ours(args, out: Path) -> float:
+    from rerankforge.core.config import load_config
     from rerankforge.train.config import TrainConfig
     from rerankforge.train.run import main
-    from rerankforge.utils.config import load_config
 
     cfg = load_config(TrainConfig, None, [
         f"model.name_or_path={MODEL}", f"model.max_length={args.max_length}", f"data.train={args.mined}",
@@ -49,8 +49,7 @@ def train_ours(args, out: Path) -> float:
 
 def train_theirs(args, out: Path) -> float:
     from datasets import Dataset
-    from sentence_transformers.cross_encoder import (CrossEncoder, CrossEncoderTrainer,
-                                                     CrossEncoderTrainingArguments)
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
 
     from rerankforge.models.resolve import resolve_model
@@ -81,7 +80,7 @@ def train_theirs(args, out: Path) -> float:
 
 def test_ndcg(args, final: Path) -> tuple[float, float]:
     """nDCG@10 of ``final`` reranking the mining encoder's top-100 for the test queries, and the first stage's."""
-    from rerankforge.eval.metrics import evaluate_run
+    from rerankforge.core.metrics import evaluate_run
     from rerankforge.models.reranker import Reranker
     from rerankforge.train.evaluate import build_dev_set
 

@@ -16,25 +16,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 from tqdm.auto import tqdm
 
-from rerankforge.data_prep.chunking import Documents, split_corpus, tokenizer_spans
-from rerankforge.data_prep.config import DataConfig, MineConfig, check_mine_config
-from rerankforge.data_prep.corpus_store import corpus_ids, corpus_texts, row_finder, take_texts
-from rerankforge.data_prep.dev_split import carve_dev, dev_records
-from rerankforge.data_prep.encode import default_cache_dir, load_encoder
-from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec
-from rerankforge.data_prep.loaders import (Corpus, Queries, load_corpus_any, load_negatives, load_qrels, load_queries,
-                                           resolve_paths)
-from rerankforge.data_prep.negatives import (FATES, SelectionOptions, fit_window, sample_easy_negatives,
-                                             select_negatives)
+from rerankforge.core import distributed
+from rerankforge.core.dev_split import carve_dev, dev_records
+from rerankforge.core.io import hash_path, resolve_cache_dir
+from rerankforge.core.metrics import evaluate_run, untied
+from rerankforge.core.problems import DataError, Problem
+from rerankforge.data_prep.config import MineConfig, check_mine_config
+from rerankforge.data_prep.negatives import FATES, SelectionOptions, fit_window, sample_easy_negatives, select_negatives
 from rerankforge.data_prep.output import write_mine_output
-from rerankforge.data_prep.problems import DataError, Problem
 from rerankforge.data_prep.rescore import rescore_pairs
 from rerankforge.data_prep.synth import synthetic_passage
 from rerankforge.data_prep.validate import check_negatives, validate
-from rerankforge.utils import distributed
-from rerankforge.utils.io import hash_path
+from rerankforge.retrieval.chunking import Documents, folder_spans, split_corpus
+from rerankforge.retrieval.corpus_store import corpus_ids, corpus_texts, row_finder, take_texts
+from rerankforge.retrieval.encode import load_encoder
+from rerankforge.retrieval.first_stage import FirstStage, FirstStageSpec
+from rerankforge.retrieval.loaders import (
+    Corpus,
+    Queries,
+    load_corpus_any,
+    load_negatives,
+    load_qrels,
+    load_queries,
+    resolve_paths,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +78,8 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     if missing:
         raise DataError(missing)
     chunking = cfg.data.chunking
-    corpus = load_corpus_any(paths["corpus"], cfg.data, problems,
-                             folder_spans(paths["corpus"], cfg.data, cfg.encoder.name_or_path), resolve_cache_dir(cfg))
+    spans = folder_spans(paths["corpus"], cfg.data, cfg.encoder.name_or_path)
+    corpus = load_corpus_any(paths["corpus"], cfg.data, problems, spans, resolve_cache_dir(cfg.cache_dir))
     queries = load_queries(paths["queries"], cfg.data.fields, problems)
     qrels = load_qrels(paths["qrels"], cfg.data.fields, problems)
     eval_qrels = load_qrels(paths["eval_qrels"], cfg.data.fields, problems) if paths["eval_qrels"] else None
@@ -103,15 +111,6 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     )
 
 
-def folder_spans(corpus: Path, data: DataConfig, encoder: str):
-    """The bi-encoder's token spans when ``corpus`` is a text folder chunked in tokens (None otherwise): every
-    stage that reads the corpus must cut it into the same passages."""
-    chunking = data.chunking
-    if corpus.is_dir() and chunking.unit == "tokens" and chunking.mode == "folders":
-        return tokenizer_spans(encoder)
-    return None
-
-
 def selection_options(cfg: MineConfig) -> SelectionOptions:
     m = cfg.mining
     return SelectionOptions(num_negatives=m.num_negatives, range_min=m.range_min, range_max=m.range_max,
@@ -134,10 +133,6 @@ def fit_to_corpus(cfg: MineConfig, corpus_size: int) -> MineConfig:
 def query_rng(seed: int, query_id: str) -> random.Random:
     """One generator per query, so a query's sample does not depend on the others."""
     return random.Random(f"{seed}:{query_id}")
-
-
-def resolve_cache_dir(cfg: MineConfig) -> Path:
-    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
 
 
 def _rescore_all(cfg: MineConfig, pairs_rows: list[list[int]], query_texts: list[str],
@@ -288,7 +283,7 @@ def mine(cfg: MineConfig) -> Path:
     spec, selection = first_stage_spec(cfg), None
     if spec.method == "auto":
         spec.method = "hybrid"  # a hybrid stage runs all three
-    stage = FirstStage(spec, doc_texts, resolve_cache_dir(cfg), encoder, doc_ids)
+    stage = FirstStage(spec, doc_texts, resolve_cache_dir(cfg.cache_dir), encoder, doc_ids)
     if cfg.mining.candidates == "auto":  # load_labelled_data made sure there is a dev split
         selection = select_first_stage(stage, [data.queries[q] for q in dev_ids], [data.qrels[q] for q in dev_ids],
                                        documents=data.documents)
@@ -321,8 +316,6 @@ def positives_from_documents(data: LabelledData, stage: FirstStage, doc_ids: lis
     """Document-level qrels on a chunked corpus: each relevant document's positive (and each given negative) is its
     passage closest to the query (bi-encoder cosine; BM25 when the first stage has no bi-encoder), and no passage
     of a relevant document may be a negative."""
-    import numpy as np
-
     documents, row_of = data.documents, row_finder(doc_ids)
     query_ids = sorted(data.positives)
     texts = [data.queries[q] for q in query_ids]
@@ -350,8 +343,6 @@ def select_first_stage(stage: FirstStage, queries: list[str], qrels: list[dict[s
                        documents: Optional[Documents] = None) -> dict:
     """nDCG@10 of every method ``stage`` runs, on labelled queries (the dev split): ``{method: value}``; with
     ``documents``, of the document runs pooled from passages."""
-    from rerankforge.eval.metrics import evaluate_run, untied
-
     labels = {str(i): q for i, q in enumerate(qrels)}
     depth = k if documents is None else documents.fetch_depth(k)
     pooled = {method: hits if documents is None else [documents.pool_hits(h, k) for h in hits]

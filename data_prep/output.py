@@ -1,7 +1,7 @@
 """Write the mining output: ``dataset/`` (HF datasets), ``config.yaml`` and ``manifest.json``, atomically.
 
 One dataset row per (query, positive); the held-out dev queries go to ``dev.jsonl`` instead
-(``data_prep/dev_split.py``). Columns:
+(``core/dev_split.py``). Columns:
 ``query_id, query, positive_id, positive, positive_score, negative_ids, negatives, negative_scores,
 negative_kinds``; when a cross-encoder rescored the candidates, ``positive_rescore, negative_rescores``; behind a
 hybrid first stage, ``positive_lexical, negative_lexical`` (BM25). Scores are first-stage scores (cosine, or BM25
@@ -14,18 +14,19 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from rerankforge.data_prep.dev_split import DEV_FILE, write_dev
-from rerankforge.utils import distributed
-from rerankforge.utils.config import dump_yaml, to_dict
-from rerankforge.utils.io import MANIFEST, atomic_output_dir, git_commit, versions, write_json
+from rerankforge.core import distributed
+from rerankforge.core.config import dump_yaml, to_dict
+from rerankforge.core.dev_split import DEV_FILE, write_dev
+from rerankforge.core.io import MANIFEST, atomic_output_dir, git_commit, versions, write_json
 
 if TYPE_CHECKING:
     from rerankforge.data_prep.config import MineConfig
-    from rerankforge.data_prep.encode import Encoder
     from rerankforge.data_prep.mine import LabelledData, MinedQuery
+    from rerankforge.retrieval.encode import Encoder
 
 
 def _features(rescored: bool, lexical: bool = False):
+    # datasets takes ~1 s to import; only this path needs it
     from datasets import Features, Sequence, Value
 
     columns = {"query_id": Value("string"), "query": Value("string"), "positive_id": Value("string"),
@@ -91,6 +92,7 @@ def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], d
                       mined: list[MinedQuery], tally: Counter, encoder: Optional[Encoder],
                       dev: Optional[list[dict]] = None, selection: Optional[dict[str, float]] = None) -> Path:
     """Write everything into a scratch folder that replaces ``cfg.output_dir`` only once complete."""
+    # datasets takes ~1 s to import; only this path needs it
     from datasets import Dataset
 
     rescored = bool(cfg.mining.rescore.cross_encoder)

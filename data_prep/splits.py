@@ -10,10 +10,10 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-from rerankforge.data_prep.config import FieldNames
-from rerankforge.data_prep.loaders import load_qrels
-from rerankforge.data_prep.problems import DataError, Problem
-from rerankforge.utils.io import hash_path, write_json, write_qrels_atomic
+from rerankforge.core.io import hash_path, write_json, write_qrels_atomic
+from rerankforge.core.problems import DataError, Problem
+from rerankforge.retrieval.config import FieldNames
+from rerankforge.retrieval.loaders import load_qrels
 
 MIN_LABELLED = 4  # fewer labelled queries cannot give both a test split and something to train on
 

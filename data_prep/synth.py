@@ -29,21 +29,51 @@ from typing import Optional
 
 import numpy as np
 
+import rerankforge.models.llm as llm_clients
+from rerankforge.core.config import dump_yaml, to_dict
+from rerankforge.core.dev_split import carve_dev
+from rerankforge.core.errors import RerankforgeError
+from rerankforge.core.io import (
+    MANIFEST,
+    git_commit,
+    hash_path,
+    hash_strings,
+    resolve_cache_dir,
+    versions,
+    write_json,
+    write_jsonl_atomic,
+    write_qrels_atomic,
+)
+from rerankforge.core.problems import DataError, Problem
 from rerankforge.data_prep.config import SynthConfig, check_synth_config
-from rerankforge.data_prep.loaders import (Corpus, load_corpus_any, load_qrels, load_queries, load_query_texts,
-                                          resolve_paths)
-from rerankforge.data_prep.problems import DataError, Problem
-from rerankforge.data_prep.synth_filters import (DROP_REASONS, QueryLimits, ambiguous, check_query,
-                                                 first_occurrences, parse_query, round_trip)
+from rerankforge.data_prep.synth_filters import (
+    DROP_REASONS,
+    QueryLimits,
+    ambiguous,
+    check_query,
+    first_occurrences,
+    parse_query,
+    round_trip,
+)
 from rerankforge.data_prep.synth_journal import Journal, generate_missing
-from rerankforge.utils.config import dump_yaml, to_dict
-from rerankforge.utils.io import MANIFEST, git_commit, hash_path, hash_strings, versions, write_json
+from rerankforge.models.llm import resolved_kind
+from rerankforge.retrieval.chunking import folder_spans
+from rerankforge.retrieval.corpus_store import corpus_ids, corpus_texts
+from rerankforge.retrieval.first_stage import FirstStage, FirstStageSpec
+from rerankforge.retrieval.loaders import (
+    Corpus,
+    load_corpus_any,
+    load_qrels,
+    load_queries,
+    load_query_texts,
+    resolve_paths,
+)
 
 logger = logging.getLogger(__name__)
 _SYNTH_ID = re.compile(r"^synth-(.+)-(\d+)$")
 
 
-class SynthError(RuntimeError):
+class SynthError(RerankforgeError, RuntimeError):
     """Generation stopped (the error budget is spent); every finished passage is kept in ``generated.jsonl``."""
 
 
@@ -56,13 +86,6 @@ def synthetic_passage(query_id: str) -> Optional[str]:
     """The passage a synthetic query (``synthetic_query_id``) was asked of; None for other ids."""
     match = _SYNTH_ID.match(query_id)
     return match.group(1) if match else None
-
-
-def synth_cache_dir(cfg: SynthConfig) -> Path:
-    """Where the first stage's embeddings and indexes (and an Arrow corpus) are kept: ``cache_dir`` or the default."""
-    from rerankforge.data_prep.encode import default_cache_dir
-
-    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
 
 
 def load_corpus_for_synth(cfg: SynthConfig) -> tuple[Corpus, dict[str, str]]:
@@ -82,10 +105,8 @@ def load_corpus_for_synth(cfg: SynthConfig) -> tuple[Corpus, dict[str, str]]:
     missing = [Problem(f"{name} file not found: {p}", str(p)) for name, p in wanted.items() if p and not p.exists()]
     if missing:
         raise DataError(missing)
-    from rerankforge.data_prep.mine import folder_spans
-
-    corpus = load_corpus_any(paths["corpus"], cfg.data, problems,
-                             folder_spans(paths["corpus"], cfg.data, cfg.encoder.name_or_path), synth_cache_dir(cfg))
+    spans = folder_spans(paths["corpus"], cfg.data, cfg.encoder.name_or_path)
+    corpus = load_corpus_any(paths["corpus"], cfg.data, problems, spans, resolve_cache_dir(cfg.cache_dir))
     if not corpus and not problems:
         problems.append(Problem("the corpus is empty: nothing to generate queries for.", str(paths["corpus"])))
     if problems:
@@ -206,12 +227,9 @@ def consistency(cfg: SynthConfig, stage, candidates: list[tuple[str, str]]) -> l
 def round_trip_stage(cfg: SynthConfig, corpus: Corpus):
     if cfg.filters.round_trip_depth == 0:
         return None
-    from rerankforge.data_prep.corpus_store import corpus_ids, corpus_texts
-    from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec
-
     doc_ids = corpus_ids(corpus)
     spec = FirstStageSpec(cfg.first_stage, cfg.encoder, cfg.index, cfg.bm25, cfg.rrf_k)
-    return FirstStage(spec, corpus_texts(corpus, doc_ids), synth_cache_dir(cfg), doc_ids=doc_ids)
+    return FirstStage(spec, corpus_texts(corpus, doc_ids), resolve_cache_dir(cfg.cache_dir), doc_ids=doc_ids)
 
 
 def synth(cfg: SynthConfig, llm=None) -> Path:
@@ -237,9 +255,7 @@ def synth(cfg: SynthConfig, llm=None) -> Path:
     journal = Journal(out / "generated.jsonl", journal_key(cfg, corpus_sha, examples))
     prompts = {d: build_prompt(cfg, d, corpus[d], examples) for d in sample}
     if llm is None and any(d not in journal.done for d in sample):
-        from rerankforge.models.llm import load_llm
-
-        llm = load_llm(cfg.generator)
+        llm = llm_clients.load_llm(cfg.generator)
     started = time.perf_counter()
     run = generate_missing(llm, prompts, journal, cfg)
     if run.errors > cfg.max_errors:
@@ -273,10 +289,6 @@ def _mixed(cfg: SynthConfig, corpus: Corpus) -> tuple[dict[str, str], dict[str, 
 def write_label_set(cfg: SynthConfig, corpus: Corpus, kept: list[tuple[str, str]], dropped: Counter, run,
                     inputs: dict[str, str], examples: str, seconds: float) -> Path:
     """queries.jsonl, qrels/train.tsv (+ dev.tsv), config.yaml, then manifest.json last."""
-    from rerankforge.data_prep.dev_split import carve_dev
-    from rerankforge.utils.io import write_jsonl_atomic, write_qrels_atomic
-    from rerankforge.models.llm import resolved_kind
-
     out = Path(cfg.output_dir)
     counter: Counter = Counter()
     queries, qrels = {}, {}

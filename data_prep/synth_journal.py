@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 from tqdm.auto import tqdm
 
-from rerankforge.data_prep.problems import DataError, Problem
+from rerankforge.core.problems import DataError, Problem
 
 logger = logging.getLogger(__name__)
 

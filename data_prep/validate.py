@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from rerankforge.data_prep.config import DataConfig
-from rerankforge.data_prep.loaders import Corpus, Qrels, Queries
-from rerankforge.data_prep.problems import Problem, first_few
+from rerankforge.core.problems import Problem, first_few
+from rerankforge.retrieval.config import DataConfig
+from rerankforge.retrieval.loaders import Corpus, Qrels, Queries
 
 
 @dataclass

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from rerankforge.data_prep.config import (BM25Config, ChunkConfig, EncoderConfig, FieldNames, IndexConfig,
-                                          chunking_problems)
+from rerankforge.core.metrics import check_metric
+from rerankforge.models.fusion import resolve_fusion
 from rerankforge.models.llm import LLMConfig, check_llm_config
+from rerankforge.retrieval.config import (
+    BM25Config,
+    ChunkConfig,
+    EncoderConfig,
+    FieldNames,
+    IndexConfig,
+    chunking_problems,
+)
 
 DEFAULT_PROMPT = (
     "Answer the question using only the passages below. Cite the passages you use as [1], [2], ...\n\n"
@@ -171,8 +180,6 @@ class EvalConfig:
         """A copy with the defaults that depend on other keys filled in: no rerankers means one row "none";
         a reranker without ``depth`` reranks all of ``retrieve.top_k``. (Not a __post_init__: nested defaults
         of a schema are built once, before the YAML and overrides are merged.)"""
-        import copy
-
         cfg = copy.deepcopy(self)
         cfg.rerankers = cfg.rerankers or {"none": RerankerConfig()}
         for spec in cfg.rerankers.values():
@@ -182,6 +189,7 @@ class EvalConfig:
 
 def exported_int8(model: Optional[str]) -> bool:
     """Whether ``model`` is a folder holding an int8 OpenVINO model saved by ``rerankforge export``."""
+    # rerankforge.models.openvino_backend imports torch, which this module does not otherwise load
     from rerankforge.models.openvino_backend import exported_model
 
     return bool(model) and exported_model(model, "int8") is not None
@@ -189,8 +197,6 @@ def exported_int8(model: Optional[str]) -> bool:
 
 def check_eval_config(cfg: EvalConfig) -> list[str]:
     """Every problem that does not depend on the data, all at once (empty when fine)."""
-    from rerankforge.eval.metrics import check_metric
-
     problems = []
     if not (cfg.data.path or (cfg.data.corpus and cfg.data.queries and cfg.data.qrels)):
         problems.append("data.path is not set: give a BEIR folder (data.path=...) or data.corpus, data.queries and "
@@ -212,8 +218,6 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
                             f"the model, or fusion.method=none (the first stage alone is a row with model: null).")
         if spec.fusion.alpha != "auto":
             try:  # fusion.json itself is read when the model loads: the quickstart trains it after this check
-                from rerankforge.models.fusion import resolve_fusion
-
                 resolve_fusion(None, "interpolation", spec.fusion.alpha)
             except ValueError as exc:
                 problems.append(f"rerankers.{name}: {exc}")

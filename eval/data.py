@@ -6,27 +6,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
-from rerankforge.data_prep.loaders import load_corpus_stored, load_qrels, load_queries
-from rerankforge.data_prep.problems import DataError, Problem
-from rerankforge.data_prep.readers import read_records
+from rerankforge.core.problems import DataError, Problem
+from rerankforge.core.readers import read_records
 from rerankforge.data_prep.validate import check_ids
-from rerankforge.eval.config import EvalConfig, EvalDataConfig
+from rerankforge.eval.config import EvalDataConfig
+from rerankforge.retrieval.loaders import load_corpus_stored, load_qrels, load_queries
 
 
 @dataclass
 class EvalData:
-    corpus: Mapping[str, dict[str, str]]  # a dict, or a memory-mapped data_prep.corpus_store.ArrowCorpus
+    corpus: Mapping[str, dict[str, str]]  # a dict, or a memory-mapped retrieval.corpus_store.ArrowCorpus
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]  # only the evaluated queries (positives and graded labels)
     answers: dict[str, list[str]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
-
-
-def eval_cache_dir(cfg: EvalConfig) -> Path:
-    """Where eval finds (and puts) embeddings, indexes and Arrow corpora: ``cache_dir``, else the default."""
-    from rerankforge.data_prep.encode import default_cache_dir
-
-    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
 
 
 def eval_paths(cfg: EvalDataConfig) -> dict[str, Optional[Path]]:

@@ -10,15 +10,15 @@ from typing import Optional, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from rerankforge.data_prep.corpus_store import texts_in_order
+from rerankforge.core import distributed
+from rerankforge.core.metrics import paired_test, per_query, untied
 from rerankforge.eval.answers import answer_in_context, exact_match, token_f1
 from rerankforge.eval.cutoff import CONFIGURED, Sent, cutoff_points
 from rerankforge.eval.data import EvalData
 from rerankforge.eval.generate import Generation, answer_text
-from rerankforge.eval.metrics import paired_test, per_query, untied
 from rerankforge.eval.pipeline import Pipeline, Reranked
-from rerankforge.eval.retrieve import Hits
-from rerankforge.utils import distributed
+from rerankforge.eval.retrieve import Hits, Retriever
+from rerankforge.retrieval.corpus_store import texts_in_order
 
 
 @dataclass
@@ -112,8 +112,6 @@ def runs_of(records: list[QueryRecord], names: list[str]) -> dict[str, dict[str,
 
 def compare_first_stages(pipeline: Pipeline, data: EvalData) -> dict[str, dict[str, dict[str, float]]]:
     """Runs of every first stage in ``retrieve.compare`` over the labelled queries, keyed by method."""
-    from rerankforge.eval.retrieve import Retriever
-
     cfg = pipeline.cfg.retrieve
     if not cfg.compare:
         return {}

@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
+import rerankforge.models.llm as llm_clients
 from rerankforge.eval.answers import normalize_answer
 from rerankforge.eval.config import GenerateConfig
+from rerankforge.models.loading import load_tokenizer
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _CITATION = re.compile(r"\[\d+\]")
@@ -57,8 +59,6 @@ class TokenCounter:
     """Counts prompt tokens with a Hugging Face tokenizer (resolved local → cache → bundle → Hub)."""
 
     def __init__(self, reference: str, gguf_file: str | None = None):
-        from rerankforge.models.loading import load_tokenizer
-
         self.tokenizer = load_tokenizer(reference, gguf_file)
 
     def __call__(self, text: str) -> int:
@@ -94,10 +94,8 @@ class LLMGenerator:
     ``cfg.prompt``; prompt tokens are the backend's count, else counted with ``cfg.token_counter``."""
 
     def __init__(self, cfg: GenerateConfig, device: str | None = None):
-        from rerankforge.models.llm import load_llm
-
         self.cfg = cfg
-        self.llm = load_llm(cfg, device)
+        self.llm = llm_clients.load_llm(cfg, device)
         self.count = None
 
     def generate(self, query: str, passages: Sequence[str]) -> Generation:

@@ -14,8 +14,10 @@ import logging
 import random
 from typing import Callable, Sequence
 
-from rerankforge.data_prep.problems import DataError, Problem
-from rerankforge.eval.metrics import evaluate_run, untied
+from tqdm.auto import tqdm
+
+from rerankforge.core.metrics import evaluate_run, untied
+from rerankforge.core.problems import DataError, Problem
 
 logger = logging.getLogger(__name__)
 PREFERENCE = ("hybrid", "bm25", "dense")  # the order ties are broken in
@@ -54,8 +56,6 @@ def judge_first_stages(questions: list[str], search_all: Callable, judge: Callab
 def pick_first_stage(pipeline, questions: list[str], seed: int = 0) -> tuple[str, str]:
     """``(method, why)``: the first stage ``pipeline`` (built with a hybrid retriever) should rerank, by its
     ``retrieve.pick`` judge's choices on a seeded sample of ``questions``."""
-    from tqdm.auto import tqdm
-
     pick = pipeline.cfg.retrieve.pick
     if not questions:
         raise DataError([Problem("retrieve.pick.queries holds no question to pick the first stage with.",

@@ -12,13 +12,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from rerankforge.data_prep.chunking import Documents, pool
-from rerankforge.data_prep.corpus_store import texts_in_order
+from rerankforge.core.config import ConfigError
+from rerankforge.core.io import resolve_cache_dir
 from rerankforge.eval.config import EvalConfig, RerankerConfig
 from rerankforge.eval.cutoff import CONFIGURED, Sent, cut, cutoff_points
-from rerankforge.eval.generate import Generation, Generator, load_generator
+from rerankforge.eval.data import load_eval_data
+from rerankforge.eval.generate import Generation, Generator, TokenCounter, load_generator
 from rerankforge.eval.retrieve import Hits, Retriever
 from rerankforge.models.calibration import probability_of, sigmoid
+from rerankforge.models.fusion import fuse, read_fusion, resolve_fusion
+from rerankforge.retrieval.chunking import Documents, pool, split_corpus
+from rerankforge.retrieval.corpus_store import corpus_ids, texts_by_id, texts_in_order
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +76,6 @@ def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: d
     are documents, each scored from its passages (``documents.aggregate``: MaxP, FirstP or sum; ``similarity``
     picks the ``documents.read`` passages of each that are scored).
     """
-    from rerankforge.models.fusion import fuse
-
     head, tail = hits[: spec.depth], hits[spec.depth:]
     if reranker is None:
         evidence = {d: documents.scored(d)[0] for d, _ in head} if documents is not None else {}
@@ -106,8 +108,10 @@ class Pipeline:
     def __init__(self, cfg: EvalConfig, doc_ids: list[str], texts: dict[str, str], cache_dir: Path,
                  generator: Optional[Generator] = None, load_models: bool = True,
                  documents: Optional[Documents] = None):
+        # torch is slow to import; only this path needs it
         import torch
 
+        # rerankforge.models.reranker imports torch, which this module does not otherwise load
         from rerankforge.models.reranker import Reranker
 
         cfg = self.cfg = cfg.resolved()
@@ -129,9 +133,6 @@ class Pipeline:
     def _fusion(self, name: str, spec: RerankerConfig) -> Optional[tuple[str, float, int]]:
         """``(method, alpha, rrf_k)`` of a reranker's fusion, or None; warns when the weight was fitted on
         another first stage or depth than this pipeline's."""
-        from rerankforge.models.fusion import read_fusion, resolve_fusion
-        from rerankforge.utils.config import ConfigError
-
         if not spec.model:
             return None
         try:
@@ -154,19 +155,15 @@ class Pipeline:
     @classmethod
     def from_corpus(cls, cfg: EvalConfig, corpus: dict[str, dict[str, str]], **kwargs) -> "Pipeline":
         """A pipeline over a BEIR corpus, chunked into passages first when ``data.chunking.mode=all``."""
-        from rerankforge.data_prep.chunking import split_corpus
-        from rerankforge.data_prep.corpus_store import corpus_ids, texts_by_id
-        from rerankforge.eval.data import eval_cache_dir
-
         passages, documents = split_corpus(corpus, cfg.data.chunking, cfg.retrieve.encoder.name_or_path)
         ids = corpus_ids(passages)
-        return cls(cfg, ids, texts_by_id(passages, ids), eval_cache_dir(cfg), documents=documents, **kwargs)
+        return cls(cfg, ids, texts_by_id(passages, ids), resolve_cache_dir(cfg.cache_dir), documents=documents,
+                   **kwargs)
 
     @classmethod
     def from_config(cls, cfg: EvalConfig) -> "Pipeline":
-        from rerankforge.eval.data import eval_cache_dir, load_eval_data
-
-        return cls.from_corpus(cfg, load_eval_data(cfg.data, need_qrels=False, cache_dir=eval_cache_dir(cfg)).corpus)
+        data = load_eval_data(cfg.data, need_qrels=False, cache_dir=resolve_cache_dir(cfg.cache_dir))
+        return cls.from_corpus(cfg, data.corpus)
 
     def use_first_stage(self, method: str, why: Optional[str] = None) -> None:
         """Rerank ``method``'s candidates from now on (the encoder and the cached indexes are shared)."""
@@ -198,8 +195,6 @@ class Pipeline:
         """Tokens of ``text`` as the generator counts its prompt (``generate.token_counter`` without one)."""
         count = getattr(self.generator, "count_tokens", None)
         if count is None:
-            from rerankforge.eval.generate import TokenCounter
-
             self._token_counter = self._token_counter or TokenCounter(self.cfg.generate.token_counter)
             count = self._token_counter
         return count(text)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rerankforge.utils.extras import require
+from rerankforge.core.extras import require
 
 
 def _pyplot():
     matplotlib = require("matplotlib", "Evaluation plots (plots=true)")
     matplotlib.use("Agg")  # no display on servers and CI
+    # matplotlib: only the report's plots need it
     import matplotlib.pyplot as plt
 
     return plt

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import ir_measures
+
 from rerankforge.eval.cutoff import CONFIGURED
 from rerankforge.eval.evaluate import QueryRecord
+from rerankforge.eval.plots import draw_all
 
 
 def write_trec(path: Path, run: dict[str, dict[str, float]], name: str) -> None:
@@ -21,8 +24,6 @@ def write_trec(path: Path, run: dict[str, dict[str, float]], name: str) -> None:
 def read_trec(path: Path) -> dict[str, dict[str, float]]:
     """A TREC run file as ``{query_id: {doc_id: score}}``, each query's docs in file order (best first, as
     ``write_trec`` writes them); read by ir_measures."""
-    import ir_measures
-
     run: dict[str, dict[str, float]] = {}
     for row in ir_measures.read_trec_run(str(path)):
         run.setdefault(row.query_id, {})[row.doc_id] = row.score
@@ -216,8 +217,6 @@ def write_report(out: Path, summary: dict, records: list[QueryRecord], answers: 
             f.write(json.dumps(row) + "\n")
     drawn = []
     if plots:
-        from rerankforge.eval.plots import draw_all
-
         drawn = draw_all(summary, out / "plots")
     public = {k: v for k, v in summary.items() if k != "per_query"}
     (out / "report.json").write_text(json.dumps(public, indent=2, default=str) + "\n", encoding="utf-8")

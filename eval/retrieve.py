@@ -1,13 +1,14 @@
-"""The pipeline's first stage: ``data_prep.first_stage`` as the ``retrieve`` block of an eval config sets it."""
+"""The pipeline's first stage: ``retrieval.first_stage`` as the ``retrieve`` block of an eval config sets it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional, Sequence
 
-from rerankforge.data_prep.chunking import Documents
-from rerankforge.data_prep.first_stage import FirstStage, FirstStageSpec, Hits
 from rerankforge.eval.config import RetrieveConfig
+from rerankforge.retrieval.chunking import Documents
+from rerankforge.retrieval.corpus_store import row_finder
+from rerankforge.retrieval.first_stage import FirstStage, FirstStageSpec, Hits
 
 __all__ = ["Hits", "Retriever", "retrieve_spec"]
 
@@ -42,8 +43,6 @@ class Retriever:
     def similarity(self, query: str, doc_ids: Sequence[str]) -> list[float]:
         """The first stage's similarity of each of ``doc_ids`` (passages, in a chunked corpus) to ``query``."""
         if self._row_of is None:
-            from rerankforge.data_prep.corpus_store import row_finder
-
             self._row_of = row_finder(self.stage.doc_ids)
         return self.stage.similarity(query, [self._row_of(d) for d in doc_ids]).tolist()
 

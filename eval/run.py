@@ -7,17 +7,20 @@ each configured reranker, and writes ``report.md``, ``report.json``, ``per_query
 
 from __future__ import annotations
 
-import argparse
 import copy
-import shlex
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
 
+from rerankforge.core import distributed
+from rerankforge.core.config import ConfigError, dump_yaml, raise_problems, to_dict
+from rerankforge.core.io import atomic_output_dir, git_commit, hash_path, resolve_cache_dir, versions, write_json
 from rerankforge.eval.config import EvalConfig, check_eval_config
-from rerankforge.utils import distributed
-from rerankforge.utils.config import ConfigError, dump_yaml, load_config, to_dict
-from rerankforge.utils.io import atomic_output_dir, git_commit, hash_path, versions, write_json
+from rerankforge.eval.data import load_eval_data
+from rerankforge.eval.evaluate import compare_first_stages, run_pipeline, runs_of, summarize
+from rerankforge.eval.pick import pick_first_stage
+from rerankforge.eval.pipeline import Pipeline
+from rerankforge.eval.report import write_report
+from rerankforge.retrieval.loaders import load_query_texts
 
 
 def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
@@ -26,14 +29,8 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     Raises:
         ConfigError: every config problem at once. DataError: every data problem at once.
     """
-    from rerankforge.eval.data import eval_cache_dir, load_eval_data
-    from rerankforge.eval.evaluate import compare_first_stages, run_pipeline, runs_of, summarize
-    from rerankforge.eval.report import write_report
-
-    problems = check_eval_config(cfg)
-    if problems:
-        raise ConfigError("Config problems:\n" + "\n".join(f"  - {p}" for p in problems))
-    data = load_eval_data(cfg.data, cache_dir=eval_cache_dir(cfg))
+    raise_problems(check_eval_config(cfg))
+    data = load_eval_data(cfg.data, cache_dir=resolve_cache_dir(cfg.cache_dir))
     if not data.qrels:
         raise ConfigError(f"No query with a positive label in {data.sources.get('qrels')} (data.split="
                           f"{cfg.data.split}); nothing to evaluate.")
@@ -62,13 +59,8 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
 def build_pipeline(cfg: EvalConfig, data):
     """``(cfg, pipeline)``: the pipeline over ``data``'s corpus, and ``cfg`` with ``retrieve.method=auto`` resolved
     to the first stage a judge's choices on unlabelled questions favour (``eval/pick.py``), its reason recorded."""
-    from rerankforge.eval.pipeline import Pipeline
-
     if cfg.retrieve.method != "auto":
         return cfg, Pipeline.from_corpus(cfg, data.corpus)
-    from rerankforge.data_prep.loaders import load_query_texts
-    from rerankforge.eval.pick import pick_first_stage
-
     questions = load_query_texts(cfg.retrieve.pick.queries, cfg.data.fields)  # a bad file fails before any model
     cfg = copy.deepcopy(cfg)
     cfg.retrieve.method = "hybrid"  # a hybrid stage runs all three
@@ -78,18 +70,7 @@ def build_pipeline(cfg: EvalConfig, data):
     return cfg, pipeline
 
 
-def cli(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Evaluate retrieve → rerank → generate, stage by stage.")
-    parser.add_argument("--config", help="YAML config (configs/eval/).")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
-    cfg = load_config(EvalConfig, args.config, args.overrides)
-    command = "rerankforge eval " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    report = evaluate(cfg, command)
-    print((report.parent / "report.md").read_text(encoding="utf-8").split("## Plots")[0])
-    print(f"Wrote {report} (+ report.json, per_query.jsonl, runs/, plots/)")
-    return 0
+if __name__ == "__main__":  # `python -m rerankforge.eval.run --config ...`: the `rerankforge eval` command
+    from rerankforge.cli import main as rerankforge_main
 
-
-if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(rerankforge_main(["eval", *sys.argv[1:]]))

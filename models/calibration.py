@@ -19,6 +19,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from rerankforge.models.resolve import checkpoint_file
+
 CALIBRATION_FILE = "calibration.json"
 
 
@@ -65,6 +67,7 @@ def fit_platt(logits: Sequence[float], labels: Sequence[int]) -> Calibration:
     Raises:
         ValueError: the labels are all 0 or all 1 (nothing to separate).
     """
+    # scikit-learn takes ~1 s to import; only this path needs it
     from sklearn.linear_model import LogisticRegression
 
     y = np.asarray(labels)
@@ -130,8 +133,6 @@ def calibrate(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
 
 def read_calibration(model: str | Path) -> Optional[Calibration]:
     """The ``calibration.json`` beside a checkpoint (a folder, or a Hub id's repo), or None when it has none."""
-    from rerankforge.models.resolve import checkpoint_file
-
     path = checkpoint_file(str(model), CALIBRATION_FILE)
     if path is None:
         return None

@@ -15,9 +15,21 @@ from typing import Optional
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
-from rerankforge.models.card_results import (HUB_DATASETS, LIMITATIONS_HEADING, RESULTS_HEADING, CardError,
-                                             dev_results, hub_dataset, load_results, measured_limits, merge,
-                                             own_results, report_results, results_markdown, save_results)
+from rerankforge.models.card_results import (
+    HUB_DATASETS,
+    LIMITATIONS_HEADING,
+    RESULTS_HEADING,
+    CardError,
+    dev_results,
+    hub_dataset,
+    load_results,
+    measured_limits,
+    merge,
+    own_results,
+    report_results,
+    results_markdown,
+    save_results,
+)
 
 __all__ = ["HUB_DATASETS", "CardError", "add_eval_results", "hub_datasets", "load_card", "set_model_id",
            "write_model_card", "write_st_config"]
@@ -242,6 +254,7 @@ def set_model_id(card: ModelCard, model_id: str) -> ModelCard:
 
 
 def _st_versions() -> dict:
+    # sentence-transformers imports torch (slow); only this path needs it
     import sentence_transformers
     import torch
     import transformers
@@ -265,6 +278,7 @@ def write_st_config(folder: Path) -> list[Path]:
         "__version__": _st_versions(), "activation_fn": "torch.nn.modules.activation.Sigmoid",
         "default_prompt_name": None, "model_type": "CrossEncoder", "prompts": {}}}
     try:
+        # sentence-transformers imports torch (slow); only this path needs it
         from sentence_transformers.base.modules.transformer import Transformer
     except ImportError:  # sentence-transformers 5 loads a cross-encoder from config.json alone
         Transformer = None

@@ -20,6 +20,8 @@ from typing import Optional
 
 from huggingface_hub import EvalResult
 
+from rerankforge.core.errors import InputError
+
 TASK_TYPE, TASK_NAME = "text-ranking", "Reranking"
 VARIANTS = ("first_stage", "reranked", "fused")
 RESULTS_HEADING = "## Evaluation results"
@@ -38,7 +40,7 @@ PRETTY = {"ndcg": "nDCG", "mrr": "MRR", "recall": "Recall", "map": "MAP", "preci
 METRIC_KEY = re.compile(r"^[a-z_]+(@\d+)?$")
 
 
-class CardError(ValueError):
+class CardError(InputError, ValueError):
     """An eval report or checkpoint the card cannot take results from; the message names the file and the fix."""
 
 

@@ -20,16 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-from rerankforge.data_prep.dev_split import DEV_FILE, DevSet, read_dev
-from rerankforge.models.openvino_backend import (OPENVINO_FOLDER, convert_openvino, load_calibration_pairs,
-                                                 save_openvino)
-from rerankforge.utils.io import atomic_output_dir, git_commit, hash_path, versions, write_json
+from rerankforge.core.config import to_dict
+from rerankforge.core.dev_split import DEV_FILE, DevSet, read_dev
+from rerankforge.core.errors import InputError
+from rerankforge.core.io import atomic_output_dir, git_commit, hash_path, versions, write_json
+from rerankforge.core.metrics import evaluate_run
+from rerankforge.models.openvino_backend import OPENVINO_FOLDER, convert_openvino, load_calibration_pairs, save_openvino
+from rerankforge.models.reranker import Reranker
 
 logger = logging.getLogger(__name__)
 WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin", "model*.safetensors.index.json")
 
 
-class ExportError(RuntimeError):
+class ExportError(InputError, RuntimeError):
     """The export could not be made, or failed its quality gate; nothing was written."""
 
 
@@ -115,9 +118,6 @@ def export(cfg: ExportConfig) -> Path:
     Raises:
         ExportError: bad inputs, or the gate failed with ``on_drop=refuse`` (the message has both figures).
     """
-    from rerankforge.eval.metrics import evaluate_run
-    from rerankforge.models.reranker import Reranker
-
     model, out, dev_file, calibration = resolve_inputs(cfg)
     dev = read_dev(dev_file, cfg.dev_depth, cfg.max_dev_queries)
     torch_model = Reranker(str(model), max_length=cfg.max_length, device="cpu", batch_size=cfg.batch_size)
@@ -152,8 +152,6 @@ def export(cfg: ExportConfig) -> Path:
 
 def write_export_manifest(folder: Path, cfg: ExportConfig, model: Path, dev_file: Path, calibration: Optional[str],
                           pairs, dev: DevSet, verdict: dict) -> None:
-    from rerankforge.utils.config import to_dict
-
     inputs = {"model": {"path": str(model), "sha256": hash_path(model)},
               "dev": {"path": str(dev_file), "sha256": hash_path(dev_file)}}
     if cfg.quantize:

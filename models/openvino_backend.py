@@ -7,29 +7,23 @@ measures both against sentence-transformers' ``CrossEncoder.predict``.
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
 
-INSTALL = "pip install 'rerankforge[openvino]'  (or: pip install openvino nncf)"
+from rerankforge.core.extras import require
+from rerankforge.core.readers import read_records
+from rerankforge.models import loading
 
 
 def require_openvino(quantize: Optional[str]):
     """``(openvino, nncf or None)``; raises ImportError with the pip command when a needed package is missing."""
-    try:
-        import openvino
-    except ImportError as error:
-        raise ImportError(f"backend='openvino' needs the openvino package, which is not installed. "
-                          f"{INSTALL}") from error
+    openvino = require("openvino", "backend='openvino'")
     if quantize is None:
         return openvino, None
-    try:
-        import nncf
-    except ImportError as error:
-        raise ImportError(f"backend='openvino' with quantize='int8' needs the nncf package, which is not installed. "
-                          f"{INSTALL}") from error
-    return openvino, nncf
+    return openvino, require("nncf", "backend='openvino' with quantize='int8'")
 
 
 def int8_parameters(nncf, **settings):
@@ -39,6 +33,7 @@ def int8_parameters(nncf, **settings):
     every layer's weights are quantized to 7 bits (``OverflowFix.ENABLE``). On an AVX2-only EPYC, a tiny BERT's
     int8 embeddings fell to cosine 0.89 against torch without it. With VNNI or AMX, NNCF's default applies: the fix
     on the first layer only."""
+    # optional extra [openvino]
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
     if not int8_has_vnni():
@@ -48,9 +43,7 @@ def int8_parameters(nncf, **settings):
 
 def int8_has_vnni() -> bool:
     """Whether this CPU adds int8 products in 32 bits: AVX512-VNNI, AVX-VNNI or AMX (Linux's /proc/cpuinfo flags)."""
-    from rerankforge.models.loading import cpu_flags
-
-    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return bool(loading.cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 OPENVINO_FOLDER = "openvino"  # where sentence-transformers' OpenVINO backend looks, inside a model folder
@@ -145,10 +138,6 @@ def load_calibration_pairs(path: str, limit: int = 256) -> list[tuple[str, str]]
     Raises:
         ValueError: the path cannot be read, or no record has the fields above (says which were found).
     """
-    import ast
-
-    from rerankforge.data_prep.readers import read_records
-
     folder = Path(path)
     source = folder / "dataset" if (folder / "dataset" / "state.json").exists() else folder
     problems, pairs, fields = [], [], set()

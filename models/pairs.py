@@ -14,7 +14,7 @@ from typing import Literal, Optional, Sequence
 
 import numpy as np
 
-from rerankforge.data_prep.chunking import windows
+from rerankforge.core.text import windows
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from huggingface_hub import ModelCard
+from huggingface_hub import HfApi, ModelCard, get_token
 
+from rerankforge.core.errors import InputError
 from rerankforge.models.card import CardError, add_eval_results, load_card, set_model_id, write_st_config
+from rerankforge.models.loading import load_seq_cls, load_tokenizer
 
 REQUIRED_METADATA = ("base_model", "datasets", "library_name", "pipeline_tag", "license")
 NO_RESULTS = ("README.md has no model-index with evaluation results, so the card does not say how the model does. "
@@ -26,7 +28,7 @@ NO_RESULTS = ("README.md has no model-index with evaluation results, so the card
               "its report: --eval-report runs/.../eval/report.json.")
 
 
-class PushError(RuntimeError):
+class PushError(InputError, RuntimeError):
     """The folder is not fit to publish, or the upload could not happen; nothing was uploaded."""
 
 
@@ -47,8 +49,6 @@ class PushConfig:
 def _copy(source: Path, out: Path, cfg: PushConfig, is_adapter: bool) -> None:
     """The checkpoint's files in ``out``: as they are, or (LoRA adapter, ``lora_export=merged``) merged."""
     if is_adapter and cfg.lora_export == "merged":
-        from rerankforge.models.loading import load_seq_cls, load_tokenizer
-
         tokenizer = load_tokenizer(str(source))
         load_seq_cls(str(source), tokenizer=tokenizer).merge_and_unload().save_pretrained(out)
         tokenizer.save_pretrained(out)
@@ -136,6 +136,7 @@ def _load_problems(folder: Path, adapter: bool) -> list[str]:
 
 def _exported_checks(folder: Path, pair) -> dict:
     """A load check per OpenVINO model ``rerankforge export`` saved in ``folder`` (none when it has none)."""
+    # rerankforge.models.openvino_backend imports torch, which this module does not otherwise load
     from rerankforge.models.openvino_backend import OPENVINO_FILES, exported_model
     from rerankforge.models.reranker import Reranker
 
@@ -147,21 +148,23 @@ def _exported_checks(folder: Path, pair) -> dict:
 
 
 def _reranker_score(folder: Path, pair) -> float:
+    # rerankforge.models.reranker imports torch, which this module does not otherwise load
     from rerankforge.models.reranker import Reranker
 
     return Reranker(str(folder), device="cpu").score(pair[0], [pair[1]])[0]
 
 
 def _cross_encoder_score(folder: Path, pair) -> float:
+    # sentence-transformers imports torch (slow); only this path needs it
     from sentence_transformers.cross_encoder import CrossEncoder
 
     return float(CrossEncoder(str(folder), device="cpu").predict([pair])[0])
 
 
 def _auto_score(folder: Path, pair) -> float:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+    # torch is slow to import; only this path needs it
     import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     with torch.no_grad():
@@ -169,6 +172,7 @@ def _auto_score(folder: Path, pair) -> float:
 
 
 def _pipeline_score(folder: Path, pair) -> float:
+    # transformers imports torch (slow); only this path needs it
     from transformers import pipeline
 
     return pipeline("text-classification", model=str(folder), device="cpu")({"text": pair[0], "text_pair": pair[1]})["score"]
@@ -188,8 +192,6 @@ def push(cfg: PushConfig) -> str:
         raise PushError(f"{folder} is not ready to publish:\n" + "\n".join(f"  - {p}" for p in problems))
     if cfg.dry_run:
         return f"Dry run: {folder} is what would be uploaded to {cfg.repo_id or '<repo-id>'}; it loads and its card is complete."
-    from huggingface_hub import HfApi, get_token
-
     if not get_token():
         raise PushError("No Hugging Face token: run `hf auth login` or set HF_TOKEN. Nothing was uploaded.")
     api = HfApi()

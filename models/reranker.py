@@ -15,10 +15,13 @@ import math
 from typing import Optional, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
+from rerankforge.models import openvino_backend
 from rerankforge.models.calibration import Calibration, read_calibration, sigmoid
 from rerankforge.models.fusion import FUSION_FILE, fuse_request, read_fusion
 from rerankforge.models.loading import bf16_is_fast, load_seq_cls, load_tokenizer
+from rerankforge.models.openvino_backend import compile_ov, exported_model, load_calibration_pairs
 from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
 
 
@@ -70,8 +73,6 @@ class Reranker:
         self.fusion: Optional[dict] = read_fusion(model_name_or_path)
         self.exported = None
         if backend == "openvino":
-            from rerankforge.models.openvino_backend import compile_ov, exported_model
-
             self.exported = exported_model(model_name_or_path, quantize)
         if self.exported is not None:  # saved by `rerankforge export`: no torch weights needed
             self.model, self.dtype = None, torch.float32
@@ -97,11 +98,10 @@ class Reranker:
         if cpu_autocast and backend == "torch" and not quantize:
             self._forward = torch.autocast("cpu", dtype=torch.bfloat16)(self._forward)
         if backend == "openvino":
-            from rerankforge.models.openvino_backend import compile_openvino, load_calibration_pairs
-
             if isinstance(calibration, str) and quantize:
                 calibration = load_calibration_pairs(calibration)
-            self._forward = compile_openvino(self.model.float(), self._encode, quantize, calibration, self.batch_size)
+            self._forward = openvino_backend.compile_openvino(self.model.float(), self._encode, quantize, calibration,
+                                                              self.batch_size)
 
     def probability(self, logit: float) -> float:
         """P(relevant) of a logit under the checkpoint's calibration; the plain sigmoid when it has none."""
@@ -126,8 +126,6 @@ class Reranker:
         (``PairLimits.max_passage_tokens``); a passage then scores as its best window (MaxP). Batches are formed
         longest input first so they pad little. ``progress``: a progress bar over the batches.
         """
-        from tqdm.auto import tqdm
-
         if not pairs:
             return []
         inputs, owners = encode_pairs(self.tokenizer, pairs, limits or self.limits)

@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import huggingface_hub
+from huggingface_hub.errors import LocalEntryNotFoundError
 
-class ModelNotFoundError(OSError):
+from rerankforge.core.errors import InputError
+from rerankforge.core.io import hash_strings
+
+
+class ModelNotFoundError(InputError, OSError):
     """No local path, cache entry, offline bundle or Hub access for a model reference."""
 
 
@@ -50,11 +56,8 @@ def _bundle_key(reference: str) -> str:
 
 
 def _from_hf_cache(reference: str) -> str | None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
     try:
-        return snapshot_download(reference, local_files_only=True)
+        return huggingface_hub.snapshot_download(reference, local_files_only=True)
     except (LocalEntryNotFoundError, ValueError, OSError):
         return None
 
@@ -119,18 +122,14 @@ def checkpoint_file(reference: str, name: str) -> Optional[Path]:
     if resolved.source != "hub":
         path = Path(resolved.path) / name
         return path if path.is_file() else None
-    from huggingface_hub import hf_hub_download
-
     try:
-        return Path(hf_hub_download(resolved.path, name))
+        return Path(huggingface_hub.hf_hub_download(resolved.path, name))
     except Exception:  # not in the repo, no network, gated: the checkpoint is used without it
         return None
 
 
 def model_fingerprint(resolved: ResolvedModel) -> str:
     """A cheap identity of the model's files (names, sizes and config), to key caches of its outputs."""
-    from rerankforge.utils.io import hash_strings
-
     path = Path(resolved.path)
     if not path.is_dir():
         return hash_strings([resolved.reference, resolved.source])
@@ -154,9 +153,7 @@ def availability_problem(reference: str, key: str, hint: str = "") -> str | None
     if resolved.source != "hub":
         return None
     try:
-        from huggingface_hub import HfApi
-
-        HfApi().model_info(reference, timeout=10)
+        huggingface_hub.HfApi().model_info(reference, timeout=10)
     except Exception as exc:  # offline, unknown repo, gated: each means the stage could not load it
         said = (str(exc).splitlines() or [""])[0][:160]
         return (f"{key}={reference} is not on this machine (no local folder, Hugging Face cache entry or offline "

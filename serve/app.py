@@ -4,6 +4,7 @@ Middleware here answers bodies over ``max_body_bytes``, turns any unexpected err
 with its traceback) instead of a dropped connection, and records every request in the app's metrics.
 """
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -11,6 +12,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
+from rerankforge.core.config import ConfigError, load_config
+from rerankforge.core.extras import require
+from rerankforge.eval.config import EvalConfig
+from rerankforge.eval.pipeline import Pipeline
 from rerankforge.serve.batcher import MicroBatcher
 from rerankforge.serve.config import ServeConfig
 from rerankforge.serve.errors import ServeError, error_body, shape_of, unexpected, validation_message
@@ -19,12 +24,12 @@ from rerankforge.serve.metrics import UNMATCHED, ServerMetrics
 from rerankforge.serve.registry import Registry, Served
 from rerankforge.serve.routes import add_rerank_routes
 from rerankforge.serve.schema import QueryRequest
-from rerankforge.utils.extras import require
 
 logger = logging.getLogger("rerankforge.serve")
 
 
 def load_reranker(cfg: ServeConfig, source: str):
+    # rerankforge.models.reranker imports torch, which this module does not otherwise load
     from rerankforge.models.reranker import Reranker
 
     return Reranker(source, max_length=cfg.max_length, device=cfg.device, batch_size=cfg.batch_size,
@@ -59,6 +64,7 @@ def create_app(cfg: ServeConfig, reranker=None, pipeline=None, rerankers: Option
         ValueError: nothing to serve, or ``token_env`` naming an empty variable.
     """
     require("fastapi", "rerankforge serve")
+    # optional extra [serve]
     from fastapi import FastAPI
 
     given = dict(rerankers or {})
@@ -93,6 +99,7 @@ def create_app(cfg: ServeConfig, reranker=None, pipeline=None, rerankers: Option
 def bearer_guard(token: Optional[str]):
     """A FastAPI dependency: 401 unless the request carries ``Authorization: Bearer <token>`` (no-op without a
     token)."""
+    # optional extra [serve]
     from fastapi import Depends
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -106,6 +113,7 @@ def bearer_guard(token: Optional[str]):
 
 
 def internal_error(request, exc: BaseException):
+    # optional extra [serve]
     from fastapi.responses import JSONResponse
 
     logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -114,6 +122,7 @@ def internal_error(request, exc: BaseException):
 
 
 def install_middleware(app, cfg: ServeConfig, metrics: ServerMetrics) -> None:
+    # optional extra [serve]
     from fastapi import Request
     from fastapi.responses import JSONResponse
 
@@ -141,6 +150,7 @@ def install_middleware(app, cfg: ServeConfig, metrics: ServerMetrics) -> None:
 
 
 def install_error_handlers(app) -> None:
+    # optional extra [serve]
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -163,8 +173,8 @@ def install_error_handlers(app) -> None:
 
 def add_service_routes(app, cfg: ServeConfig, registry: Registry, pipeline, executor, authorize) -> None:
     """``/v1/query`` (the pipeline), ``/info``, ``/health`` and ``/metrics``."""
-    import asyncio
 
+    # optional extra [serve]
     from fastapi import Depends, Request
     from fastapi.responses import Response
 
@@ -199,10 +209,6 @@ def add_service_routes(app, cfg: ServeConfig, registry: Registry, pipeline, exec
 
 
 def load_pipeline(path: str):
-    from rerankforge.eval.config import EvalConfig
-    from rerankforge.eval.pipeline import Pipeline
-    from rerankforge.utils.config import ConfigError, load_config
-
     cfg = load_config(EvalConfig, path)
     if cfg.retrieve.method == "auto":  # the pick needs a judge run over a query log: eval does it once
         raise ConfigError(f"{path}: retrieve.method=auto is picked by `rerankforge eval`; serve needs the first stage "

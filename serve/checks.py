@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 from rerankforge.models.pairs import PairLimits
 from rerankforge.serve.config import ServeConfig
-from rerankforge.serve.errors import Shape, ServeError
+from rerankforge.serve.errors import ServeError, Shape
 from rerankforge.serve.schema import COHERE_MAX_CHUNKS_PER_DOC, COHERE_MAX_TOKENS_PER_DOC, CohereRerankRequest
 
 

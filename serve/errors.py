@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
+from rerankforge.core.errors import RerankforgeError
+
 Shape = Literal["cohere", "tei", "infinity"]
 
 TEI_TYPE_BY_STATUS = {400: "Empty", 413: "Validation", 422: "Validation", 424: "Backend", 429: "Overloaded",
@@ -23,7 +25,7 @@ TEI_TYPE_BY_STATUS = {400: "Empty", 413: "Validation", 422: "Validation", 424: "
 INFINITY_TYPE_BY_STATUS = {401: "authentication_error", 429: "rate_limit_error"}
 
 
-class ServeError(Exception):
+class ServeError(RerankforgeError):
     """A request the server answers with ``status`` and ``message``; ``tei_type`` overrides TEI's error type."""
 
     def __init__(self, status: int, message: str, tei_type: Optional[str] = None):

@@ -34,6 +34,7 @@ def labels(served: Served) -> dict:
     config = getattr(getattr(served.reranker, "model", None), "config", None)
     if config is None:  # an exported OpenVINO folder has no torch model in memory; its config.json is beside it
         try:
+            # transformers imports torch (slow); only this path needs it
             from transformers import AutoConfig
 
             config = AutoConfig.from_pretrained(served.source)

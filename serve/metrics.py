@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from rerankforge.utils.extras import require
+from rerankforge.core.extras import require
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 PAIR_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -50,6 +50,7 @@ class ServerMetrics:
     def render(self, accept: Optional[str] = None) -> tuple[bytes, str]:
         """The exposition and its content type, in the format the scraper's ``Accept`` header asks for: the
         Prometheus text format (0.0.4) by default, OpenMetrics when asked."""
+        # optional extra [serve]
         from prometheus_client.exposition import choose_encoder
 
         encoder, content_type = choose_encoder(accept or "")

@@ -5,12 +5,22 @@ import dataclasses
 import uuid
 from typing import Optional
 
+from rerankforge.models.fusion import fuse_request
 from rerankforge.serve.checks import check_documents, check_pair_lengths, cohere_limits, pair_lengths
 from rerankforge.serve.config import ServeConfig
-from rerankforge.serve.registry import Registry, Served
 from rerankforge.serve.errors import ServeError
-from rerankforge.serve.schema import (CohereRerankRequest, InfinityRerankRequest, RerankBody, Scored,
-                                      TEIRerankRequest, cohere_response, infinity_response, ranked, tei_response)
+from rerankforge.serve.registry import Registry, Served
+from rerankforge.serve.schema import (
+    CohereRerankRequest,
+    InfinityRerankRequest,
+    RerankBody,
+    Scored,
+    TEIRerankRequest,
+    cohere_response,
+    infinity_response,
+    ranked,
+    tei_response,
+)
 
 
 async def on_model_thread(served: Served, fn, *args):
@@ -31,8 +41,6 @@ def scored(served: Served, logits: list[float], first_stage_scores: Optional[lis
     Raises:
         ServeError: 422 when the served checkpoint has no fusion.json or the scores do not fit the documents.
     """
-    from rerankforge.models.fusion import fuse_request
-
     if first_stage_scores is None:
         return Scored(logits if raw else [served.probability(x) for x in logits], ranked(logits))
     fusion = getattr(served.reranker, "fusion", None)
@@ -80,6 +88,7 @@ async def infinity(cfg: ServeConfig, registry: Registry, body: InfinityRerankReq
 
 
 def add_rerank_routes(app, cfg: ServeConfig, registry: Registry, authorize) -> None:
+    # optional extra [serve]
     from fastapi import Depends, Request
 
     guarded = [Depends(authorize)]

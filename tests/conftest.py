@@ -108,8 +108,9 @@ QUERY, DOCS = "cat sat on the mat", ["the cat sat", "dogs run for food", "protei
 @pytest.fixture
 def mined(beir_dir, tmp_path, tiny_encoder) -> Path:
     """A `rerankforge mine` output over the tiny BEIR folder: 8 query-positive rows with 3 negatives each."""
-    from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+    from rerankforge.data_prep.config import MineConfig, MiningConfig
     from rerankforge.data_prep.mine import mine
+    from rerankforge.retrieval.config import DataConfig, EncoderConfig
 
     cfg = MineConfig(data=DataConfig(path=str(beir_dir), dev_fraction=0),
                      encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
@@ -122,8 +123,9 @@ def mined(beir_dir, tmp_path, tiny_encoder) -> Path:
 def mined_dev(tmp_path, tiny_encoder) -> tuple[Path, Path]:
     """(BEIR folder, mining output) with a hybrid first stage and a dev split of 4 of the 16 train queries,
     each with its first-stage top 6 in dev.jsonl."""
-    from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+    from rerankforge.data_prep.config import MineConfig, MiningConfig
     from rerankforge.data_prep.mine import mine
+    from rerankforge.retrieval.config import DataConfig, EncoderConfig
 
     beir = make_beir(tmp_path / "beir-dev", n_train=16, n_test=3)
     cfg = MineConfig(data=DataConfig(path=str(beir), dev_fraction=0.25, dev_min_queries=2, dev_depth=6),
@@ -145,8 +147,8 @@ def with_fusion(model: str, folder: Path, method: str = "interpolation", alpha: 
 
 def train_cfg(mined: Path, beir_dir: Path, init: str, out: Path, *overrides: str):
     """A TrainConfig for a few fast steps on the tiny data (groups of 4, 2 per step)."""
+    from rerankforge.core.config import load_config
     from rerankforge.train.config import TrainConfig
-    from rerankforge.utils.config import load_config
 
     return load_config(TrainConfig, None, [
         f"model.name_or_path={init}", "model.max_length=48", "model.max_query_length=16",
@@ -224,8 +226,8 @@ def make_long_beir(folder: Path, n_docs: int = 12, n_train: int = 8, n_test: int
 
 
 def eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, *overrides):
+    from rerankforge.core.config import load_config
     from rerankforge.eval.config import EvalConfig
-    from rerankforge.utils.config import load_config
 
     return load_config(EvalConfig, None, [
         f"data.path={beir_dir}", "retrieve.method=hybrid", "retrieve.top_k=10", f"retrieve.encoder.name_or_path={tiny_encoder}",

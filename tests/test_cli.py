@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -83,10 +84,10 @@ def test_unexpected_error_is_one_line_with_the_traceback_in_a_file(monkeypatch, 
     import rerankforge.cli as cli
     import rerankforge.quickstart as qs
 
-    def crash(args):
+    def crash(cfg, args):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setitem(cli.COMMANDS, "eval", ("help", crash))
+    monkeypatch.setitem(cli.COMMANDS, "eval", dataclasses.replace(cli.COMMANDS["eval"], run=crash))
     monkeypatch.delenv("RERANKFORGE_DEBUG", raising=False)
     monkeypatch.setenv(qs.ERROR_LOG_ENV, str(tmp_path / "train-error.log"))  # as the quickstart sets it for train
     assert main(["eval"]) == 1

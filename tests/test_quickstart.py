@@ -10,10 +10,10 @@ import math
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_DATA, make_beir, write_jsonl
+
 from rerankforge.cli import main
-from rerankforge.eval.metrics import evaluate_run
+from rerankforge.core.metrics import evaluate_run
 from rerankforge.eval.report import read_trec
 from rerankforge.quickstart_summary import FIRST_STAGE_NAMES
 
@@ -158,8 +158,8 @@ def test_bad_answers_file_fails_before_any_stage_runs_naming_the_keys(tiny, caps
 
 
 def test_a_failing_stage_is_one_error_and_the_rerun_reuses_the_finished_stages(tiny, capsys):
+    from rerankforge.core.config import load_config
     from rerankforge.quickstart import QuickstartConfig, StageError, quickstart
-    from rerankforge.utils.config import load_config
 
     argv, out, calls = tiny
     calls["eval_error"] = RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
@@ -251,8 +251,8 @@ def test_cold_start_runs_synth_first_and_mines_its_queries_instead_of_the_train_
 
 
 def prepared(tmp_path, labels="real"):
-    from rerankforge.data_prep.sources import beir_source
     from rerankforge.quickstart_data import Prepared
+    from rerankforge.retrieval.sources import beir_source
 
     folder = make_beir(tmp_path / "beir")
     return Prepared(beir_source(folder, str(folder)), labels, folder / "qrels" / "test.tsv",
@@ -260,9 +260,9 @@ def prepared(tmp_path, labels="real"):
 
 
 def test_cold_start_with_an_automatic_first_stage_pick_mines_behind_hybrid_and_says_so(tmp_path):
+    from rerankforge.core.config import load_config
     from rerankforge.quickstart import QuickstartConfig, wire
     from rerankforge.quickstart_data import cold_start_note
-    from rerankforge.utils.config import load_config
 
     def note(labels, *overrides):
         cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", list(overrides))
@@ -276,9 +276,9 @@ def test_cold_start_with_an_automatic_first_stage_pick_mines_behind_hybrid_and_s
 
 
 def test_mining_records_why_the_first_stage_was_chosen(tmp_path):
+    from rerankforge.core.config import load_config
     from rerankforge.data_prep.output import first_stage_why
     from rerankforge.quickstart import QuickstartConfig, wire
-    from rerankforge.utils.config import load_config
 
     def why(labels, selection, *overrides):
         cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", list(overrides))
@@ -294,8 +294,8 @@ def test_mining_records_why_the_first_stage_was_chosen(tmp_path):
 
 @pytest.mark.parametrize("labels, steps, epochs", [("synthetic", 7, 2.5), ("mixed", 300, None), ("real", 300, None)])
 def test_synthetic_max_steps_sets_the_training_length_only_for_synthetic_labels(tmp_path, labels, steps, epochs):
+    from rerankforge.core.config import load_config
     from rerankforge.quickstart import QuickstartConfig, wire
-    from rerankforge.utils.config import load_config
 
     cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml",
                       [f"labels={labels}", "synthetic_max_steps=7", "synthetic_max_epochs=2.5", "train.max_steps=300"])
@@ -325,8 +325,8 @@ def test_config_problems_are_reported_with_a_data_set_that_cannot_be_found(tmp_p
 
 
 def test_files_set_by_hand_win_over_the_prepared_ones(tmp_path):
+    from rerankforge.core.config import load_config
     from rerankforge.quickstart import QuickstartConfig, wire
-    from rerankforge.utils.config import load_config
 
     cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml",
                       ["mine.data.queries=my-queries.jsonl", "eval.data.qrels=my-test.tsv"])
@@ -341,8 +341,9 @@ def test_a_100_passage_corpus_runs_cold_start_to_the_end(tmp_path, monkeypatch, 
     by whole passages, the training length capped by passes, and a report against the best first stage."""
     import random
 
-    import rerankforge.models.llm as llm
     from conftest import WORDS, write_qrels
+
+    import rerankforge.models.llm as llm
     from rerankforge.data_prep.synth import synthetic_passage
 
     rng, folder = random.Random(0), tmp_path / "small"

@@ -15,8 +15,8 @@ from rerankforge.cli import main
 @pytest.fixture
 def no_compute(monkeypatch):
     """Any encoding or stage run fails the test: the checks must come first."""
-    import rerankforge.data_prep.encode as encode
     import rerankforge.quickstart as qs
+    import rerankforge.retrieval.encode as encode
 
     def forbidden(*args, **kwargs):
         raise AssertionError("computed before the checks were done")
@@ -69,8 +69,8 @@ def test_a_group_larger_than_the_negatives_mined_is_a_config_problem(tmp_path, c
 
 def test_cold_start_without_its_generator_says_what_to_install_before_any_stage(tmp_path, monkeypatch, no_compute,
                                                                                tiny_cross_encoder, capsys):
+    import rerankforge.core.extras as extras
     import rerankforge.models.resolve as resolve
-    import rerankforge.utils.extras as extras
 
     corpus, queries, qrels = make_labelled_corpus(40, 10)
     folder = write_beir(tmp_path / "beir", corpus, queries, {"test": qrels})  # test labels only: cold start

@@ -94,8 +94,9 @@ def test_single_files_and_a_local_dataset_folder(run, tmp_path):
 
 def test_test_labels_only_train_on_generated_queries(run, tmp_path, monkeypatch):
     """A corpus whose labels are for evaluation only: `labels: auto` is cold start, mining behind hybrid."""
-    import rerankforge.models.llm as llm
     from test_quickstart import WordStub
+
+    import rerankforge.models.llm as llm
 
     monkeypatch.setattr(llm, "load_llm", lambda cfg, device=None: WordStub())
     corpus, queries, qrels = make_labelled_corpus(200, 20)

@@ -1,1 +1,6 @@
-"""train: fine-tune a cross-encoder (lands with issue 3)."""
+"""train: fine-tune a cross-encoder on a mined training set.
+
+``run.py`` is the loop (``accelerate launch train/run.py --config ...``), ``losses/`` the ranking losses (one per
+file), ``data.py`` the groups and their batches, ``evaluate.py`` the dev evaluation that keeps the best checkpoint,
+``checkpoint.py`` saving and resuming.
+"""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from rerankforge.utils.extras import is_installed, missing_extra_message
+from rerankforge.core.extras import is_installed, missing_extra_message
 
 
 @dataclass
@@ -52,12 +53,15 @@ class TrainDataConfig:
 
 @dataclass
 class LossConfig:
-    name: Literal["listwise_ce", "pointwise_bce", "ranknet", "margin_mse", "kl_distill"] = "listwise_ce"
+    """``name``: the label loss; ``distill``: a distillation loss added to it. Both name a module of
+    ``train/losses/`` (listwise_ce, pointwise_bce, ranknet; margin_mse and kl_distill imitate a teacher)."""
+
+    name: str = "listwise_ce"
     temperature: float = 1.0
     pos_weight: Optional[float] = None
     teacher: Literal["first_stage", "rescore"] = "rescore"  # which scores the distillation losses imitate
     # A distillation term added to the label loss `name`: loss = name + distill_weight * distill(scores, teacher).
-    distill: Optional[Literal["margin_mse", "kl_distill"]] = None
+    distill: Optional[str] = None
     distill_weight: float = 1.0
     # the teacher's scores are multiplied by this first; a first-stage teacher is z-scored per group, so this is
     # the logit gap the student learns per standard deviation of first-stage score
@@ -106,6 +110,29 @@ TRACKERS = ("wandb", "tensorboard")  # accelerate trackers that work offline
 PRECISIONS = {"no": "no", "bf16": "bf16", "fp16": "fp16", "auto": "auto", "False": "no", "false": "no"}
 
 
+def loss_problems(loss: LossConfig) -> list[str]:
+    """``loss.name`` and ``loss.distill`` must name registered losses, and the distillation term a teacher one."""
+    from rerankforge.train.losses import LOSSES  # imports torch: only when a config is checked
+
+    label_losses = [name for name, each in LOSSES.items() if not each.teacher]
+    teacher_losses = [name for name, each in LOSSES.items() if each.teacher]
+    problems = []
+    checks = (("loss.name", loss.name, list(LOSSES)), ("loss.distill", loss.distill, teacher_losses))
+    for key, value, allowed in checks:
+        if value is not None and value not in LOSSES:
+            close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.3)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{key}={value!r} is not a loss; expected one of {allowed}.{hint}")
+    if loss.distill in LOSSES and not LOSSES[loss.distill].teacher:
+        problems.append(f"loss.distill={loss.distill} is a label loss; the distillation term needs one that imitates "
+                        f"a teacher: {teacher_losses}.")
+    if loss.distill is not None and loss.name in teacher_losses:
+        problems.append(f"loss.distill={loss.distill} adds a distillation term to a label loss, but loss.name="
+                        f"{loss.name} is one already: set loss.name to a label loss ({', '.join(label_losses)}) "
+                        "or loss.distill=null.")
+    return problems
+
+
 def check_train_config(cfg: TrainConfig) -> list[str]:
     """Every problem that does not depend on the data, all at once."""
     problems = []
@@ -127,10 +154,7 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
                         f"({cfg.model.max_length}) so that passages keep some tokens.")
     if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
         problems.append(f"model.dropout must be in [0, 1) or null, got {cfg.model.dropout}.")
-    if cfg.loss.distill is not None and cfg.loss.name in ("margin_mse", "kl_distill"):
-        problems.append(f"loss.distill={cfg.loss.distill} adds a distillation term to a label loss, but loss.name="
-                        f"{cfg.loss.name} is one already: set loss.name to a label loss (listwise_ce, pointwise_bce, "
-                        "ranknet) or loss.distill=null.")
+    problems += loss_problems(cfg.loss)
     if cfg.loss.distill_weight < 0 or cfg.loss.teacher_scale <= 0:
         problems.append(f"loss.distill_weight must be >= 0 and loss.teacher_scale > 0, got "
                         f"{cfg.loss.distill_weight} and {cfg.loss.teacher_scale}.")

@@ -11,6 +11,7 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
+from rerankforge.models.fusion import zscore
 from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
 from rerankforge.train.config import TrainConfig
 
@@ -33,6 +34,7 @@ def load_groups(cfg: TrainConfig) -> tuple[list[Group], dict]:
     Raises:
         FileNotFoundError: the folder is not a complete mining output (no manifest.json).
     """
+    # datasets takes ~1 s to import; only this path needs it
     from datasets import load_from_disk
 
     folder = Path(cfg.data.train)
@@ -70,8 +72,6 @@ def first_stage_teacher(scores: Sequence[float], lexical: Optional[Sequence[floa
     """The first stage's judgement of each passage of a group on one scale whatever the first stage: its scores
     z-scored over the group (cosines span ~0.3, BM25 tens); behind a hybrid stage, ``scores`` are the dense ones
     and the sum of their z-scores and BM25's (``lexical``) is taken, as ``models.fusion`` combines scores."""
-    from rerankforge.models.fusion import zscore
-
     return tuple((zscore(scores) + (zscore(lexical) if lexical is not None else 0.0)).tolist())
 
 

@@ -13,8 +13,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from rerankforge.data_prep.dev_split import DEV_FILE, DevSet, dev_records, dev_set, read_dev
-from rerankforge.eval.metrics import evaluate_run
+from rerankforge.core.config import from_dict
+from rerankforge.core.dev_split import DEV_FILE, DevSet, dev_records, dev_set, read_dev
+from rerankforge.core.io import resolve_cache_dir
+from rerankforge.core.metrics import evaluate_run
+from rerankforge.core.problems import DataError
+from rerankforge.core.text import doc_text
+from rerankforge.data_prep.config import MineConfig
+from rerankforge.data_prep.mine import first_stage_spec
+from rerankforge.retrieval.first_stage import FirstStage
+from rerankforge.retrieval.loaders import load_corpus, load_qrels, load_queries
 
 METRICS = ("ndcg@10", "mrr@10")
 logger = logging.getLogger(__name__)
@@ -33,14 +41,6 @@ def build_dev_set(train_folder: str, dev: str, split: str, depth: int, max_queri
                            "data.dev to a BEIR folder.", train_folder)
             return None
         return read_dev(path, depth, max_queries)
-    from rerankforge.data_prep.config import MineConfig
-    from rerankforge.data_prep.encode import doc_text
-    from rerankforge.data_prep.first_stage import FirstStage
-    from rerankforge.data_prep.loaders import load_corpus, load_qrels, load_queries
-    from rerankforge.data_prep.mine import first_stage_spec, resolve_cache_dir
-    from rerankforge.data_prep.problems import DataError
-    from rerankforge.utils.config import from_dict
-
     mine_cfg = from_dict(MineConfig, mine_config)
     problems: list = []
     corpus = load_corpus(Path(dev) / "corpus.jsonl", mine_cfg.data.fields, problems)
@@ -51,7 +51,7 @@ def build_dev_set(train_folder: str, dev: str, split: str, depth: int, max_queri
     query_ids = sorted(q for q in qrels if q in queries)[:max_queries]
     doc_ids = sorted(corpus)
     doc_texts = [doc_text(corpus[d]) for d in doc_ids]
-    stage = FirstStage(first_stage_spec(mine_cfg), doc_texts, resolve_cache_dir(mine_cfg), doc_ids=doc_ids)
+    stage = FirstStage(first_stage_spec(mine_cfg), doc_texts, resolve_cache_dir(mine_cfg.cache_dir), doc_ids=doc_ids)
     return dev_set(dev_records(stage, query_ids, queries, qrels, depth, doc_texts))
 
 

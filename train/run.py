@@ -10,55 +10,38 @@ Reads top to bottom: 1 config, 2 accelerator, 3 data, 4 model, 5 optimizer, 6 pr
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import shutil
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
+from transformers import get_scheduler
 
+from rerankforge.core import distributed
+from rerankforge.core.config import dump_yaml, from_dict, raise_problems, to_dict
+from rerankforge.core.io import git_commit, hash_path, versions, write_json
+from rerankforge.data_prep.config import MineConfig
+from rerankforge.data_prep.mine import first_stage_spec
+from rerankforge.models.calibration import CALIBRATION_FILE, calibrate
+from rerankforge.models.card import write_model_card, write_st_config
+from rerankforge.models.fusion import FUSION_FILE, fit_fusion
 from rerankforge.models.loading import add_lora, bf16_is_fast, head_modules, load_seq_cls, load_tokenizer
 from rerankforge.train.checkpoint import Progress, next_checkpoint_number, resume_dir, save_checkpoint, save_final
-from rerankforge.train.config import TrainConfig, check_train_config
+from rerankforge.train.config import PRECISIONS, TrainConfig, check_train_config
 from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
 from rerankforge.train.evaluate import build_dev_set, dev_loader, evaluate
-from rerankforge.train.losses import LOSSES, NEEDS_TEACHER
-from rerankforge.utils import distributed
-from rerankforge.utils.config import ConfigError, dump_yaml, load_config, to_dict
-from rerankforge.utils.io import git_commit, hash_path, versions, write_json
+from rerankforge.train.losses import compute_loss
 
 logger = logging.getLogger("rerankforge.train")
 BEST_DEV_RUN = "best_dev_run.json"
-
-
-def compute_loss(cfg: TrainConfig, scores: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
-    """``loss.name`` on ``scores[B, G]``, plus ``distill_weight * loss.distill`` against the teacher when set."""
-    name, distill = cfg.loss.name, cfg.loss.distill
-    if (name in NEEDS_TEACHER or distill) and teacher is None:
-        raise ValueError(f"loss.name={name} loss.distill={distill} needs teacher scores, but the training set has none "
-                         f"for loss.teacher={cfg.loss.teacher}. Mine with mining.rescore.cross_encoder set, or use "
-                         "loss.teacher=first_stage.")
-    if teacher is not None:
-        teacher = teacher.to(scores.dtype) * cfg.loss.teacher_scale
-    if name in NEEDS_TEACHER:
-        label_loss = _distill_loss(name, scores, teacher, cfg.loss.temperature)
-    elif name == "pointwise_bce":
-        label_loss = LOSSES[name](scores, pos_weight=cfg.loss.pos_weight)
-    elif name == "listwise_ce":
-        label_loss = LOSSES[name](scores, temperature=cfg.loss.temperature)
-    else:
-        label_loss = LOSSES[name](scores)
-    if distill is None or cfg.loss.distill_weight == 0:
-        return label_loss
-    return label_loss + cfg.loss.distill_weight * _distill_loss(distill, scores, teacher, cfg.loss.temperature)
-
-
-def _distill_loss(name: str, scores: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    return LOSSES[name](scores, teacher, **({"temperature": temperature} if name == "kl_distill" else {}))
 
 
 def group_scores(model, batch: dict, group_size: int) -> torch.Tensor:
@@ -95,12 +78,8 @@ def training_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 def resolve_precision(mixed_precision: str) -> str:
     """accelerate's precision name; ``auto`` becomes ``bf16`` on a device where bfloat16 is fast, else ``no``."""
-    from rerankforge.train.config import PRECISIONS
-
     if PRECISIONS[mixed_precision] != "auto":
         return PRECISIONS[mixed_precision]
-    from accelerate import PartialState
-
     return "bf16" if bf16_is_fast(PartialState().device) else "no"
 
 
@@ -128,34 +107,57 @@ def tracker_config(cfg: TrainConfig) -> dict:
     return flat
 
 
-def parse_args(argv=None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description="Train a cross-encoder reranker.")
-    parser.add_argument("--config", help="YAML config (configs/train/).")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
-    cfg = load_config(TrainConfig, args.config, args.overrides)
-    problems = check_train_config(cfg)
-    if problems:
-        raise ConfigError("Config problems:\n" + "\n".join(f"  - {p}" for p in problems))
-    return cfg
+@dataclass
+class Run:
+    """What the loop works on, built by :func:`setup`: the prepared model, optimizer, schedule and loaders."""
+
+    accelerator: Accelerator
+    model: torch.nn.Module
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sampler: EpochBatches
+    train_dl: torch.utils.data.DataLoader
+    dev: Any  # train.evaluate.DevSet, or None without a dev split
+    dev_dl: Any
+    data_counts: dict
+    total_steps: int
+    progress: Progress = field(default_factory=Progress)
 
 
 def main(cfg: TrainConfig) -> Path:
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration, set_seed
-    from transformers import get_scheduler
+    """Train ``cfg`` and return ``<output_dir>/final``: setup, the loop, then the final model, card and manifest.
 
-    # 2. Accelerator: devices, precision and processes come from `accelerate launch` / its config file.
-    out = Path(cfg.output_dir)
+    Raises:
+        ConfigError: every problem of ``cfg`` at once, before anything is loaded.
+    """
+    raise_problems(check_train_config(cfg))  # 1. the config, checked before any compute
+    run = setup(cfg)
+    train_loop(cfg, run)
+    # 10. Final model (the best by dev nDCG@10 when there is a dev set), fusion weight, card and manifest.
+    run.accelerator.wait_for_everyone()
+    if run.accelerator.is_main_process:
+        finish(cfg, run.accelerator.unwrap_model(run.model), run.tokenizer, run.dev, run.data_counts, run.progress)
+    run.accelerator.end_training()
+    return Path(cfg.output_dir) / "final"
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """2. Devices, precision and processes come from `accelerate launch` / its config file."""
     precision = {} if cfg.mixed_precision is None else {"mixed_precision": resolve_precision(cfg.mixed_precision)}
     distributed.state()  # on a machine without CUDA, processes started by torchrun join one gloo group
     accelerator = Accelerator(gradient_accumulation_steps=cfg.gradient_accumulation_steps,
                               log_with=cfg.log_with or None, **precision,
-                              project_config=ProjectConfiguration(project_dir=str(out), automatic_checkpoint_naming=True,
+                              project_config=ProjectConfiguration(project_dir=cfg.output_dir,
+                                                                  automatic_checkpoint_naming=True,
                                                                   total_limit=cfg.keep_checkpoints))
     set_seed(cfg.seed)
+    return accelerator
 
-    # 3. Data: groups from the mining output, dev first stage (built once, on the main process first).
+
+def load_data(cfg: TrainConfig, accelerator: Accelerator):
+    """3. Groups from the mining output, the tokenizer that batches them, and the dev split's first stage (built
+    on the main process first)."""
     groups, data_counts = load_groups(cfg)
     if not groups:
         raise ValueError(f"No training group of size {cfg.data.group_size} in {cfg.data.train}.")
@@ -177,13 +179,25 @@ def main(cfg: TrainConfig) -> Path:
             raise ValueError(f"{len(overlap)} dev queries are also training queries (e.g. {overlap[:5]}): data.dev="
                              f"{cfg.data.dev} split {cfg.data.dev_split} overlaps {cfg.data.train}. Use data.dev=mined "
                              "(the split mining held out) or a dev split disjoint from the mined queries.")
+    return tokenizer, collator, sampler, train_dl, dev, data_counts
 
-    # 4. Model: one logit; LoRA is a config block on the same model.
+
+def load_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
+    """4. One logit on top of the model; LoRA is a config block on the same model."""
     model = load_seq_cls(cfg.model.name_or_path, cfg.model.gguf_file, tokenizer=tokenizer)
     if cfg.model.dropout is not None:
         set_dropout(model, cfg.model.dropout)
     if cfg.lora.enabled:
         model = add_lora(model, cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules)
+    return model
+
+
+def setup(cfg: TrainConfig) -> Run:
+    """Steps 2-8: accelerator, data, model, optimizer, prepare, sanity check, resume."""
+    out = Path(cfg.output_dir)
+    accelerator = make_accelerator(cfg)
+    tokenizer, collator, sampler, train_dl, dev, data_counts = load_data(cfg, accelerator)
+    model = load_model(cfg, tokenizer)
 
     # 5. Optimizer and schedule.
     steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / cfg.gradient_accumulation_steps)
@@ -195,8 +209,9 @@ def main(cfg: TrainConfig) -> Path:
     # 6. Prepare; the loop state is checkpointed with the model, optimizer, scheduler and RNGs.
     model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, scheduler)
     dev_dl = accelerator.prepare(dev_loader(dev, collator, cfg.batch_size * cfg.data.group_size)) if dev else None
-    progress = Progress()
-    accelerator.register_for_checkpointing(progress)
+    run = Run(accelerator, model, tokenizer, optimizer, scheduler, sampler, train_dl, dev, dev_dl, data_counts,
+              total_steps)
+    accelerator.register_for_checkpointing(run.progress)
 
     # 7. Sanity check before spending compute.
     sanity_check(model, next(iter(train_dl)), cfg.data.group_size)
@@ -206,7 +221,7 @@ def main(cfg: TrainConfig) -> Path:
     if resume is not None:
         accelerator.load_state(str(resume))
         accelerator.project_configuration.iteration = int(resume.name.split("_")[-1]) + 1
-        accelerator.print(f"Resumed from {resume} at step {progress.step}.")
+        accelerator.print(f"Resumed from {resume} at step {run.progress.step}.")
     else:  # an earlier run's checkpoints in this folder: number after them, never over them
         accelerator.project_configuration.iteration = next_checkpoint_number(out)
     if accelerator.is_main_process:
@@ -216,36 +231,42 @@ def main(cfg: TrainConfig) -> Path:
             (out / "metrics.jsonl").unlink(missing_ok=True)
     accelerator.init_trackers("rerankforge", config=tracker_config(cfg),
                               init_kwargs={"wandb": {"dir": str(out)}})  # wandb/ next to the run, not in the cwd
+    return run
 
-    # 9. Loop. from_pretrained returns a model in eval mode: switch dropout on before the first step.
-    model.train()
+
+def train_loop(cfg: TrainConfig, run: Run) -> None:
+    """9. The loop: accumulate, clip, step; evaluate on dev, keep the best, checkpoint; stop early or at the end."""
+    accelerator, model, progress, out = run.accelerator, run.model, run.progress, Path(cfg.output_dir)
+    model.train()  # from_pretrained returns a model in eval mode: dropout goes on before the first step
     metrics_file = out / "metrics.jsonl"
-    bar = tqdm(total=total_steps, initial=progress.step, desc="Training", disable=not accelerator.is_main_process)
-    stop = progress.step >= total_steps
+    bar = tqdm(total=run.total_steps, initial=progress.step, desc="Training",
+               disable=not accelerator.is_main_process)
+    stop = progress.step >= run.total_steps
     while not stop:
-        sampler.use_epoch(progress.epoch)
-        epoch_dl = accelerator.skip_first_batches(train_dl, progress.batch_in_epoch) if progress.batch_in_epoch else train_dl
+        run.sampler.use_epoch(progress.epoch)
+        epoch_dl = (accelerator.skip_first_batches(run.train_dl, progress.batch_in_epoch)
+                    if progress.batch_in_epoch else run.train_dl)
         for batch in epoch_dl:
             with accelerator.accumulate(model):
-                loss = compute_loss(cfg, group_scores(model, batch, cfg.data.group_size), batch.get("teacher"))
+                loss = compute_loss(cfg.loss, group_scores(model, batch, cfg.data.group_size), batch.get("teacher"))
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.optim.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+                run.optimizer.step()
+                run.scheduler.step()
+                run.optimizer.zero_grad()
             progress.batch_in_epoch += 1
             if not accelerator.sync_gradients:
                 continue
             progress.step += 1
             bar.update(1)
-            record = {"step": progress.step, "epoch": progress.epoch, "loss": accelerator.gather(loss.detach()).mean().item(),
-                      "lr": scheduler.get_last_lr()[0]}
-            last = progress.step >= total_steps
-            if dev_dl is not None and (last or (cfg.eval_every and progress.step % cfg.eval_every == 0)):
-                dev_metrics, dev_run = evaluate(model, dev_dl, dev, accelerator)
+            record = {"step": progress.step, "epoch": progress.epoch,
+                      "loss": accelerator.gather(loss.detach()).mean().item(), "lr": run.scheduler.get_last_lr()[0]}
+            last = progress.step >= run.total_steps
+            if run.dev_dl is not None and (last or (cfg.eval_every and progress.step % cfg.eval_every == 0)):
+                dev_metrics, dev_run = evaluate(model, run.dev_dl, run.dev, accelerator)
                 record.update(dev_metrics)
-                stop = keep_best(cfg, accelerator, model, tokenizer, progress, record["dev/ndcg@10"], dev_run, out)
+                stop = keep_best(cfg, accelerator, model, run.tokenizer, progress, record["dev/ndcg@10"], dev_run, out)
             log(accelerator, record, metrics_file, bar)
             if cfg.save_every and progress.step % cfg.save_every == 0 and not last:
                 save_checkpoint(accelerator)
@@ -255,13 +276,6 @@ def main(cfg: TrainConfig) -> Path:
         else:
             progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
     bar.close()
-
-    # 10. Final model (the best by dev nDCG@10 when there is a dev set), fusion weight, card and manifest.
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        finish(cfg, accelerator.unwrap_model(model), tokenizer, dev, data_counts, progress)
-    accelerator.end_training()
-    return out / "final"
 
 
 def finish(cfg: TrainConfig, model, tokenizer, dev, data_counts: dict, progress: Progress) -> None:
@@ -297,11 +311,6 @@ def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: flo
 
 def write_fusion(final: Path, dev, dev_run_file: Path, mine_config: dict) -> dict | None:
     """Fit the fusion weight on the best model's dev scores and write it beside the checkpoint."""
-    from rerankforge.data_prep.config import MineConfig
-    from rerankforge.data_prep.mine import first_stage_spec
-    from rerankforge.models.fusion import FUSION_FILE, fit_fusion
-    from rerankforge.utils.config import from_dict
-
     if not dev_run_file.exists() or not dev.qrels:
         logger.warning("No dev scores of the kept checkpoint in %s: no fusion weight fitted. eval can still fuse "
                        "with rerankers.<name>.fusion.method=interpolation and a fusion.alpha.", dev_run_file.parent)
@@ -327,8 +336,6 @@ def write_calibration(final: Path, dev, dev_run_file: Path) -> dict | None:
 
     Skipped, with a warning, when there are no dev scores, no relevant (or only relevant) candidates, or the fit
     would reverse the ranking (a non-positive slope): scores then stay the plain sigmoid of the logit."""
-    from rerankforge.models.calibration import CALIBRATION_FILE, calibrate
-
     if not dev_run_file.exists():
         logger.warning("No dev scores of the kept checkpoint in %s: no calibration fitted.", dev_run_file.parent)
         return None
@@ -359,8 +366,6 @@ def log(accelerator, record: dict, metrics_file: Path, bar) -> None:
 
 def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progress: Progress,
                          fusion: dict | None = None) -> None:
-    from rerankforge.models.card import write_model_card, write_st_config
-
     manifest = {"stage": "train", "config": to_dict(cfg), "versions": versions(), "git_commit": git_commit(),
                 "inputs": {"train": {"path": cfg.data.train, "sha256": hash_path(Path(cfg.data.train) / "dataset")}},
                 "counts": {k: v for k, v in data_counts.items() if k != "mine_manifest"},
@@ -375,16 +380,7 @@ def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progres
     write_model_card(out / "final", cfg, data_counts["mine_manifest"], metrics, fusion)
 
 
-def cli(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = parse_args(argv)
-    except ConfigError as exc:
-        print(f"rerankforge train: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"Final model: {main(cfg)}")
-    return 0
+if __name__ == "__main__":  # `accelerate launch train/run.py --config ...`: the `rerankforge train` command
+    from rerankforge.cli import main as rerankforge_main
 
-
-if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(rerankforge_main(["train", *sys.argv[1:]]))

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from conftest import WORDS
 
-from rerankforge.data_prep.lengths import (LengthStats, budgets, length_advice, length_stats, measure_lengths,
-                                           percentile, should_chunk)
+from rerankforge.data_prep.lengths import (
+    LengthStats,
+    budgets,
+    length_advice,
+    length_stats,
+    measure_lengths,
+    percentile,
+    should_chunk,
+)
 from rerankforge.models.pairs import PairLimits, encode_pairs
 
 KEYS = {"chunking": "mine.data.chunking.mode", "max_length": "train.model.max_length",

@@ -4,12 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import write_qrels
 from datasets import load_from_disk
 
-from conftest import write_qrels
-from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+from rerankforge.core.io import MANIFEST
+from rerankforge.data_prep.config import MineConfig, MiningConfig
 from rerankforge.data_prep.mine import load_labelled_data, mine
-from rerankforge.utils.io import MANIFEST
+from rerankforge.retrieval.config import DataConfig, EncoderConfig
 
 
 def make_cfg(beir_dir: Path, tmp_path: Path, encoder: str, **mining) -> MineConfig:
@@ -83,7 +84,7 @@ def test_embeddings_are_cached_and_reused(beir_dir, tmp_path, tiny_encoder, monk
     cached = sorted(p.name for p in (tmp_path / "cache" / "embeddings").iterdir())
     assert any(n.startswith("corpus-") and n.endswith(".npy") for n in cached)
     assert any(n.endswith(".flat.faiss") for n in cached)
-    import rerankforge.data_prep.encode as encode
+    import rerankforge.retrieval.encode as encode
 
     monkeypatch.setattr(encode, "encode_to_file", lambda *a, **k: pytest.fail("re-encoded a cached corpus"))
     mine(cfg)
@@ -141,7 +142,7 @@ def test_matches_sentence_transformers_mine_hard_negatives(beir_dir, tmp_path, t
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
 
-    from rerankforge.data_prep.encode import doc_text
+    from rerankforge.core.text import doc_text
 
     cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, relative_margin=0.0)
     cfg.mining.range_max = 20  # half of the 40 documents: the most a window may take (negatives.fit_window)
@@ -202,7 +203,7 @@ def test_auto_first_stage_is_the_best_on_the_dev_split(tmp_path, tiny_encoder):
 
 
 def test_auto_first_stage_without_a_dev_split_is_a_config_problem(beir_dir, tmp_path, tiny_encoder):
-    from rerankforge.data_prep.problems import DataError
+    from rerankforge.core.problems import DataError
 
     with pytest.raises(DataError, match="mining.candidates=auto picks the first stage on the dev split"):
         mine(make_cfg(beir_dir, tmp_path, tiny_encoder, candidates="auto"))
@@ -212,9 +213,9 @@ def test_auto_first_stage_without_a_dev_split_is_a_config_problem(beir_dir, tmp_
 def test_document_level_qrels_train_on_the_best_passage_of_each_relevant_document(tmp_path, tiny_encoder,
                                                                                  candidates):
     import numpy as np
-
     from conftest import make_long_beir
-    from rerankforge.data_prep.config import ChunkConfig
+
+    from rerankforge.retrieval.config import ChunkConfig
 
     beir = make_long_beir(tmp_path / "long", n_train=12)
     cfg = MineConfig(data=DataConfig(path=str(beir), dev_fraction=0.25, dev_min_queries=3, dev_depth=4,
@@ -235,7 +236,7 @@ def test_document_level_qrels_train_on_the_best_passage_of_each_relevant_documen
         assert row["positive_id"].rsplit("#", 1)[0] == relevant  # a passage of the relevant document
         assert all(n.rsplit("#", 1)[0] != relevant for n in row["negative_ids"])  # none of its passages
         if candidates == "dense":  # the relevant document's passage closest to the query
-            from rerankforge.data_prep.encode import load_encoder
+            from rerankforge.retrieval.encode import load_encoder
 
             encoder = load_encoder(cfg.encoder)
             chunks = data.documents.chunks[relevant]
@@ -288,7 +289,7 @@ def test_given_negatives_come_first_and_mining_fills_the_rest(beir_dir, tmp_path
 def test_given_negatives_naming_unknown_documents_are_reported(beir_dir, tmp_path, tiny_encoder):
     from conftest import write_jsonl
 
-    from rerankforge.data_prep.problems import DataError
+    from rerankforge.core.problems import DataError
 
     cfg = make_cfg(beir_dir, tmp_path, tiny_encoder)
     cfg.data.negatives = str(write_jsonl(tmp_path / "neg.jsonl", [{"query_id": "q2", "negative_ids": ["nope"]},
@@ -302,7 +303,7 @@ def test_given_negatives_naming_unknown_documents_are_reported(beir_dir, tmp_pat
 def test_too_few_queries_for_an_automatic_first_stage_pick_is_found_before_encoding(beir_dir, tmp_path,
                                                                                      tiny_encoder, monkeypatch):
     import rerankforge.data_prep.mine as mining
-    from rerankforge.data_prep.problems import DataError
+    from rerankforge.core.problems import DataError
 
     monkeypatch.setattr(mining, "load_encoder", lambda cfg: pytest.fail("encoded before the check"))
     cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, candidates="auto")

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import make_beir
 from datasets import load_from_disk
 
-from conftest import make_beir
-from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
-from rerankforge.utils.config import dump_yaml
+from rerankforge.core.config import dump_yaml
+from rerankforge.data_prep.config import MineConfig, MiningConfig
+from rerankforge.retrieval.config import DataConfig, EncoderConfig
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no"]

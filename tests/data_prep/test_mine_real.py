@@ -5,11 +5,12 @@ import random
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, write_jsonl, write_qrels
 from datasets import load_from_disk
 
-from conftest import SHARED_DATA, write_jsonl, write_qrels
-from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+from rerankforge.data_prep.config import MineConfig, MiningConfig
 from rerankforge.data_prep.mine import mine
+from rerankforge.retrieval.config import DataConfig, EncoderConfig
 
 pytestmark = pytest.mark.slow
 SCIFACT = SHARED_DATA / "scifact"
@@ -65,8 +66,8 @@ def test_real_minilm_mines_seven_hard_negatives(scifact_subset, tmp_path):
 
 def test_multi_process_encoding_matches_single_process(tiny_encoder, tmp_path):
     """encoder.multi_process_devices uses sentence-transformers' process pool; results must not change."""
-    from rerankforge.data_prep.config import EncoderConfig
-    from rerankforge.data_prep.encode import encode_to_file, load_encoder
+    from rerankforge.retrieval.config import EncoderConfig
+    from rerankforge.retrieval.encode import encode_to_file, load_encoder
 
     texts = [f"the cat {'sat ' * (i % 5)} on mat {i}" for i in range(40)]
     single = load_encoder(EncoderConfig(name_or_path=tiny_encoder, batch_size=4, device="cpu"))

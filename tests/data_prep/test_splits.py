@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from conftest import write_qrels
 
-from rerankforge.data_prep.config import FieldNames
-from rerankforge.data_prep.loaders import load_qrels
-from rerankforge.data_prep.problems import DataError
+from rerankforge.core.problems import DataError
 from rerankforge.data_prep.splits import hold_out_test, split_queries
+from rerankforge.retrieval.config import FieldNames
+from rerankforge.retrieval.loaders import load_qrels
 
 
 def test_the_split_is_seeded_disjoint_and_independent_of_order():

@@ -14,10 +14,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import write_jsonl, write_qrels
+
+from rerankforge.core.problems import DataError
 from rerankforge.data_prep.config import MineConfig, SynthConfig, check_synth_config
-from rerankforge.data_prep.problems import DataError
 from rerankforge.data_prep.synth import SynthError, synth
 from rerankforge.models.llm import Completion
 
@@ -62,7 +62,7 @@ class Stub:
 
 
 def config(tmp_path: Path, data: Path, *overrides: str) -> SynthConfig:
-    from rerankforge.utils.config import load_config
+    from rerankforge.core.config import load_config
 
     return load_config(SynthConfig, None, [f"data.path={data}", f"output_dir={tmp_path / 'synth'}",
                                            "first_stage=bm25", "passages=20", "min_passage_words=5",

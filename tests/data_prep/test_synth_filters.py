@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from rerankforge.data_prep.synth_filters import (QueryLimits, ambiguous, as_close_as_source, check_query,
-                                                 copied_fraction, first_occurrences, normalized, parse_query,
-                                                 round_trip)
+from rerankforge.data_prep.synth_filters import (
+    QueryLimits,
+    ambiguous,
+    as_close_as_source,
+    check_query,
+    copied_fraction,
+    first_occurrences,
+    normalized,
+    parse_query,
+    round_trip,
+)
 
 
 @pytest.mark.parametrize("raw, query", [

@@ -7,12 +7,12 @@ import json
 from dataclasses import replace
 
 import pytest
-
 from conftest import eval_cfg, with_fusion
+
+from rerankforge.core.config import ConfigError, load_config
 from rerankforge.eval.config import CutoffConfig, CutoffSweep, EvalConfig, GenerateConfig, check_eval_config
 from rerankforge.eval.cutoff import CONFIGURED, cut, cutoff_points, leading_token_counts, select_passages
 from rerankforge.eval.run import evaluate
-from rerankforge.utils.config import ConfigError, load_config
 
 
 def prob(p: float, min_passages: int = 1) -> CutoffConfig:

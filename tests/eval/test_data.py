@@ -3,9 +3,9 @@
 import json
 
 import pytest
-
 from conftest import make_beir, write_jsonl
-from rerankforge.data_prep.problems import DataError
+
+from rerankforge.core.problems import DataError
 from rerankforge.eval.config import EvalDataConfig
 from rerankforge.eval.data import load_eval_data
 

@@ -13,8 +13,15 @@ from pathlib import Path
 import pytest
 
 from rerankforge.eval.config import GenerateConfig
-from rerankforge.eval.generate import (ExtractiveGenerator, LLMGenerator, TokenCounter, answer_text, build_prompt,
-                                       load_generator, passage_blocks)
+from rerankforge.eval.generate import (
+    ExtractiveGenerator,
+    LLMGenerator,
+    TokenCounter,
+    answer_text,
+    build_prompt,
+    load_generator,
+    passage_blocks,
+)
 
 PASSAGES = ["Cats sleep a lot. The incubation period of COVID-19 is about five days. Dogs bark.",
             "Influenza spreads in winter."]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import eval_cfg
+
+from rerankforge.core.config import ConfigError
 from rerankforge.eval.pick import agreement, choose, judge_first_stages, pseudo_qrels
 from rerankforge.eval.run import evaluate
-from rerankforge.utils.config import ConfigError
 
 
 def test_each_questions_best_scored_doc_becomes_its_one_relevant_doc():

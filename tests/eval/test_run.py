@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import eval_cfg, with_fusion, write_jsonl
+
+from rerankforge.core.config import ConfigError, load_config
+from rerankforge.core.metrics import evaluate_run
 from rerankforge.eval.config import EvalConfig
-from rerankforge.eval.metrics import evaluate_run
 from rerankforge.eval.report import read_trec
 from rerankforge.eval.run import evaluate
-from rerankforge.utils.config import ConfigError, load_config
 
 
 def test_eval_writes_every_output_and_the_numbers_agree(with_answers, tiny_encoder, tiny_cross_encoder, tmp_path):
@@ -123,7 +123,7 @@ def test_every_config_problem_is_reported_at_once(tmp_path):
 
 
 def test_missing_files_and_unknown_ids_are_data_errors(beir_dir, tmp_path):
-    from rerankforge.data_prep.problems import DataError
+    from rerankforge.core.problems import DataError
 
     (beir_dir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nt0\tnope\t1\nzz\td1\t1\n")
     with pytest.raises(DataError) as err:
@@ -135,7 +135,7 @@ def test_missing_files_and_unknown_ids_are_data_errors(beir_dir, tmp_path):
 
 
 def test_tied_first_stage_scores_keep_the_pipeline_order_in_runs_and_metrics():
-    from rerankforge.eval.metrics import untied
+    from rerankforge.core.metrics import untied
 
     hits = [("b", 0.5), ("a", 0.5), ("c", 0.4), ("d", 0.4)]
     run = untied(hits)
@@ -234,6 +234,7 @@ def test_chunked_documents_are_retrieved_reranked_and_measured_per_document(tmp_
                                                                              tiny_cross_encoder, aggregate, read,
                                                                              monkeypatch):
     from conftest import make_long_beir
+
     from rerankforge.models.reranker import Reranker
 
     beir = make_long_beir(tmp_path / "long")

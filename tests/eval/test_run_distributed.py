@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import eval_cfg
+
+from rerankforge.core.config import dump_yaml
 from rerankforge.eval.report import read_trec
-from rerankforge.utils.config import dump_yaml
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no", "--num_processes", "2"]

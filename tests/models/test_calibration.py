@@ -4,8 +4,16 @@ import json
 import numpy as np
 import pytest
 
-from rerankforge.models.calibration import (CALIBRATION_FILE, Calibration, calibrate, expected_calibration_error,
-                                            fit_platt, labelled_logits, read_calibration, sigmoid)
+from rerankforge.models.calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    calibrate,
+    expected_calibration_error,
+    fit_platt,
+    labelled_logits,
+    read_calibration,
+    sigmoid,
+)
 
 
 def synthetic(n=4000, a=2.0, b=-3.0, seed=0):

@@ -12,14 +12,20 @@ import warnings
 
 import pytest
 import yaml
+from conftest import train_cfg
 from huggingface_hub import ModelCard
 
-from conftest import train_cfg
-from rerankforge.models.card import (CardError, add_eval_results, load_card, set_model_id, write_model_card,
-                                     write_st_config)
+from rerankforge.core.config import load_config
+from rerankforge.models.card import (
+    CardError,
+    add_eval_results,
+    load_card,
+    set_model_id,
+    write_model_card,
+    write_st_config,
+)
 from rerankforge.train.config import TrainConfig
 from rerankforge.train.run import main
-from rerankforge.utils.config import load_config
 
 MINE = {"config": {"data": {"path": "/data/scifact", "split": "train", "dev_depth": 20}, "encoder": {"name_or_path": "enc"},
                    "mining": {"candidates": "hybrid", "range_max": 100, "num_negatives": 7}},

@@ -2,8 +2,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import WORDS, write_jsonl
+
 from rerankforge.models import export as export_module
 from rerankforge.models import openvino_backend
 from rerankforge.models.export import ExportConfig, ExportError, export, gate

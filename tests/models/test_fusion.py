@@ -7,8 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from rerankforge.models.fusion import (FUSION_FILE, MIN_OPEN_QUERIES, TIE_BREAK_ALPHA, fit_fusion, fuse, fuse_run,
-                                      one_se_alpha, resolve_fusion, zscore)
+from rerankforge.models.fusion import (
+    FUSION_FILE,
+    MIN_OPEN_QUERIES,
+    TIE_BREAK_ALPHA,
+    fit_fusion,
+    fuse,
+    fuse_run,
+    one_se_alpha,
+    resolve_fusion,
+    zscore,
+)
 
 
 def order(scores) -> list[int]:

@@ -7,8 +7,8 @@ import importlib.util
 import json
 
 import pytest
-
 from conftest import write_jsonl
+
 from rerankforge.models.llm import SMOLLM2, SMOLLM2_GGUF, LLMConfig, check_llm_config, load_llm, resolved_kind
 
 PASSAGES = [
@@ -22,7 +22,7 @@ PASSAGES = [
 
 
 def test_auto_picks_the_endpoint_then_llama_cpp_for_gguf_then_transformers(monkeypatch):
-    import rerankforge.utils.extras as extras
+    import rerankforge.core.extras as extras
 
     assert resolved_kind(LLMConfig(base_url="http://x/v1", model="m")) == "openai"
     monkeypatch.setattr(extras, "is_installed", lambda module: True)

@@ -7,9 +7,9 @@ import math
 import socket
 
 import pytest
+from conftest import scifact_subset, train_cfg
 from huggingface_hub import ModelCard
 
-from conftest import scifact_subset, train_cfg
 from rerankforge.models.publish import PushConfig, PushError, push
 from rerankforge.train.run import main
 
@@ -121,8 +121,9 @@ def test_scifact_trained_checkpoint_dry_run_loads_in_sentence_transformers_and_t
     from sentence_transformers.cross_encoder import CrossEncoder
     from transformers import AutoModelForSequenceClassification, pipeline
 
-    from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+    from rerankforge.data_prep.config import MineConfig, MiningConfig
     from rerankforge.data_prep.mine import mine
+    from rerankforge.retrieval.config import DataConfig, EncoderConfig
 
     subset = scifact_subset(tmp_path / "scifact", n_train=16, n_test=8, n_other=150)
     mined = mine(MineConfig(data=DataConfig(path=str(subset)), encoder=EncoderConfig(max_seq_length=96),

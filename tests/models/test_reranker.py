@@ -85,6 +85,7 @@ def test_calibration_pairs_come_from_a_mined_training_set(mined):
 
 def test_calibration_pairs_from_query_passage_records_and_bad_files(tmp_path):
     from conftest import write_jsonl
+
     from rerankforge.models.openvino_backend import load_calibration_pairs
 
     good = write_jsonl(tmp_path / "pairs.jsonl", [{"query": "q1", "passage": "p1"}, {"query": "q2", "passage": "p2"}])
@@ -127,6 +128,7 @@ def test_windows_score_a_long_passage_by_its_best_window(tiny_cross_encoder):
 @pytest.mark.parametrize("method, alpha", [("interpolation", 0.35), ("rrf", 0.6)])
 def test_rerank_with_first_stage_scores_reproduces_evals_fused_run(tiny_cross_encoder, tmp_path, method, alpha):
     from conftest import with_fusion
+
     from rerankforge.eval.config import RerankerConfig
     from rerankforge.eval.pipeline import rerank_hits
 

@@ -8,8 +8,8 @@ import logging
 
 import httpx
 import pytest
-
 from conftest import DOCS, QUERY, with_fusion
+
 from rerankforge.models.pairs import PairLimits
 from rerankforge.models.reranker import Reranker, sigmoid
 from rerankforge.serve import ServeConfig, create_app
@@ -171,9 +171,9 @@ def test_a_reranker_without_probability_scores_by_the_sigmoid(reranker, launch):
 
 def test_query_endpoint_runs_retrieve_rerank_generate(reranker, launch, beir_dir, tiny_encoder, tiny_cross_encoder,
                                                       tmp_path):
+    from rerankforge.core.config import load_config
     from rerankforge.eval.config import EvalConfig
     from rerankforge.eval.pipeline import Pipeline
-    from rerankforge.utils.config import load_config
 
     cfg = load_config(EvalConfig, None, [
         f"data.path={beir_dir}", "retrieve.top_k=8", f"retrieve.encoder.name_or_path={tiny_encoder}",
@@ -193,9 +193,9 @@ def test_query_endpoint_runs_retrieve_rerank_generate(reranker, launch, beir_dir
 
 def test_query_endpoint_applies_the_fitted_fusion_weight(reranker, launch, beir_dir, tiny_encoder, tiny_cross_encoder,
                                                         tmp_path):
+    from rerankforge.core.config import load_config
     from rerankforge.eval.config import EvalConfig
     from rerankforge.eval.pipeline import Pipeline
-    from rerankforge.utils.config import load_config
 
     model = with_fusion(tiny_cross_encoder, tmp_path / "fused-model", "rrf", 0.4)
     cfg = load_config(EvalConfig, None, [

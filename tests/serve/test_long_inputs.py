@@ -7,8 +7,8 @@ import math
 
 import httpx
 import pytest
-
 from conftest import QUERY, WORDS
+
 from rerankforge.models.pairs import PairLimits
 
 LONG_QUERY = " ".join(WORDS[i % len(WORDS)] for i in range(2000))  # 2,000 tokens (each word is one)

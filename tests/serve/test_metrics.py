@@ -7,7 +7,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import DOCS, QUERY
 
 parser = pytest.importorskip("prometheus_client.parser")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from conftest import DOCS as SHORT_DOCS
 from conftest import QUERY, WORDS
+
+from rerankforge.core.config import load_config
 from rerankforge.models.reranker import Reranker
 from rerankforge.serve import ServeConfig, create_app
-from rerankforge.utils.config import load_config
 
 # 100 one-token words: the 48-token model reads a third of it, the 128-token one all of it, so their scores differ
 DOCS = ["the cat sat", " ".join(WORDS[i % len(WORDS)] for i in range(100))]

@@ -2,8 +2,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import train_cfg
+
 from rerankforge.train.data import Group, GroupCollator, length_grouped_batches, load_groups
 
 

@@ -4,7 +4,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from conftest import DOCS, QUERY, train_cfg
 
 pytestmark = pytest.mark.slow

@@ -1,11 +1,20 @@
 """Losses against hand-computed values and torch references, on scores[B, G] with the positive at index 0."""
 
 import math
+import re
+import sys
 
 import pytest
 import torch
 
-from rerankforge.train.losses import kl_distill, listwise_ce, margin_mse, pointwise_bce, ranknet
+from rerankforge.core.config import load_config
+from rerankforge.train.config import TrainConfig, check_train_config
+from rerankforge.train.losses import LOSSES
+from rerankforge.train.losses.kl_distill import kl_distill
+from rerankforge.train.losses.listwise_ce import listwise_ce
+from rerankforge.train.losses.margin_mse import margin_mse
+from rerankforge.train.losses.pointwise_bce import pointwise_bce
+from rerankforge.train.losses.ranknet import ranknet
 
 S = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.0, 0.0]])
 T = torch.tensor([[3.0, 1.0, 0.0], [1.0, 1.0, -1.0]])
@@ -68,3 +77,18 @@ def test_inputs_are_not_mutated_and_gradients_flow():
     scores = S.clone().requires_grad_(True)
     listwise_ce(scores).backward()
     assert torch.equal(scores.detach(), S) and scores.grad is not None and scores.grad[:, 0].lt(0).all()
+
+
+def test_every_loss_module_registers_its_loss_and_cites_its_paper():
+    assert set(LOSSES) == {"listwise_ce", "pointwise_bce", "ranknet", "margin_mse", "kl_distill"}
+    for loss in LOSSES.values():
+        doc = sys.modules[loss.fn.__module__].__doc__
+        assert re.search(r"\b(19|20)\d\d\b", doc), f"{loss.name}: its module docstring cites no paper"
+    assert {name for name, loss in LOSSES.items() if loss.teacher} == {"margin_mse", "kl_distill"}
+
+
+def test_an_unknown_loss_name_is_a_config_problem_with_the_nearest_name():
+    cfg = load_config(TrainConfig, None, ["loss.name=listwise", "loss.distill=ranknet"])
+    problems = check_train_config(cfg)
+    assert any("loss.name='listwise' is not a loss" in p and "Did you mean 'listwise_ce'?" in p for p in problems)
+    assert any("loss.distill=ranknet is a label loss" in p and "kl_distill" in p for p in problems)

@@ -9,10 +9,10 @@ import json
 import math
 
 import pytest
-
 from conftest import SHARED_DATA, scifact_subset
+
+from rerankforge.core.config import load_config
 from rerankforge.train.config import TrainConfig
-from rerankforge.utils.config import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,9 @@ def test_recipe_learning_rate_makes_the_listwise_loss_fall(tmp_path):
     recipe = load_config(TrainConfig, root / "configs" / "train" / "scifact-minilm.yaml")
     if not (SHARED_DATA / "scifact").exists():
         pytest.skip("real data not found")
-    from rerankforge.data_prep.config import DataConfig, EncoderConfig, MineConfig, MiningConfig
+    from rerankforge.data_prep.config import MineConfig, MiningConfig
     from rerankforge.data_prep.mine import mine
+    from rerankforge.retrieval.config import DataConfig, EncoderConfig
     from rerankforge.train.run import main
 
     subset = scifact_subset(tmp_path / "subset")

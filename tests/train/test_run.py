@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import DOCS, QUERY, train_cfg
+
 from rerankforge.train.run import main
 
 
@@ -29,8 +29,8 @@ def test_training_writes_final_model_metrics_manifest_and_card(mined, beir_dir, 
 
 
 def test_mined_dev_split_selects_the_checkpoint_and_fits_fusion(mined_dev, tmp_path, tiny_cross_encoder):
-    from rerankforge.data_prep.dev_split import read_dev
-    from rerankforge.eval.metrics import evaluate_run
+    from rerankforge.core.dev_split import read_dev
+    from rerankforge.core.metrics import evaluate_run
 
     beir, mined = mined_dev
     final = main(train_cfg(mined, beir, tiny_cross_encoder, tmp_path / "run", "data.dev=mined", "data.dev_depth=6"))
@@ -60,7 +60,7 @@ def test_training_with_a_dev_split_fits_a_calibration_unless_it_would_reverse_th
 def test_write_calibration_fits_the_dev_logits_and_beats_the_plain_sigmoid(tmp_path):
     import numpy as np
 
-    from rerankforge.data_prep.dev_split import DevSet
+    from rerankforge.core.dev_split import DevSet
     from rerankforge.models.calibration import expected_calibration_error, labelled_logits, sigmoid
     from rerankforge.train.run import write_calibration
 

@@ -3,13 +3,19 @@
 import pytest
 import torch
 
+from rerankforge.core.config import load_config
 from rerankforge.train.config import TrainConfig, check_train_config
-from rerankforge.train.losses import kl_distill, listwise_ce, margin_mse
-from rerankforge.train.run import compute_loss
-from rerankforge.utils.config import load_config
+from rerankforge.train.losses import compute_loss as compute
+from rerankforge.train.losses.kl_distill import kl_distill
+from rerankforge.train.losses.listwise_ce import listwise_ce
+from rerankforge.train.losses.margin_mse import margin_mse
 
 SCORES = torch.tensor([[2.0, 1.0, -1.0], [0.5, 0.7, 0.1]])
 TEACHER = torch.tensor([[0.30, 0.25, -0.05], [0.20, 0.28, 0.02]])
+
+
+def compute_loss(cfg: TrainConfig, scores, teacher):
+    return compute(cfg.loss, scores, teacher)
 
 
 def cfg(*overrides: str) -> TrainConfig:

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 import torch
-
 from conftest import train_cfg
+
 from rerankforge.train.run import main
 
 
@@ -49,9 +49,9 @@ def test_unknown_or_missing_tracker_is_a_config_error_with_the_pip_command(monke
 
 
 def test_constant_scores_on_the_first_batch_raise_a_sanity_warning(tiny_cross_encoder, caplog):
+    from conftest import DOCS, QUERY
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from conftest import DOCS, QUERY
     from rerankforge.train.run import sanity_check
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_cross_encoder, num_labels=1)
@@ -68,9 +68,9 @@ def test_constant_scores_on_the_first_batch_raise_a_sanity_warning(tiny_cross_en
 
 
 def test_non_finite_first_scores_stop_before_training(tiny_cross_encoder):
+    from conftest import DOCS, QUERY
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from conftest import DOCS, QUERY
     from rerankforge.train.run import sanity_check
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_cross_encoder, num_labels=1)

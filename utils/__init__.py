@@ -1,1 +1,0 @@
-"""Shared plumbing for every stage: typed configs, manifests, atomic writes, hashing."""
