@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_print_config_with_override(capsys):
     assert main(["mine", "--config", str(ROOT / "configs/data_prep/scifact.yaml"), "--print-config", "seed=3"]) == 0
     out = capsys.readouterr().out
-    assert "seed: 3" in out and "num_negatives: 7" in out
+    assert "seed: 3" in out and "num_negatives: 5" in out
 
 
 def test_config_error_exits_2_with_message(capsys):

@@ -47,7 +47,8 @@ def test_config_loads(path):
 def test_scifact_config_values():
     cfg = load_config(MineConfig, CONFIGS / "data_prep" / "scifact.yaml")
     assert cfg.encoder.name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
-    assert cfg.mining.num_negatives == 7 and cfg.data.split == "train" and cfg.data.eval_split == "test"
+    assert cfg.mining.num_negatives == 5 and cfg.mining.random_negatives == 2  # as the quickstart mines
+    assert cfg.data.split == "train" and cfg.data.eval_split == "test" and cfg.data.dev_depth == 30
 
 
 def test_overrides_apply_with_types():
