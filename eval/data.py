@@ -10,7 +10,7 @@ from rerankforge.core.problems import DataError, Problem
 from rerankforge.core.readers import read_records
 from rerankforge.data_prep.validate import check_ids
 from rerankforge.eval.config import EvalDataConfig
-from rerankforge.retrieval.loaders import load_corpus_stored, load_qrels, load_queries
+from rerankforge.retrieval.loaders import beir_file, load_corpus_stored, load_qrels, load_queries, qrels_name
 
 
 @dataclass
@@ -23,15 +23,11 @@ class EvalData:
 
 
 def eval_paths(cfg: EvalDataConfig) -> dict[str, Optional[Path]]:
-    base = Path(cfg.path).expanduser() if cfg.path else None
-
-    def pick(explicit: Optional[str], beir_name: str) -> Optional[Path]:
-        return Path(explicit).expanduser() if explicit else (base / beir_name if base else None)
-
-    off = answers_disabled(cfg)
-    answers = None if off else pick(cfg.answers, "answers.jsonl")
-    return {"corpus": pick(cfg.corpus, "corpus.jsonl"), "queries": pick(cfg.queries, "queries.jsonl"),
-            "qrels": pick(cfg.qrels, f"qrels/{cfg.split}.tsv"),
+    """The corpus, queries, qrels and gold-answer files ``cfg`` points at (BEIR layout under ``path``)."""
+    answers = None if answers_disabled(cfg) else beir_file(cfg.path, cfg.answers, "answers.jsonl")
+    return {"corpus": beir_file(cfg.path, cfg.corpus, "corpus.jsonl"),
+            "queries": beir_file(cfg.path, cfg.queries, "queries.jsonl"),
+            "qrels": beir_file(cfg.path, cfg.qrels, qrels_name(cfg.split)),
             "answers": answers if cfg.answers or (answers and answers.exists()) else None}
 
 

@@ -141,21 +141,27 @@ def _is_text_folder(path: Path) -> bool:
     return path.is_dir() and not (path / "state.json").exists() and not (path / "dataset_dict.json").exists()
 
 
+def qrels_name(split: str) -> str:
+    """Where a BEIR folder keeps a split's qrels: ``qrels/<split>.tsv``."""
+    return f"qrels/{split}.tsv"
+
+
+def beir_file(folder: Optional[str | Path], explicit: Optional[str], name: Optional[str]) -> Optional[Path]:
+    """The file a data block names: ``explicit`` when given, else ``<folder>/<name>`` in the BEIR layout
+    (``corpus.jsonl``, ``queries.jsonl``, ``qrels_name(split)``, ``answers.jsonl``); None when neither is there."""
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(folder).expanduser() / name if folder and name else None
+
+
 def resolve_paths(data: DataConfig) -> dict[str, Optional[Path]]:
     """The corpus, queries, qrels and eval-qrels files that ``data`` points at (BEIR layout under ``path``)."""
-    base = Path(data.path).expanduser() if data.path else None
-
-    def pick(explicit: Optional[str], beir_name: Optional[str]) -> Optional[Path]:
-        if explicit:
-            return Path(explicit).expanduser()
-        return base / beir_name if base is not None and beir_name else None
-
     return {
-        "corpus": pick(data.corpus, "corpus.jsonl"),
-        "queries": pick(data.queries, "queries.jsonl"),
-        "qrels": pick(data.qrels, f"qrels/{data.split}.tsv"),
-        "eval_qrels": pick(data.eval_qrels, f"qrels/{data.eval_split}.tsv" if data.eval_split else None),
-        "negatives": pick(data.negatives, None),
+        "corpus": beir_file(data.path, data.corpus, "corpus.jsonl"),
+        "queries": beir_file(data.path, data.queries, "queries.jsonl"),
+        "qrels": beir_file(data.path, data.qrels, qrels_name(data.split)),
+        "eval_qrels": beir_file(data.path, data.eval_qrels, qrels_name(data.eval_split) if data.eval_split else None),
+        "negatives": beir_file(data.path, data.negatives, None),
     }
 
 

@@ -22,7 +22,7 @@ from rerankforge.core.text import doc_text
 from rerankforge.data_prep.config import MineConfig
 from rerankforge.data_prep.mine import first_stage_spec
 from rerankforge.retrieval.first_stage import FirstStage
-from rerankforge.retrieval.loaders import load_corpus, load_qrels, load_queries
+from rerankforge.retrieval.loaders import beir_file, load_corpus, load_qrels, load_queries, qrels_name
 
 METRICS = ("ndcg@10", "mrr@10")
 logger = logging.getLogger(__name__)
@@ -43,9 +43,9 @@ def build_dev_set(train_folder: str, dev: str, split: str, depth: int, max_queri
         return read_dev(path, depth, max_queries)
     mine_cfg = from_dict(MineConfig, mine_config)
     problems: list = []
-    corpus = load_corpus(Path(dev) / "corpus.jsonl", mine_cfg.data.fields, problems)
-    queries = load_queries(Path(dev) / "queries.jsonl", mine_cfg.data.fields, problems)
-    qrels = load_qrels(Path(dev) / "qrels" / f"{split}.tsv", mine_cfg.data.fields, problems)
+    corpus = load_corpus(beir_file(dev, None, "corpus.jsonl"), mine_cfg.data.fields, problems)
+    queries = load_queries(beir_file(dev, None, "queries.jsonl"), mine_cfg.data.fields, problems)
+    qrels = load_qrels(beir_file(dev, None, qrels_name(split)), mine_cfg.data.fields, problems)
     if problems:
         raise DataError(problems)
     query_ids = sorted(q for q in qrels if q in queries)[:max_queries]
