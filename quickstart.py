@@ -18,6 +18,7 @@ stage, what it read, the error, and the finished stages a rerun reuses; the trac
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -90,7 +91,7 @@ class QuickstartConfig:
     # labels=synthetic: train.max_epochs, no more passes than this over a small corpus's questions (None: no cap)
     synthetic_max_epochs: Optional[float] = None
     # your users' questions without labels (a query log: BEIR queries .jsonl or .txt, one per line). With
-    # labels=synthetic and mine.mining.candidates=auto, eval reranks the first stage whose ranking agrees best with
+    # labels=synthetic and mine.first_stage.method=auto, eval reranks the first stage whose ranking agrees best with
     # the trained reranker's choices on them (eval/pick.py), instead of hybrid
     query_log: Optional[str] = None
     synth: SynthConfig = field(default_factory=SynthConfig)
@@ -131,8 +132,9 @@ def _wire_synth(cfg: QuickstartConfig, data: Prepared, mine: MineConfig) -> Opti
     synth, out = copy.deepcopy(cfg.synth), Path(cfg.output_dir) / "synth"
     synth.data = copy.deepcopy(mine.data)
     synth.output_dir, synth.cache_dir = str(out), mine.cache_dir
-    synth.encoder, synth.index = copy.deepcopy(mine.encoder), copy.deepcopy(mine.index)
-    synth.bm25, synth.rrf_k = copy.deepcopy(mine.mining.bm25), mine.mining.rrf_k
+    # mine's encoder, index and BM25; the round trip keeps its own method (a named one: mining's may be auto)
+    synth.first_stage = dataclasses.replace(copy.deepcopy(mine.first_stage), method=cfg.synth.first_stage.method,
+                                            reason=None)
     if data.labels == "mixed" and not synth.mix_with:
         synth.mix_with = str(data.train)
     overrides = data_overrides(out)
@@ -154,7 +156,7 @@ def wire(cfg: QuickstartConfig, data: Prepared) -> Plan:
     out = Path(cfg.output_dir)
     mine, train, ev = copy.deepcopy(cfg.mine), copy.deepcopy(cfg.train), copy.deepcopy(cfg.eval)
     if mines_behind_hybrid(cfg, data.labels):
-        mine.mining.candidates, mine.mining.candidates_reason = "hybrid", SYNTHETIC_FIRST_STAGE
+        mine.first_stage.method, mine.first_stage.reason = "hybrid", SYNTHETIC_FIRST_STAGE
     # a bad value is reported as synthetic_max_steps|epochs (check_quickstart_config), not as a train key
     if data.labels == "synthetic" and cfg.synthetic_max_steps is not None and cfg.synthetic_max_steps >= 1:
         train.max_steps = cfg.synthetic_max_steps
@@ -172,13 +174,12 @@ def wire(cfg: QuickstartConfig, data: Prepared) -> Plan:
     _point_at(ev.data, data, data.test)
     ev.output_dir, ev.cache_dir = str(out / "eval"), mine.cache_dir
     # the first stage the reranker was trained behind, and that its fusion weight was fitted on (for
-    # mining.candidates=auto, the one mining picked: set when eval starts; eval's own auto needs a query log)
-    ev.retrieve.method = "hybrid" if mine.mining.candidates == "auto" else mine.mining.candidates
-    ev.retrieve.rrf_k = mine.mining.rrf_k
-    ev.retrieve.encoder, ev.retrieve.bm25 = copy.deepcopy(mine.encoder), copy.deepcopy(mine.mining.bm25)
-    ev.retrieve.index = copy.deepcopy(mine.index)
+    # first_stage.method=auto, the one mining picked: set when eval starts; eval's own auto needs a query log)
+    ev.first_stage = dataclasses.replace(copy.deepcopy(mine.first_stage), reason=cfg.eval.first_stage.reason)
+    if ev.first_stage.method == "auto":
+        ev.first_stage.method = "hybrid"
     if cfg.query_log and mines_behind_hybrid(cfg, data.labels):
-        ev.retrieve.method, ev.retrieve.pick.queries = "auto", cfg.query_log
+        ev.first_stage.method, ev.retrieve.pick.queries = "auto", cfg.query_log
     ev.data.chunking = copy.deepcopy(mine.data.chunking)  # long documents: scored the way they were trained
     spec = ev.rerankers.get("finetuned") or RerankerConfig(depth=ev.retrieve.top_k)
     spec.model = str(out / "train" / "final")
@@ -362,10 +363,10 @@ def quickstart(cfg: QuickstartConfig) -> dict:
             continue
         print(f"[{number}/{total}] {name} ...", flush=True)
         start = time.perf_counter()
-        if name == "eval" and plan.eval.retrieve.method != "auto":  # eval reranks the first stage mining used
+        if name == "eval" and plan.eval.first_stage.method != "auto":  # eval reranks the first stage mining used
             mined = json.loads(outputs["mine"].read_text())
-            plan.eval.retrieve.method = mined["config"]["mining"]["candidates"]
-            plan.eval.retrieve.reason = first_stage_reason(mined)
+            plan.eval.first_stage.method = mined["first_stage"]["method"]
+            plan.eval.first_stage.reason = first_stage_reason(mined)
         _run_guarded(name, plan, out)
         stages[name] = {"seconds": time.perf_counter() - start, "reused": False}
         state[name] = {"key": keys[name], "seconds": stages[name]["seconds"]}

@@ -98,8 +98,9 @@ def config_problems(plan: Plan, own: Sequence[str] = ()) -> dict[str, list[str]]
 def environment_problems(plan: Plan) -> list[str]:
     """The models the stages load that this machine cannot get, and the packages cold start lacks."""
     problems = [availability_problem(plan.train.model.name_or_path, "train.model.name_or_path")]
-    if plan.mine.mining.candidates != "bm25":
-        problems.append(availability_problem(plan.mine.encoder.name_or_path, "mine.encoder.name_or_path"))
+    if plan.mine.first_stage.uses_encoder:
+        problems.append(availability_problem(plan.mine.first_stage.encoder.name_or_path,
+                                             "mine.first_stage.encoder.name_or_path"))
     if plan.synth:
         problems += llm_install_problems(plan.synth.generator, "synth.generator")
     return [p for p in problems if p]
@@ -139,7 +140,7 @@ def _load_texts(plan: Plan, by_stage: dict[str, list[str]], data: list[Problem])
                                 f"{plan.eval.data.split}); nothing to evaluate.", labelled_eval.sources.get("qrels")))
         texts.queries += [labelled_eval.queries[q] for q in labelled_eval.qrels]
         pick = plan.eval.retrieve.pick.queries
-        if plan.eval.retrieve.method == "auto" and pick and not load_query_texts(pick, plan.eval.data.fields):
+        if plan.eval.first_stage.method == "auto" and pick and not load_query_texts(pick, plan.eval.data.fields):
             data.append(Problem("query_log holds no question to pick the first stage with.", pick))
     except DataError as exc:
         data += qualified(exc.problems, "eval", EvalConfig)

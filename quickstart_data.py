@@ -114,18 +114,18 @@ def prepare_data(cfg: QuickstartConfig) -> Prepared:
 
 
 def mines_behind_hybrid(cfg: QuickstartConfig, labels: str) -> bool:
-    """Synthetic ``labels`` with ``mine.mining.candidates=auto``: synthetic dev queries share their passage's words
+    """Synthetic ``labels`` with ``mine.first_stage.method=auto``: synthetic dev queries share their passage's words
     and so cannot rank first stages reliably; hybrid is used instead."""
-    return labels == "synthetic" and cfg.mine.mining.candidates == "auto"
+    return labels == "synthetic" and cfg.mine.first_stage.method == "auto"
 
 
 def cold_start_note(cfg: QuickstartConfig, labels: str) -> Optional[str]:
     """The note saying so when ``mines_behind_hybrid`` (else None)."""
     if not mines_behind_hybrid(cfg, labels):
         return None
-    return ("note: labels=synthetic with mine.mining.candidates=auto: mining with hybrid (RRF of BM25 and dense), "
+    return ("note: labels=synthetic with mine.first_stage.method=auto: mining with hybrid (RRF of BM25 and dense), "
             "since synthetic queries reuse their passage's words and picked the wrong first stage on SciFact and "
-            "COVID-QA (by 0.01 nDCG@10). Set mine.mining.candidates=bm25|dense|hybrid to the first stage you will "
+            "COVID-QA (by 0.01 nDCG@10). Set mine.first_stage.method=bm25|dense|hybrid to the first stage you will "
             "serve, or give query_log=FILE (your users' questions, no labels) and eval reranks the one the trained "
             "reranker's choices on them favour (README: Cold start).")
 
@@ -133,7 +133,7 @@ def cold_start_note(cfg: QuickstartConfig, labels: str) -> Optional[str]:
 SYNTHETIC_FIRST_STAGE = (
     "labels=synthetic leaves no real labels to pick one with, and synthetic questions reuse their passage's words, "
     "which favours BM25; hybrid is the safer default, but where users' words rarely match the documents' dense can "
-    "be better: set mine.mining.candidates, or give query_log (bench/README.md: lexical mismatch)")
+    "be better: set mine.first_stage.method, or give query_log (bench/README.md: lexical mismatch)")
 
 
 def first_stage_reason(mine_manifest: dict) -> str:

@@ -14,31 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
+from common import data_dir, read_qrels, read_trec_logits
 
 from rerankforge.core.dev_split import DEV_FILE, read_dev
-from rerankforge.eval.report import read_trec
 from rerankforge.models.calibration import Calibration, calibrate, expected_calibration_error, labelled_logits, sigmoid
-
-
-def read_trec_logits(path: Path) -> dict[str, dict[str, float]]:
-    """A TREC run of sigmoid scores (6 decimals) as logits; scores that rounded to 0 or 1 are clipped."""
-    def logit(score: float) -> float:
-        p = min(max(score, 5e-7), 1 - 5e-7)
-        return math.log(p / (1 - p))
-
-    return {q: {d: logit(score) for d, score in docs.items()} for q, docs in read_trec(path).items()}
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for line in path.read_text().splitlines()[1:]:
-        query_id, doc_id, score = line.split("\t")
-        qrels.setdefault(query_id, {})[doc_id] = int(score)
-    return qrels
 
 
 def test_run(folder: Path) -> Path:
@@ -73,7 +55,7 @@ def measure(folder: Path, data: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=["runs/bench-quality/scifact", "runs/bench-quality/covidqa"])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(data_dir()))
     args = parser.parse_args()
     rows = [measure(Path(folder), Path(args.data)) for folder in args.runs]
     print("| run | dev pairs (relevant) | a, b | dev ECE sigmoid → calibrated (out of fold) | test pairs (relevant) "

@@ -19,10 +19,11 @@ from pathlib import Path
 from statistics import fmean
 
 import yaml
-from calibration import read_qrels, read_trec_logits  # bench/ is sys.path[0] when run as a script
-from seeds import print_table, stat_cells
+from common import print_table, read_qrels, read_trec_logits, stat_cells
 
+from rerankforge.core.config import move_keys
 from rerankforge.core.metrics import per_query
+from rerankforge.eval.config import EvalConfig
 from rerankforge.eval.report import read_trec
 from rerankforge.models.fusion import ALPHA_GRID, fuse_run
 
@@ -41,14 +42,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def read_runs(folder: Path, reranker: str) -> dict:
     """``{"qrels", "first_stage", "reranker", "method"}``: the first stage's run, best first, and the reranker's
     logits for the candidates it reranked (the first stage's top ``depth``)."""
-    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config = move_keys(yaml.safe_load((folder / "config.yaml").read_text()), EvalConfig)  # older folders too
     data, depth = config["data"], config["rerankers"][reranker]["depth"] or config["retrieve"]["top_k"]
     qrels = read_qrels(Path(data["path"]) / "qrels" / f"{data['split']}.tsv")
     first = read_trec(folder / "runs" / "first_stage.trec")
     alone = read_trec_logits(folder / "runs" / f"{reranker}-alone.trec")
     rerank = {q: {d: alone[q][d] for d in list(docs)[:depth]} for q, docs in first.items()}
     return {"qrels": {q: qrels[q] for q in first}, "first_stage": first, "reranker": rerank,
-            "method": config["retrieve"]["method"]}
+            "method": config["first_stage"]["method"]}
 
 
 def scores(runs: dict, method: str, alpha: float, metric: str) -> dict[str, dict[str, float]]:

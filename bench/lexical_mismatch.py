@@ -127,14 +127,14 @@ def build(data: Path, out: Path, typos: bool = False) -> dict[str, int]:
 def first_stage(data: Path):
     """The hybrid first stage over ``data``'s corpus (it runs BM25 and dense too), and ``{doc_id: model text}``."""
     from rerankforge.core.io import resolve_cache_dir
-    from rerankforge.retrieval.config import BM25Config, EncoderConfig, IndexConfig
+    from rerankforge.retrieval.config import EncoderConfig, FirstStageConfig
     from rerankforge.retrieval.corpus_store import corpus_ids, corpus_texts
-    from rerankforge.retrieval.first_stage import FirstStage, FirstStageSpec
+    from rerankforge.retrieval.first_stage import FirstStage
 
     corpus = load(data, "corpus")
     doc_ids = corpus_ids(corpus)
     texts = corpus_texts(corpus, doc_ids)
-    spec = FirstStageSpec("hybrid", EncoderConfig(dtype="auto"), IndexConfig(), BM25Config(), 60)
+    spec = FirstStageConfig("hybrid", EncoderConfig(dtype="auto"))
     return FirstStage(spec, texts, resolve_cache_dir(), doc_ids=doc_ids), dict(zip(doc_ids, texts))
 
 

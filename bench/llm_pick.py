@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PROMPT = "Read the passage and write one question that it answers. Reply with the question only.\n\nPassage: "
 

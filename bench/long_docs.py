@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import data_dir, join_articles
+
 METRICS = ("ndcg@10", "mrr@10", "recall@10")
 
 
@@ -29,37 +29,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="runs/bench-quality/covidqa/train/final",
                         help="the fine-tuned reranker (bench/quality.py writes this one)")
-    parser.add_argument("--data-dir", default=os.environ.get("RERANKFORGE_DATA_DIR",
-                                                            str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=str(data_dir()))
     parser.add_argument("--out", default="runs/bench-long-docs")
     parser.add_argument("--method", default="bm25", help="first stage (BM25 is COVID-QA's best)")
     parser.add_argument("--depth", type=int, default=10, help="articles reranked per query")
     parser.add_argument("--chunk-size", type=int, default=200)
     parser.add_argument("--max-queries", type=int, default=None)
     return parser.parse_args(argv)
-
-
-def join_articles(source: Path, target: Path) -> Path:
-    """A BEIR folder of whole articles: passages ``<article>_<i>`` joined in order, qrels lifted to articles."""
-    target.mkdir(parents=True, exist_ok=True)
-    parts: dict[str, list[tuple[int, dict]]] = {}
-    with open(source / "corpus.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            doc = json.loads(line)
-            article, _, index = doc["_id"].rpartition("_")
-            parts.setdefault(article, []).append((int(index), doc))
-    with open(target / "corpus.jsonl", "w", encoding="utf-8") as out:
-        for article, items in sorted(parts.items()):
-            items.sort(key=lambda item: item[0])
-            text = "\n".join(doc["text"] for _, doc in items)
-            out.write(json.dumps({"_id": article, "title": items[0][1].get("title", ""), "text": text}) + "\n")
-    (target / "queries.jsonl").write_text((source / "queries.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
-    (target / "qrels").mkdir(exist_ok=True)
-    for split in ("train", "test"):
-        rows = (source / "qrels" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
-        lifted = dict.fromkeys(f"{q}\t{d.rpartition('_')[0]}\t{s}" for q, d, s in (r.split("\t") for r in rows[1:]))
-        (target / "qrels" / f"{split}.tsv").write_text("\n".join([rows[0], *lifted]) + "\n", encoding="utf-8")
-    return target
 
 
 def run_eval(args, articles: Path, aggregate: str) -> dict:
@@ -70,8 +46,8 @@ def run_eval(args, articles: Path, aggregate: str) -> dict:
 
     out = Path(args.out) / f"eval-{aggregate}"
     overrides = [f"data.path={articles}", "data.chunking.mode=all", f"data.chunking.aggregate={aggregate}",
-                 f"data.chunking.size={args.chunk_size}", f"retrieve.method={args.method}", "retrieve.top_k=50",
-                 "retrieve.encoder.dtype=auto", f"output_dir={out}", "generate.kind=none",
+                 f"data.chunking.size={args.chunk_size}", f"first_stage.method={args.method}", "retrieve.top_k=50",
+                 "first_stage.encoder.dtype=auto", f"output_dir={out}", "generate.kind=none",
                  "rerankers.finetuned.model=" + args.model, f"rerankers.finetuned.depth={args.depth}",
                  "rerankers.finetuned.dtype=auto", "rerankers.finetuned.max_length=256",
                  "rerankers.finetuned.fusion.method=auto",

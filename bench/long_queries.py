@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import data_dir
+
 TURNS = 3
 
 
@@ -28,8 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a SciFact reranker that never trained on the test claims")
     parser.add_argument("--cache", default=None, help="an embedding cache holding SciFact's corpus (optional)")
-    parser.add_argument("--data-dir", default=os.environ.get("RERANKFORGE_DATA_DIR",
-                                                            str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=str(data_dir()))
     parser.add_argument("--out", default="runs/bench-long-queries")
     parser.add_argument("--lengths", default="64,128", help="max_query_length values; the first is the baseline")
     return parser.parse_args(argv)
@@ -65,8 +64,9 @@ def run_eval(args, data: Path, name: str, max_query_length: int) -> dict:
     from rerankforge.retrieval.loaders import load_qrels
 
     out = Path(args.out) / name
-    overrides = [f"data.path={data}", "retrieve.method=hybrid", "retrieve.top_k=100", "retrieve.encoder.dtype=auto",
-                 f"output_dir={out}", "generate.kind=none", f"rerankers.finetuned.model={args.model}",
+    overrides = [f"data.path={data}", "first_stage.method=hybrid", "retrieve.top_k=100",
+                 "first_stage.encoder.dtype=auto", f"output_dir={out}", "generate.kind=none",
+                 f"rerankers.finetuned.model={args.model}",
                  "rerankers.finetuned.depth=20", "rerankers.finetuned.dtype=auto", "rerankers.finetuned.max_length=256",
                  f"rerankers.finetuned.max_query_length={max_query_length}", "rerankers.finetuned.fusion.method=auto",
                  "metrics=[ndcg@10]", "plots=false", "retrieve.compare=[]"]

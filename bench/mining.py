@@ -25,13 +25,14 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, data_dir
+
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # side -> encoder overrides of the rerankforge sides; sentence-transformers runs its own miner
 SIDES = {"sentence-transformers": None, "rerankforge": [],
-         "rerankforge-openvino": ["encoder.backend=openvino"],
-         "rerankforge-openvino-bf16": ["encoder.backend=openvino", "encoder.dtype=bfloat16"],
-         "rerankforge-openvino-int8": ["encoder.backend=openvino", "encoder.quantize=int8"]}
+         "rerankforge-openvino": ["first_stage.encoder.backend=openvino"],
+         "rerankforge-openvino-bf16": ["first_stage.encoder.backend=openvino", "first_stage.encoder.dtype=bfloat16"],
+         "rerankforge-openvino-int8": ["first_stage.encoder.backend=openvino", "first_stage.encoder.quantize=int8"]}
 
 
 class Timer:
@@ -56,10 +57,10 @@ def mine_config(args, out_dir: Path, cache_dir: Path, encoder: Sequence[str] = (
     from rerankforge.data_prep.config import MineConfig
 
     return load_config(MineConfig, ROOT / "configs" / "data_prep" / "scifact.yaml", [
-        f"data.path={args.data}", f"encoder.batch_size={args.batch_size}", f"output_dir={out_dir}",
+        f"data.path={args.data}", f"first_stage.encoder.batch_size={args.batch_size}", f"output_dir={out_dir}",
         f"cache_dir={cache_dir}", f"max_queries={args.max_queries or 'null'}",
         # like for like with sentence-transformers' dense miner: no dev split, float32 encoding
-        "mining.candidates=dense", "data.dev_fraction=0", "encoder.dtype=float32", *encoder])
+        "first_stage.method=dense", "data.dev_fraction=0", "first_stage.encoder.dtype=float32", *encoder])
 
 
 def run_ours(args, tmp: Path) -> dict:
@@ -117,8 +118,8 @@ def run_theirs(args, tmp: Path) -> dict:
     m = cfg.mining
     result = mine_hard_negatives(pairs, model, corpus=corpus, range_max=m.range_max, relative_margin=m.relative_margin,
                                  num_negatives=m.num_negatives, sampling_strategy=m.sampling_strategy,
-                                 batch_size=cfg.encoder.batch_size, use_faiss=True, output_format="labeled-list",
-                                 verbose=False)
+                                 batch_size=cfg.first_stage.encoder.batch_size, use_faiss=True,
+                                 output_format="labeled-list", verbose=False)
     total = time.perf_counter() - start
     docs_column = result.column_names[1]  # labeled-list: query, [positive, negatives...], labels
     mined = {f"{r['query']}\t{r[docs_column][0]}": [d for d, label in zip(r[docs_column], r["labels"]) if label == 0]
@@ -153,7 +154,7 @@ def row(name: str, run: int, s: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--data", default=str(data_dir() / "scifact"))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1, help="runs per side, alternating which goes first")

@@ -2,9 +2,9 @@
 bi-encoder vs with another encoder (default: OpenVINO in bfloat16 precision), same recipe and seed.
 
     python bench/mining_downstream.py [--data-dir ../shared/data] [--dataset scifact] [--out runs/bench-mining-downstream]
-                                      [--side encoder.backend=openvino encoder.dtype=bfloat16]
+                                      [--side first_stage.encoder.backend=openvino first_stage.encoder.dtype=bfloat16]
 
-Each side runs the quickstart (mine with ``mining.candidates=hybrid`` → train → eval on the test split) under
+Each side runs the quickstart (mine with ``first_stage.method=hybrid`` → train → eval on the test split) under
 ``--out/<side>`` (finished stages are reused). The other side's reranker is then evaluated again with the torch
 side's eval config, so both rerank the same first-stage candidates. Prints the share of the torch side's hard
 negatives the other side mined too, and each reranker's test nDCG@10 (fused and alone) with the paired t-test
@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+from common import ROOT, data_dir, run_dataset
 
 
 def quickstart(args, side: str, encoder: list[str]) -> Path:
-    from quality import run_dataset
-
     out = Path(args.out) / side
     run_dataset(argparse.Namespace(recipe=str(ROOT / "configs" / "quickstart.yaml"), data_dir=args.data_dir,
-                                   out=str(out), overrides=["mine.mining.candidates=hybrid",
+                                   out=str(out), overrides=["mine.first_stage.method=hybrid",
                                                             f"mine.cache_dir={out / 'cache'}",
                                                             *[f"mine.{o}" for o in encoder]]), args.dataset)
     return out / args.dataset
@@ -56,13 +52,14 @@ def hard_negatives(mine_dir: Path) -> dict[str, list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("RERANKFORGE_DATA_DIR", str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=str(data_dir()))
     parser.add_argument("--dataset", default="scifact")
     parser.add_argument("--out", default="runs/bench-mining-downstream")
-    parser.add_argument("--side", nargs="+", default=["encoder.backend=openvino", "encoder.dtype=bfloat16"],
-                        help="the mining encoder overrides compared with encoder.dtype=float32 (torch)")
+    parser.add_argument("--side", nargs="+",
+                        default=["first_stage.encoder.backend=openvino", "first_stage.encoder.dtype=bfloat16"],
+                        help="the mining encoder overrides compared with first_stage.encoder.dtype=float32 (torch)")
     args = parser.parse_args()
-    base = quickstart(args, "torch-float32", ["encoder.dtype=float32"])
+    base = quickstart(args, "torch-float32", ["first_stage.encoder.dtype=float32"])
     other_name = "-".join(o.split("=")[1] for o in args.side)
     other = quickstart(args, other_name, args.side)
     # the other reranker over the torch side's first stage: only the mined training set differs

@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import data_dir, join_articles
+
 CASES = {"covid-articles": ("covidqa-articles", []),
          "covid-articles-off": ("covidqa-articles", ["mine.data.chunking.mode=off"]),
          "scifact-800": ("scifact-800", []),
@@ -54,8 +53,7 @@ PAIRS = [("covid-articles", "covid-articles-off"), ("scifact-chunked", "scifact-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, of: " + ", ".join(CASES))
-    parser.add_argument("--data-dir", default=os.environ.get("RERANKFORGE_DATA_DIR",
-                                                            str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=str(data_dir()))
     parser.add_argument("--out", default="runs/bench-own-data")
     parser.add_argument("--table-only", action="store_true", help="print the table of finished runs, run nothing")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="quickstart overrides for every case")
@@ -111,19 +109,16 @@ def scifact_splitless(source: Path, target: Path) -> Path:
     return target
 
 
-def build_data(name: str, data_dir: Path, out: Path) -> Path:
+def build_data(name: str, folder: Path, out: Path) -> Path:
     if name == "scifact":
-        return data_dir / "scifact"
+        return folder / "scifact"
     target = out / "data" / name
     if (target / "corpus.jsonl").exists():
         return target
     if name == "covidqa-articles":
-        sys.path.insert(0, str(ROOT / "bench"))
-        from long_docs import join_articles
-
-        return join_articles(data_dir / "covidqa", target)
+        return join_articles(folder / "covidqa", target)
     build = {"scifact-800": scifact_800, "scifact-splitless": scifact_splitless, "scifact-150": scifact_small}[name]
-    return build(data_dir / "scifact", target)
+    return build(folder / "scifact", target)
 
 
 def run_case(case: str, args: argparse.Namespace) -> None:
@@ -175,7 +170,6 @@ def table(cases: list[str], out: Path) -> str:
 def compare(a: str, b: str, out: Path) -> list[str]:
     """Lines of paired t-tests (nDCG@10 per query) between case ``a`` and case ``b``: each run of ``a``'s eval
     (first stage, reranker alone, fused) against the same run of ``b``'s."""
-    sys.path.insert(0, str(ROOT / "bench"))
     from rerankforge.core.metrics import paired_test, per_query
     from rerankforge.eval.report import read_trec
     from rerankforge.retrieval.config import FieldNames

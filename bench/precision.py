@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, data_dir
+
 ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -103,8 +104,7 @@ def main(argv=None) -> int:
     from rerankforge.models.loading import bf16_is_fast, cpu_flags, cpu_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(os.environ.get("RERANKFORGE_DATA_DIR",
-                                                                  ROOT.parent / "shared" / "data")) / "scifact"))
+    parser.add_argument("--data", default=str(data_dir() / "scifact"))
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     data = Path(args.data)

@@ -12,18 +12,17 @@ With ``labels=synthetic`` (cold start) the training queries are generated for th
 labels are ignored; a third table counts what the generator made and what its filters dropped. Mining's first
 stage is then set per data set, to the one served (README: Cold start):
 
-    python bench/quality.py --datasets scifact labels=synthetic mine.mining.candidates=hybrid --out runs/bench-cold
-    python bench/quality.py --datasets covidqa labels=synthetic mine.mining.candidates=bm25 --out runs/bench-cold
+    python bench/quality.py --datasets scifact labels=synthetic mine.first_stage.method=hybrid --out runs/bench-cold
+    python bench/quality.py --datasets covidqa labels=synthetic mine.first_stage.method=bm25 --out runs/bench-cold
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, data_dir, run_dataset
+
 METRICS = ("ndcg@10", "mrr@10", "recall@10")
 
 
@@ -31,20 +30,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default=str(ROOT / "configs" / "quickstart.yaml"), help="a quickstart config")
     parser.add_argument("--datasets", default="scifact,covidqa", help="comma-separated BEIR folder names")
-    parser.add_argument("--data-dir", default=os.environ.get("RERANKFORGE_DATA_DIR",
-                                                            str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", default=str(data_dir()))
     parser.add_argument("--out", default="runs/bench-quality")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="quickstart config overrides")
     return parser.parse_args(argv)
-
-
-def run_dataset(args, name: str) -> dict:
-    from rerankforge.core.config import load_config
-    from rerankforge.quickstart import QuickstartConfig, quickstart
-
-    cfg = load_config(QuickstartConfig, args.recipe, [f"dataset={name}", f"data={Path(args.data_dir) / name}",
-                                                       f"output_dir={Path(args.out) / name}", *args.overrides])
-    return quickstart(cfg)
 
 
 def rows_for(name: str, result: dict) -> list[list[str]]:

@@ -17,23 +17,23 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, data_dir
 
 
 def candidates(args, split: str = "test"):
     """``(qrels, [(query_id, query, [(doc_id, text), ...]), ...])`` for the first ``args.queries`` test queries."""
     from rerankforge.core.io import resolve_cache_dir
     from rerankforge.core.text import doc_text
-    from rerankforge.eval.config import EvalDataConfig, RetrieveConfig
+    from rerankforge.eval.config import EvalDataConfig
     from rerankforge.eval.data import load_eval_data
     from rerankforge.eval.retrieve import Retriever
+    from rerankforge.retrieval.config import FirstStageConfig
 
     data = load_eval_data(EvalDataConfig(path=args.data, split=split, max_queries=args.queries))
     doc_ids = sorted(data.corpus)
     texts = {d: doc_text(data.corpus[d]) for d in doc_ids}
-    retriever = Retriever(RetrieveConfig(method="dense", top_k=args.depth), doc_ids, [texts[d] for d in doc_ids],
+    retriever = Retriever(FirstStageConfig(method="dense"), args.depth, doc_ids, [texts[d] for d in doc_ids],
                           resolve_cache_dir())
     query_ids = list(data.qrels)
     hits = retriever.search([data.queries[q] for q in query_ids])
@@ -90,7 +90,7 @@ def run_once(score, items) -> tuple[float, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / "runs" / "train" / "scifact-a" / "final"))
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--data", default=str(data_dir() / "scifact"))
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--max-length", type=int, default=256)

@@ -24,8 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from common import ROOT, data_dir
+
 # load: the corpus into Arrow (or a dict); model: loading the bi-encoder; search: first-stage candidates of the
 # queries (encoding them included); select: negatives; write: the dataset; other: the rest (imports, hashing texts for cache keys, validation)
 STAGES = ("load", "model", "encode", "index", "bm25", "search", "select", "write", "other")
@@ -35,7 +35,7 @@ def sentences() -> list[str]:
     """Every sentence of 30-300 characters in the shared SciFact and COVID-QA corpora, in file order."""
     out = []
     for name in ("scifact", "covidqa"):
-        with open(DATA / name / "corpus.jsonl", encoding="utf-8") as fh:
+        with open(data_dir() / name / "corpus.jsonl", encoding="utf-8") as fh:
             for line in fh:
                 text = json.loads(line)["text"]
                 out += [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if 30 <= len(s.strip()) <= 300]
@@ -150,8 +150,9 @@ def child(args) -> None:
     mining.write_mine_output = timed("write", mining.write_mine_output)
     cfg = load_config(MineConfig, ROOT / "configs" / "data_prep" / "scifact.yaml", [
         f"data.path={args.corpus}", "data.eval_split=null", "data.dev_fraction=0", f"data.storage={args.storage}",
-        f"encoder.name_or_path={args.encoder}", "encoder.batch_size=256", "encoder.dtype=float32",
-        "index.type=ivfpq", "index.nlist=1024", "mining.candidates=hybrid", "mining.rescore.cross_encoder=null",
+        f"first_stage.encoder.name_or_path={args.encoder}", "first_stage.encoder.batch_size=256",
+        "first_stage.encoder.dtype=float32", "first_stage.index.type=ivfpq", "first_stage.index.nlist=1024",
+        "first_stage.method=hybrid", "mining.rescore.cross_encoder=null",
         f"output_dir={args.out}", f"cache_dir={args.cache}"])
     sampler = Sampler()
     sampler.start()

@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import dev_per_query
 
 
 def fused_teacher(mine: Path, model: str, out: Path, weight: float) -> None:
@@ -64,8 +62,6 @@ def fused_teacher(mine: Path, model: str, out: Path, weight: float) -> None:
 
 
 def compare(first: Path, second: Path) -> None:
-    from sweep import dev_per_query
-
     from rerankforge.core.metrics import paired_test
 
     runs = [dev_per_query({"dir": d, "fusion": json.loads((d / "final" / "fusion.json").read_text())})

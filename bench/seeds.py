@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from statistics import fmean
 
+from common import print_table, stat_cells
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,29 +47,13 @@ def read_eval(folder: Path, reranker: str, metric: str) -> dict:
             "first_stage_name": report["first_stage"]["method"]}
 
 
-def stat_cells(first: dict[str, float], system: dict[str, float]) -> list[str]:
-    """``[mean, delta, p, "wins / losses"]`` of ``system`` against ``first`` (paired t-test), as table cells."""
-    from rerankforge.core.metrics import paired_test
-
-    test = paired_test(first, system)
-    return [f"{fmean(system.values()):.4f}", f"{test['delta']:+.4f}", f"{test['p_value']:.3g}",
-            f"{test['wins']} / {test['losses']}"]
-
-
-def print_table(title: str, table: list[list[str]]) -> None:
-    """``title``, a blank line, then ``table`` (header row first) as Markdown."""
-    print(f"{title}\n")
-    print("| " + " | ".join(table[0]) + " |\n|" + "---|" * len(table[0]))
-    print("\n".join("| " + " | ".join(row) + " |" for row in table[1:]))
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     runs = {folder: read_eval(Path(folder), args.reranker, args.metric) for folder in args.evals}
     baseline = next(iter(runs.values()))
     if any(r["first_stage"] != baseline["first_stage"] for r in runs.values()):
         raise SystemExit("the runs differ in their first stage's per-query scores: compare runs of one data set "
-                         "and one first stage (the same mine.mining.candidates and test split).")
+                         "and one first stage (the same mine.first_stage.method and test split).")
     first, queries = baseline["first_stage"], sorted(baseline["first_stage"])
     table = [["run", "fusion", args.metric, f"delta vs {baseline['first_stage_name']}", "p", "better / worse"]]
     for folder, run in runs.items():

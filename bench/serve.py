@@ -29,7 +29,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, data_dir
+
 QUERY = "Vitamin D deficiency raises the risk of infection."
 
 
@@ -125,7 +126,7 @@ def offline(reranker, pairs: list[tuple[str, str]], seconds: float) -> list[floa
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=default_model())
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--data", default=str(data_dir() / "scifact"))
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=60)

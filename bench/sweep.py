@@ -26,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, dev_per_query
+
 SHARED = ["model.name_or_path=sentence-transformers/all-MiniLM-L6-v2", "data.dev=mined", "data.dev_depth=20",
           "mixed_precision=auto", "save_every=null", "optim.warmup_ratio=0.1", "loss.name=listwise_ce",
           "model.max_length=256", "max_steps=150", "eval_every=50", "batch_size=4", "data.group_size=8"]
@@ -67,22 +68,6 @@ def train(args, name: str, overrides: str, seed: int | None = None) -> dict:
     fusion = json.loads((out / "final" / "fusion.json").read_text())
     return {"name": name if seed is None else f"{name} seed {seed}", "seconds": seconds, "steps": metrics[-1]["step"],
             "fusion": fusion, "alone": max(m["dev/ndcg@10"] for m in metrics if "dev/ndcg@10" in m), "dir": out}
-
-
-def dev_per_query(result: dict) -> dict[str, dict[str, float]]:
-    """Per-query dev nDCG@10 of the best checkpoint alone, fused at the fitted weight, and of the first stage."""
-    import yaml
-
-    from rerankforge.core.dev_split import read_dev
-    from rerankforge.core.metrics import per_query
-    from rerankforge.models.fusion import fuse_run
-
-    fusion, config = result["fusion"], yaml.safe_load((result["dir"] / "config.yaml").read_text())
-    dev = read_dev(Path(config["data"]["train"]) / "dev.jsonl", config["data"]["dev_depth"])
-    run = json.loads((result["dir"] / "best_dev_run.json").read_text())
-    fused = fuse_run(dev.first_stage, run, fusion["method"], fusion["alpha"], fusion["rrf_k"])
-    return {name: per_query(dev.qrels, r, ["ndcg@10"])["ndcg@10"]
-            for name, r in (("alone", run), ("fused", fused), ("first_stage", dev.first_stage))}
 
 
 def main(argv=None) -> int:

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, data_dir
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(os.environ.get("RERANKFORGE_DATA_DIR",
-                                                                  ROOT.parent / "shared" / "data")) / "scifact"))
+    parser.add_argument("--data", default=str(data_dir() / "scifact"))
     parser.add_argument("--passages", type=int, default=48)
     parser.add_argument("--batch-sizes", default="16", help="transformers batch sizes, comma-separated")
     parser.add_argument("--config", default=str(ROOT / "configs" / "data_prep" / "scifact-synth.yaml"))

@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, data_dir
+
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -110,7 +111,7 @@ def child(side: str, args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mined", default=str(ROOT / "runs" / "mine" / "scifact"))
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--data", default=str(data_dir() / "scifact"))
     parser.add_argument("--steps", type=int, default=230)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--group-size", type=int, default=8)

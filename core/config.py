@@ -6,8 +6,10 @@ the key, what was given, and the nearest valid key.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import logging
 import typing
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
@@ -19,6 +21,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from rerankforge.core.errors import InputError
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(InputError, ValueError):
@@ -91,6 +94,54 @@ def _restore_words(value: Any, hint: Any) -> Any:
     return value
 
 
+_ABSENT = object()
+
+
+def _pop_dotted(data: dict, dotted: str) -> Any:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        data = data.get(part)
+        if not isinstance(data, dict):
+            return _ABSENT
+    return data.pop(leaf, _ABSENT)
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    """Set ``value`` at ``dotted``; a dict already there keeps its keys, which win over ``value``'s."""
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    if isinstance(value, dict) and isinstance(data.get(leaf), dict):
+        value = {**value, **data[leaf]}
+    data[leaf] = value
+
+
+def move_keys(value: Any, hint: Any, moved: list[str] | None = None, prefix: str = "") -> Any:
+    """``value`` (a parsed config layer) with keys a schema has moved put where they now live.
+
+    A dataclass lists its moves in ``MOVED: ClassVar[dict[str, str]]`` (old dotted key -> new dotted key, relative to
+    it), so that config files and manifests written before a move still load. ``moved`` collects ``"old -> new"``
+    for each key moved. A key whose new place lies under its old name (``first_stage`` -> ``first_stage.method``)
+    moves only when its value is not already a mapping.
+    """
+    hint = _unwrap(hint)
+    if not isinstance(value, dict) or not dataclasses.is_dataclass(hint):
+        return value
+    value = copy.deepcopy(value)
+    for old, new in getattr(hint, "MOVED", {}).items():
+        found = _pop_dotted(value, old)
+        if found is _ABSENT:
+            continue
+        if new.startswith(old + ".") and isinstance(found, dict):
+            _set_dotted(value, old, found)  # already in the new shape
+            continue
+        _set_dotted(value, new, found)
+        if moved is not None:
+            moved.append(f"{prefix}{old} -> {prefix}{new}")
+    hints = typing.get_type_hints(hint)
+    return {k: move_keys(v, hints.get(k), moved, f"{prefix}{k}.") for k, v in value.items()}
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"Config file not found: {path}. Pass an existing YAML file with --config.")
@@ -105,6 +156,15 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def _upgrade(layer: dict, schema: type, source: str) -> dict:
+    moved: list[str] = []
+    layer = _restore_words(move_keys(layer, schema, moved), schema)
+    if moved:
+        logger.warning("%s: config keys have moved (%s); they still work, but write the new ones.", source,
+                       ", ".join(moved))
+    return layer
+
+
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """Build a ``schema`` instance from defaults, then the YAML at ``path``, then dotted ``key=value`` overrides.
 
@@ -114,12 +174,12 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
     merged = OmegaConf.structured(schema)
     layers: list[tuple[str, Any]] = []
     if path is not None:
-        layers.append((str(path), _restore_words(_read_yaml(Path(path)), schema)))
+        layers.append((str(path), _upgrade(_read_yaml(Path(path)), schema, str(path))))
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"Override '{item}' is not of the form key=value (e.g. mining.num_negatives=7).")
         layer = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
-        layers.append((f"override '{item}'", OmegaConf.create(_restore_words(layer, schema))))
+        layers.append((f"override '{item}'", OmegaConf.create(_upgrade(layer, schema, f"override '{item}'"))))
     for source, layer in layers:
         try:
             merged = OmegaConf.merge(merged, layer)
@@ -145,6 +205,7 @@ def dump_yaml(config: Any) -> str:
 def from_dict(schema: type[T], data: dict) -> T:
     """A ``schema`` instance from a plain dict (e.g. the ``config`` block of a manifest), checked like a file."""
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.create(data)))
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema),
+                                                   OmegaConf.create(move_keys(data, schema))))
     except OmegaConfBaseException as exc:
         raise _explain(exc, schema, "config") from None

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from rerankforge.models.llm import SMOLLM2, SMOLLM2_GGUF, LLMConfig, check_llm_config
-from rerankforge.retrieval.config import BM25Config, DataConfig, EncoderConfig, IndexConfig, chunking_problems
+from rerankforge.retrieval.config import DataConfig, FirstStageConfig, chunking_problems
 
 
 @dataclass
@@ -22,8 +22,6 @@ class RescoreConfig:
 class MiningConfig:
     """Hard-negative selection; option names follow sentence-transformers' ``mine_hard_negatives``."""
 
-    # auto: whichever of dense, bm25 and hybrid has the best nDCG@10 on the dev split (recorded in the manifest)
-    candidates: Literal["dense", "bm25", "hybrid", "auto"] = "dense"
     range_min: int = 0
     range_max: int = 50
     max_score: Optional[float] = None
@@ -36,21 +34,23 @@ class MiningConfig:
     # With negatives given in the data (data.negatives), also mine hard ones for the slots they leave; false: the
     # given ones only (rows short of num_negatives are filled with random negatives)
     mine_more: bool = True
-    rrf_k: int = 60  # hybrid: reciprocal rank fusion constant
-    bm25: BM25Config = field(default_factory=BM25Config)
     rescore: RescoreConfig = field(default_factory=RescoreConfig)
-    # why candidates is set as it is, in words, for the manifest and the model card (a caller that chose it says
-    # why; auto records the dev figures itself)
-    candidates_reason: Optional[str] = None
 
 
 @dataclass
 class MineConfig:
-    """``rerankforge mine``: corpus + labelled queries → a training set of hard negatives."""
+    """``rerankforge mine``: corpus + labelled queries → a training set of hard negatives.
+
+    ``first_stage`` finds the candidates negatives are chosen from; ``first_stage.method=auto`` takes whichever of
+    dense, bm25 and hybrid has the best nDCG@10 on the dev split (the manifest records the figures)."""
+
+    MOVED: ClassVar[dict[str, str]] = {
+        "encoder": "first_stage.encoder", "index": "first_stage.index", "mining.candidates": "first_stage.method",
+        "mining.bm25": "first_stage.bm25", "mining.rrf_k": "first_stage.rrf_k",
+        "mining.candidates_reason": "first_stage.reason"}
 
     data: DataConfig = field(default_factory=DataConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
+    first_stage: FirstStageConfig = field(default_factory=lambda: FirstStageConfig(method="dense"))
     mining: MiningConfig = field(default_factory=MiningConfig)
     output_dir: str = "runs/mine"
     cache_dir: Optional[str] = None  # embeddings + FAISS index; default ~/.cache/rerankforge
@@ -81,15 +81,15 @@ def check_mine_config(cfg: MineConfig) -> list[str]:
                         "mining.mine_more=true.")
     if m.relative_margin is not None and not 0 <= m.relative_margin < 1:
         problems.append(f"mining.relative_margin must be in [0, 1), got {m.relative_margin}.")
-    if m.candidates == "auto" and cfg.data.dev_fraction <= 0:
-        problems.append("mining.candidates=auto picks the first stage on the dev split, but data.dev_fraction is 0; "
+    if cfg.first_stage.method == "auto" and cfg.data.dev_fraction <= 0:
+        problems.append("first_stage.method=auto picks the first stage on the dev split, but data.dev_fraction is 0; "
                         "set data.dev_fraction (e.g. 0.1) or name the first stage (dense, bm25 or hybrid).")
     if not 0 <= cfg.data.dev_fraction < 1:
         problems.append(f"data.dev_fraction must be in [0, 1), got {cfg.data.dev_fraction}.")
     if cfg.data.dev_depth < 1:
         problems.append(f"data.dev_depth must be >= 1, got {cfg.data.dev_depth}.")
-    if cfg.encoder.batch_size < 1:
-        problems.append(f"encoder.batch_size must be >= 1, got {cfg.encoder.batch_size}.")
+    if cfg.first_stage.encoder.batch_size < 1:
+        problems.append(f"first_stage.encoder.batch_size must be >= 1, got {cfg.first_stage.encoder.batch_size}.")
     problems += chunking_problems(cfg.data.chunking)
     if cfg.max_queries is not None and cfg.max_queries < 1:
         problems.append(f"max_queries must be >= 1 or null, got {cfg.max_queries}.")
@@ -135,6 +135,10 @@ class SynthConfig:
     few-shot block built from ``examples``, empty without them).
     """
 
+    MOVED: ClassVar[dict[str, str]] = {"encoder": "first_stage.encoder", "index": "first_stage.index",
+                                       "bm25": "first_stage.bm25", "rrf_k": "first_stage.rrf_k",
+                                       "first_stage": "first_stage.method"}
+
     data: DataConfig = field(default_factory=DataConfig)
     generator: LLMConfig = field(default_factory=_smollm2)
     prompt: str = DEFAULT_SYNTH_PROMPT
@@ -152,11 +156,7 @@ class SynthConfig:
     # that about `passages` are asked in all (100 passages with passages=1100 and 4 here: 4 each)
     max_queries_per_passage: int = 1
     extra_temperature: float = 0.7
-    first_stage: Literal["dense", "bm25", "hybrid"] = "hybrid"  # the round-trip filter's retriever
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
-    bm25: BM25Config = field(default_factory=BM25Config)
-    rrf_k: int = 60
+    first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)  # the round-trip filter's retriever
     filters: SynthFilterConfig = field(default_factory=SynthFilterConfig)
     max_errors: int = 20  # generator errors (each counted, the passage retried on the next run) before stopping
     dev_fraction: float = 0.0  # also write qrels/dev.tsv from this share of the kept queries (mining carves its own)
@@ -200,4 +200,7 @@ def check_synth_config(cfg: SynthConfig) -> list[str]:
         problems.append(f"dev_fraction must be in [0, 1), got {cfg.dev_fraction}.")
     if cfg.max_errors < 0:
         problems.append(f"max_errors must be >= 0, got {cfg.max_errors}.")
+    if cfg.first_stage.method == "auto":
+        problems.append("first_stage.method=auto: the round-trip filter needs a named first stage; set "
+                        "first_stage.method to dense, bm25 or hybrid.")
     return problems

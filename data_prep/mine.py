@@ -33,7 +33,7 @@ from rerankforge.data_prep.validate import check_negatives, validate
 from rerankforge.retrieval.chunking import Documents, folder_spans, split_corpus
 from rerankforge.retrieval.corpus_store import corpus_ids, corpus_texts, row_finder, take_texts
 from rerankforge.retrieval.encode import load_encoder
-from rerankforge.retrieval.first_stage import FirstStage, FirstStageSpec
+from rerankforge.retrieval.first_stage import FirstStage
 from rerankforge.retrieval.loaders import (
     Corpus,
     Queries,
@@ -78,7 +78,7 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     if missing:
         raise DataError(missing)
     chunking = cfg.data.chunking
-    spans = folder_spans(paths["corpus"], cfg.data, cfg.encoder.name_or_path)
+    spans = folder_spans(paths["corpus"], cfg.data, cfg.first_stage.encoder.name_or_path)
     corpus = load_corpus_any(paths["corpus"], cfg.data, problems, spans, resolve_cache_dir(cfg.cache_dir))
     queries = load_queries(paths["queries"], cfg.data.fields, problems)
     qrels = load_qrels(paths["qrels"], cfg.data.fields, problems)
@@ -88,18 +88,18 @@ def load_labelled_data(cfg: MineConfig) -> LabelledData:
     labelled = validate(corpus, queries, qrels, eval_qrels, sources, cfg.data, problems)
     given = check_negatives(given, corpus, labelled.positives, sources.get("negatives"), problems)
     query_ids = sorted(labelled.positives)[: cfg.max_queries]
-    if cfg.mining.candidates == "auto" and query_ids and not carve_dev(query_ids, cfg.data.dev_fraction,
+    if cfg.first_stage.method == "auto" and query_ids and not carve_dev(query_ids, cfg.data.dev_fraction,
                                                                         cfg.data.dev_min_queries, cfg.seed,
                                                                         synthetic_passage):
-        problems.append(Problem(f"mining.candidates=auto picks the first stage on the dev split, but {len(query_ids)} "
+        problems.append(Problem(f"first_stage.method=auto picks the first stage on the dev split, but {len(query_ids)} "
                                 "labelled queries leave no dev split (it needs at least 4). Name the first stage "
-                                "(mining.candidates=hybrid, dense or bm25).", sources.get("qrels")))
+                                "(first_stage.method=hybrid, dense or bm25).", sources.get("qrels")))
     errors = [p for p in problems if p.level == "error"]
     if errors:
         raise DataError(errors)
     for warning in problems:
         logger.warning("%s", warning)
-    passages, documents = split_corpus(corpus, chunking, cfg.encoder.name_or_path)
+    passages, documents = split_corpus(corpus, chunking, cfg.first_stage.encoder.name_or_path)
     return LabelledData(
         passages, queries, {q: labelled.positives[q] for q in query_ids},
         inputs={name: {"path": str(p), "sha256": hash_path(p)} for name, p in paths.items() if p},
@@ -141,7 +141,7 @@ def _rescore_all(cfg: MineConfig, pairs_rows: list[list[int]], query_texts: list
     flat = [(qi, row) for qi, rows in enumerate(pairs_rows) for row in dict.fromkeys(rows)]
     texts = take_texts(doc_texts, [row for _, row in flat])
     scores = rescore_pairs(cfg.mining.rescore, [(query_texts[qi], text) for (qi, _), text in zip(flat, texts)],
-                           device=cfg.encoder.device)
+                           device=cfg.first_stage.encoder.device)
     out: list[dict[int, float]] = [{} for _ in pairs_rows]
     for (qi, row), score in zip(flat, scores):
         out[qi][row] = score
@@ -160,11 +160,6 @@ class MinedQuery:
     negative_kinds: list[str]
     rescores: Optional[dict[int, float]] = None
     lexical: Optional[dict[int, float]] = None  # a hybrid stage's BM25 score of each positive and negative row
-
-
-def first_stage_spec(cfg: MineConfig) -> FirstStageSpec:
-    """The first stage mining uses; training's dev evaluation and the fitted fusion weight are tied to it."""
-    return FirstStageSpec(cfg.mining.candidates, cfg.encoder, cfg.index, cfg.mining.bm25, cfg.mining.rrf_k)
 
 
 def mine_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], doc_texts: Sequence[str],
@@ -277,18 +272,17 @@ def mine(cfg: MineConfig) -> Path:
     doc_ids = corpus_ids(data.corpus)
     doc_texts = corpus_texts(data.corpus, doc_ids)
     cfg = fit_to_corpus(cfg, len(doc_ids))
-    encoder = load_encoder(cfg.encoder) if cfg.mining.candidates != "bm25" else None
+    encoder = load_encoder(cfg.first_stage.encoder) if cfg.first_stage.uses_encoder else None
     dev_ids = carve_dev(sorted(data.positives), cfg.data.dev_fraction, cfg.data.dev_min_queries, cfg.seed,
                         synthetic_passage)
-    spec, selection = first_stage_spec(cfg), None
-    if spec.method == "auto":
-        spec.method = "hybrid"  # a hybrid stage runs all three
+    auto, selection = cfg.first_stage.method == "auto", None
+    spec = dataclasses.replace(cfg.first_stage, method="hybrid") if auto else cfg.first_stage  # hybrid runs all three
     stage = FirstStage(spec, doc_texts, resolve_cache_dir(cfg.cache_dir), encoder, doc_ids)
-    if cfg.mining.candidates == "auto":  # load_labelled_data made sure there is a dev split
+    if auto:  # load_labelled_data made sure there is a dev split
         selection = select_first_stage(stage, [data.queries[q] for q in dev_ids], [data.qrels[q] for q in dev_ids],
                                        documents=data.documents)
         stage.spec.method = max(selection, key=selection.get)
-        cfg = dataclasses.replace(cfg, mining=dataclasses.replace(cfg.mining, candidates=stage.spec.method))
+        cfg = dataclasses.replace(cfg, first_stage=dataclasses.replace(cfg.first_stage, method=stage.spec.method))
         logger.info("First stage picked on %d dev queries: %s (nDCG@10 %s).", len(dev_ids), stage.spec.method,
                     ", ".join(f"{m} {v:.4f}" for m, v in selection.items()))
     if data.documents is not None:

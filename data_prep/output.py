@@ -81,11 +81,11 @@ def mine_counts(cfg: MineConfig, data: LabelledData, mined: list[MinedQuery], ta
 
 def first_stage_why(cfg: MineConfig, selection: Optional[dict[str, float]]) -> str:
     """Why mining used the first stage it did, as a phrase: the dev figures of an automatic pick, the caller's
-    ``mining.candidates_reason``, or the config key."""
+    ``first_stage.reason``, or the config key."""
     if selection:
         scores = ", ".join(f"{m} {v:.4f}" for m, v in sorted(selection.items(), key=lambda kv: -kv[1]))
         return f"it had the best nDCG@10 on the dev split mining held out ({scores})"
-    return cfg.mining.candidates_reason or f"mining.candidates={cfg.mining.candidates} in the config"
+    return cfg.first_stage.reason or f"first_stage.method={cfg.first_stage.method} in the config"
 
 
 def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], doc_texts: list[str],
@@ -114,9 +114,9 @@ def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], d
         "outputs": {"dataset": "dataset", "columns": list(columns), "dev": DEV_FILE if dev else None},
         # held out of dataset/: training selects checkpoints and fits fusion on these
         "dev_query_ids": [r["query_id"] for r in dev or []],
-        # mining.candidates=auto: each first stage's dev nDCG@10; config.mining.candidates holds the pick
+        # first_stage.method=auto: each first stage's dev nDCG@10; config.first_stage.method holds the pick
         "first_stage_selection": selection,
-        "first_stage": {"method": cfg.mining.candidates, "why": first_stage_why(cfg, selection)},
+        "first_stage": {"method": cfg.first_stage.method, "why": first_stage_why(cfg, selection)},
     }
     with atomic_output_dir(cfg.output_dir) as scratch:
         Dataset.from_dict(columns, features=_features(rescored, lexical)).save_to_disk(str(scratch / "dataset"))

@@ -59,7 +59,7 @@ from rerankforge.data_prep.synth_journal import Journal, generate_missing
 from rerankforge.models.llm import resolved_kind
 from rerankforge.retrieval.chunking import folder_spans
 from rerankforge.retrieval.corpus_store import corpus_ids, corpus_texts
-from rerankforge.retrieval.first_stage import FirstStage, FirstStageSpec
+from rerankforge.retrieval.first_stage import FirstStage
 from rerankforge.retrieval.loaders import (
     Corpus,
     load_corpus_any,
@@ -105,7 +105,7 @@ def load_corpus_for_synth(cfg: SynthConfig) -> tuple[Corpus, dict[str, str]]:
     missing = [Problem(f"{name} file not found: {p}", str(p)) for name, p in wanted.items() if p and not p.exists()]
     if missing:
         raise DataError(missing)
-    spans = folder_spans(paths["corpus"], cfg.data, cfg.encoder.name_or_path)
+    spans = folder_spans(paths["corpus"], cfg.data, cfg.first_stage.encoder.name_or_path)
     corpus = load_corpus_any(paths["corpus"], cfg.data, problems, spans, resolve_cache_dir(cfg.cache_dir))
     if not corpus and not problems:
         problems.append(Problem("the corpus is empty: nothing to generate queries for.", str(paths["corpus"])))
@@ -228,8 +228,7 @@ def round_trip_stage(cfg: SynthConfig, corpus: Corpus):
     if cfg.filters.round_trip_depth == 0:
         return None
     doc_ids = corpus_ids(corpus)
-    spec = FirstStageSpec(cfg.first_stage, cfg.encoder, cfg.index, cfg.bm25, cfg.rrf_k)
-    return FirstStage(spec, corpus_texts(corpus, doc_ids), resolve_cache_dir(cfg.cache_dir), doc_ids=doc_ids)
+    return FirstStage(cfg.first_stage, corpus_texts(corpus, doc_ids), resolve_cache_dir(cfg.cache_dir), doc_ids=doc_ids)
 
 
 def synth(cfg: SynthConfig, llm=None) -> Path:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from rerankforge.core.metrics import check_metric
 from rerankforge.models.fusion import resolve_fusion
 from rerankforge.models.llm import LLMConfig, check_llm_config
 from rerankforge.retrieval.config import (
-    BM25Config,
     ChunkConfig,
-    EncoderConfig,
-    FieldNames,
-    IndexConfig,
+    FirstStageConfig,
+    SourceConfig,
     chunking_problems,
 )
 
@@ -25,14 +23,15 @@ DEFAULT_PROMPT = (
 
 
 @dataclass
-class EvalDataConfig:
-    """A BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv, optional answers.jsonl) or single files."""
+class EvalDataConfig(SourceConfig):
+    """The test split eval measures (``SourceConfig``; ``split`` defaults to test), with optional gold answers.
 
-    path: Optional[str] = None
-    corpus: Optional[str] = None
-    queries: Optional[str] = None
-    qrels: Optional[str] = None
+    ``chunking.mode=all``: long documents become passages; first stage, reranking and metrics per document
+    (MaxP/FirstP/sum by ``chunking.aggregate``); qrels name documents. Chunks by the first stage encoder's tokenizer.
+    """
+
     split: str = "test"
+    chunking: ChunkConfig = field(default_factory=lambda: ChunkConfig(mode="off"))
     # {"_id": query id, "answers": [str, ...]} per line; default <path>/answers.jsonl when it exists.
     # "none": no gold answers, even when <path>/answers.jsonl exists (e.g. a file of another shape).
     answers: Optional[str] = None
@@ -40,17 +39,11 @@ class EvalDataConfig:
     # e.g. long_answer for PubMedQA-style records. null: read no answers (like answers: none).
     answers_field: Optional[str] = "answers"
     max_queries: Optional[int] = None  # the first N labelled queries (sorted by id): quick runs, tests
-    fields: FieldNames = field(default_factory=FieldNames)
-    # chunking.mode=all: long documents become passages; first stage, reranking and metrics per document
-    # (MaxP/FirstP/sum by chunking.aggregate); qrels name documents. Chunks by the retrieve encoder's tokenizer.
-    chunking: ChunkConfig = field(default_factory=lambda: ChunkConfig(mode="off"))
-    # memory | arrow | auto, as data_prep's data.storage: arrow keeps the corpus in a memory-mapped Arrow table
-    storage: Literal["auto", "memory", "arrow"] = "auto"
 
 
 @dataclass
 class PickConfig:
-    """``retrieve.method=auto`` without labels: the first stage whose ranking agrees best with a judge's on
+    """``first_stage.method=auto`` without labels: the first stage whose ranking agrees best with a judge's on
     unlabelled questions (``eval/pick.py``)."""
 
     queries: Optional[str] = None  # users' questions, no labels (a query log): BEIR queries .jsonl or .txt
@@ -61,20 +54,13 @@ class PickConfig:
 
 @dataclass
 class RetrieveConfig:
-    """First stage: dense (the data_prep embedding cache + FAISS), BM25 (bm25s, stemmed), or hybrid (RRF of both);
-    ``auto`` picks one by a judge's choices on unlabelled questions (``pick``).
+    """How deep the first stage (``first_stage``) retrieves, what it is compared with, and how ``auto`` picks it.
 
     ``compare``: first stages whose metrics the report shows beside the configured one (the best of them is
     what every reranker must beat); an empty list skips them."""
 
-    method: Literal["dense", "bm25", "hybrid", "auto"] = "hybrid"
     top_k: int = 100
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
-    bm25: BM25Config = field(default_factory=BM25Config)
-    rrf_k: int = 60
     compare: list[str] = field(default_factory=lambda: ["bm25", "dense", "hybrid"])
-    reason: Optional[str] = None  # why this first stage, in words: the report says it (the quickstart fills it in)
     pick: PickConfig = field(default_factory=PickConfig)
 
 
@@ -159,9 +145,16 @@ class GenerateConfig(LLMConfig):
 
 @dataclass
 class EvalConfig:
-    """``rerankforge eval``: several rerankers side by side over the same first stage, with answers."""
+    """``rerankforge eval``: several rerankers side by side over the same first stage, with answers.
+
+    ``first_stage.method=auto`` picks dense, bm25 or hybrid by a judge's choices on unlabelled questions
+    (``retrieve.pick``)."""
+
+    MOVED: ClassVar[dict[str, str]] = {f"retrieve.{key}": f"first_stage.{key}" for key in (
+        "method", "encoder", "index", "bm25", "rrf_k", "reason")}
 
     data: EvalDataConfig = field(default_factory=EvalDataConfig)
+    first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
     # name -> reranker, in report order; the first is the baseline of the paired significance tests.
     # Empty means one row, "none": the first stage alone.
@@ -241,12 +234,13 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
 
 def _pick_problems(cfg: EvalConfig) -> list[str]:
     pick = cfg.retrieve.pick
-    if cfg.retrieve.method != "auto":
+    if cfg.first_stage.method != "auto":
         return []
     problems = []
     if not pick.queries:
-        problems.append("retrieve.method=auto picks the first stage on unlabelled questions: set retrieve.pick.queries "
-                        "(a queries .jsonl or .txt, one per line), or name the first stage (dense, bm25 or hybrid).")
+        problems.append("first_stage.method=auto picks the first stage on unlabelled questions: set "
+                        "retrieve.pick.queries (a queries .jsonl or .txt, one per line), or name the first stage "
+                        "(dense, bm25 or hybrid).")
     judge = cfg.rerankers.get(pick.judge)
     if judge is None or not judge.model:
         problems.append(f"retrieve.pick.judge={pick.judge!r} must name a reranker with a model; rerankers here: "

@@ -4,7 +4,7 @@ paired significance against the first reranker, answer quality, prompt tokens, l
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional, Union
 
 import numpy as np
@@ -112,17 +112,17 @@ def runs_of(records: list[QueryRecord], names: list[str]) -> dict[str, dict[str,
 
 def compare_first_stages(pipeline: Pipeline, data: EvalData) -> dict[str, dict[str, dict[str, float]]]:
     """Runs of every first stage in ``retrieve.compare`` over the labelled queries, keyed by method."""
-    cfg = pipeline.cfg.retrieve
-    if not cfg.compare:
+    compare = pipeline.cfg.retrieve.compare
+    if not compare:
         return {}
     retriever = pipeline.retriever
     if retriever.method != "hybrid":  # a hybrid stage runs all three methods; the encoder is shared
-        ids = retriever.stage.doc_ids
-        retriever = Retriever(cfg, ids, texts_in_order(pipeline.texts, ids), retriever.stage.cache_dir, "hybrid",
-                              retriever.stage.encoder, pipeline.documents)
+        ids, stage = retriever.stage.doc_ids, retriever.stage
+        retriever = Retriever(replace(stage.spec, method="hybrid"), retriever.top_k, ids,
+                              texts_in_order(pipeline.texts, ids), stage.cache_dir, stage.encoder, pipeline.documents)
     query_ids = list(data.qrels)
     hits = retriever.search_all([data.queries[q] for q in query_ids])
-    return {method: {q: untied(h) for q, h in zip(query_ids, hits[method])} for method in cfg.compare}
+    return {method: {q: untied(h) for q, h in zip(query_ids, hits[method])} for method in compare}
 
 
 def answer_summary(records: list[QueryRecord], name: str, answers: dict[str, list[str]], texts: dict[str, str],
@@ -190,7 +190,7 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
     runs = runs_of(records, names)
     values = {name: per_query(data.qrels, run, cfg.metrics) for name, run in runs.items()}
     stages = {method: per_query(data.qrels, run, cfg.metrics) for method, run in (first_stages or {}).items()}
-    stages[cfg.retrieve.method] = values["first_stage"]  # the run that was reranked, query by query
+    stages[cfg.first_stage.method] = values["first_stage"]  # the run that was reranked, query by query
     key = "ndcg@10" if "ndcg@10" in cfg.metrics else cfg.metrics[0]
     best = max(stages, key=lambda m: np.mean(list(stages[m][key].values())))
     baseline = names[0]
@@ -225,8 +225,8 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
                  "corpus_documents": len(pipeline.documents.chunks) if pipeline.documents else len(pipeline.texts),
                  "document_scoring": pipeline.documents.aggregate if pipeline.documents else None,
                  "queries_with_answers": sum(r.query_id in data.answers for r in records), "sources": data.sources},
-        "first_stage": {"method": cfg.retrieve.method, "top_k": cfg.retrieve.top_k, "why": cfg.retrieve.reason,
-                        "encoder": cfg.retrieve.encoder.name_or_path if cfg.retrieve.method != "bm25" else None,
+        "first_stage": {"method": cfg.first_stage.method, "top_k": cfg.retrieve.top_k, "why": cfg.first_stage.reason,
+                        "encoder": cfg.first_stage.encoder.name_or_path if cfg.first_stage.uses_encoder else None,
                         "metrics": _mean(values["first_stage"]),
                         "latency_ms": {"retrieve": percentiles([r.retrieve_ms for r in records])}},
         "first_stages": {method: {"metrics": _mean(v), "vs_best_first_stage": _vs(stages[best], v, cfg.metrics)}

@@ -1,6 +1,6 @@
 """Which first stage to rerank when there are no labels: the one whose ranking agrees best with a judge's.
 
-``retrieve.method=auto``: for a seeded sample of up to ``pick.max_queries`` unlabelled questions (a query log),
+``first_stage.method=auto``: for a seeded sample of up to ``pick.max_queries`` unlabelled questions (a query log),
 BM25 and dense each retrieve; the judge (``pick.judge``, a reranker of the run: in the quickstart the cold-start
 reranker) scores the union of their top ``pick.pool``, and its best passage stands in for the relevant one. Each
 first stage is scored by nDCG@10 against these pseudo-labels; the best is reranked, ties going to hybrid. Synthetic

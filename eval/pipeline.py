@@ -116,8 +116,8 @@ class Pipeline:
 
         cfg = self.cfg = cfg.resolved()
         self.texts, self.documents = texts, documents
-        self.retriever = Retriever(cfg.retrieve, doc_ids, texts_in_order(texts, doc_ids), cache_dir,
-                                   documents=documents)
+        self.retriever = Retriever(cfg.first_stage, cfg.retrieve.top_k, doc_ids, texts_in_order(texts, doc_ids),
+                                   cache_dir, documents=documents)
         with torch.random.fork_rng(devices=[]):  # seeds the loading only, not the caller's generator
             torch.manual_seed(cfg.seed)  # an untrained head is drawn from the global generator
             self.rerankers = {
@@ -145,17 +145,17 @@ class Pipeline:
         if fitted is None:
             return (*resolved, spec.fusion.rrf_k)
         fitted_on = fitted.get("first_stage", {}).get("method")
-        if fitted_on not in (None, self.cfg.retrieve.method) or fitted.get("depth", spec.depth) != spec.depth:
+        if fitted_on not in (None, self.cfg.first_stage.method) or fitted.get("depth", spec.depth) != spec.depth:
             logger.warning("rerankers.%s: its fusion weight was fitted on the %s first stage at depth %s; this "
                            "pipeline reranks %s at depth %d. Rerank the same first stage and depth, or set "
-                           "rerankers.%s.fusion.alpha.", name, fitted_on, fitted.get("depth"), self.cfg.retrieve.method,
+                           "rerankers.%s.fusion.alpha.", name, fitted_on, fitted.get("depth"), self.cfg.first_stage.method,
                            spec.depth, name)
         return (*resolved, int(fitted.get("rrf_k", spec.fusion.rrf_k)))
 
     @classmethod
     def from_corpus(cls, cfg: EvalConfig, corpus: dict[str, dict[str, str]], **kwargs) -> "Pipeline":
         """A pipeline over a BEIR corpus, chunked into passages first when ``data.chunking.mode=all``."""
-        passages, documents = split_corpus(corpus, cfg.data.chunking, cfg.retrieve.encoder.name_or_path)
+        passages, documents = split_corpus(corpus, cfg.data.chunking, cfg.first_stage.encoder.name_or_path)
         ids = corpus_ids(passages)
         return cls(cfg, ids, texts_by_id(passages, ids), resolve_cache_dir(cfg.cache_dir), documents=documents,
                    **kwargs)
@@ -169,9 +169,11 @@ class Pipeline:
         """Rerank ``method``'s candidates from now on (the encoder and the cached indexes are shared)."""
         if method != self.retriever.method:
             stage = self.retriever.stage
-            self.retriever = Retriever(self.cfg.retrieve, stage.doc_ids, texts_in_order(self.texts, stage.doc_ids),
-                                       stage.cache_dir, method, stage.encoder, self.documents)
-        self.cfg.retrieve.method, self.cfg.retrieve.reason = method, why or self.cfg.retrieve.reason
+            self.retriever = Retriever(replace(stage.spec, method=method), self.retriever.top_k,
+                                       stage.doc_ids, texts_in_order(self.texts, stage.doc_ids), stage.cache_dir,
+                                       stage.encoder, self.documents)
+        first_stage = self.cfg.first_stage
+        first_stage.method, first_stage.reason = method, why or first_stage.reason
         self.fusion = {name: self._fusion(name, spec) for name, spec in self.cfg.rerankers.items()}  # warns anew
 
     def first_stage(self, query: str) -> Hits:

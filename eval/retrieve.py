@@ -1,20 +1,17 @@
-"""The pipeline's first stage: ``retrieval.first_stage`` as the ``retrieve`` block of an eval config sets it."""
+"""The pipeline's first stage: ``retrieval.first_stage`` over documents, as an eval config's ``first_stage`` and
+``retrieve.top_k`` set it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional, Sequence
 
-from rerankforge.eval.config import RetrieveConfig
 from rerankforge.retrieval.chunking import Documents
+from rerankforge.retrieval.config import FirstStageConfig
 from rerankforge.retrieval.corpus_store import row_finder
-from rerankforge.retrieval.first_stage import FirstStage, FirstStageSpec, Hits
+from rerankforge.retrieval.first_stage import FirstStage, Hits
 
-__all__ = ["Hits", "Retriever", "retrieve_spec"]
-
-
-def retrieve_spec(cfg: RetrieveConfig, method: Optional[str] = None) -> FirstStageSpec:
-    return FirstStageSpec(method or cfg.method, cfg.encoder, cfg.index, cfg.bm25, cfg.rrf_k)
+__all__ = ["Hits", "Retriever"]
 
 
 class Retriever:
@@ -24,10 +21,10 @@ class Retriever:
     With ``documents`` (a chunked corpus) the stage searches passages and returns documents, each scored from its
     retrieved passages by ``documents.aggregate`` (MaxP, FirstP or sum); ``k`` then counts documents."""
 
-    def __init__(self, cfg: RetrieveConfig, doc_ids: Sequence[str], doc_texts: Sequence[str], cache_dir: Path,
-                 method: Optional[str] = None, encoder=None, documents: Optional[Documents] = None):
-        self.cfg, self.documents = cfg, documents
-        self.stage = FirstStage(retrieve_spec(cfg, method), doc_texts, cache_dir, encoder, doc_ids)
+    def __init__(self, spec: FirstStageConfig, top_k: int, doc_ids: Sequence[str], doc_texts: Sequence[str],
+                 cache_dir: Path, encoder=None, documents: Optional[Documents] = None):
+        self.top_k, self.documents = top_k, documents
+        self.stage = FirstStage(spec, doc_texts, cache_dir, encoder, doc_ids)
         self._row_of = None  # doc id -> row, built when first needed
 
     def _passages(self, k: int) -> int:
@@ -47,11 +44,11 @@ class Retriever:
         return self.stage.similarity(query, [self._row_of(d) for d in doc_ids]).tolist()
 
     def search(self, queries: Sequence[str], k: Optional[int] = None) -> list[Hits]:
-        """Top-``k`` (default ``retrieve.top_k``) ``(doc_id, score)`` per query, best first."""
-        k = k or self.cfg.top_k
+        """Top-``k`` (default ``top_k``) ``(doc_id, score)`` per query, best first."""
+        k = k or self.top_k
         return self._pool(self.stage.hits(queries, self._passages(k)), k)
 
     def search_all(self, queries: Sequence[str], k: Optional[int] = None) -> dict[str, list[Hits]]:
         """``search`` by every method the stage can run (a hybrid stage runs bm25, dense and hybrid)."""
-        k = k or self.cfg.top_k
+        k = k or self.top_k
         return {method: self._pool(hits, k) for method, hits in self.stage.hits_all(queries, self._passages(k)).items()}

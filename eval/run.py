@@ -57,16 +57,16 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
 
 
 def build_pipeline(cfg: EvalConfig, data):
-    """``(cfg, pipeline)``: the pipeline over ``data``'s corpus, and ``cfg`` with ``retrieve.method=auto`` resolved
+    """``(cfg, pipeline)``: the pipeline over ``data``'s corpus, and ``cfg`` with ``first_stage.method=auto`` resolved
     to the first stage a judge's choices on unlabelled questions favour (``eval/pick.py``), its reason recorded."""
-    if cfg.retrieve.method != "auto":
+    if cfg.first_stage.method != "auto":
         return cfg, Pipeline.from_corpus(cfg, data.corpus)
     questions = load_query_texts(cfg.retrieve.pick.queries, cfg.data.fields)  # a bad file fails before any model
     cfg = copy.deepcopy(cfg)
-    cfg.retrieve.method = "hybrid"  # a hybrid stage runs all three
+    cfg.first_stage.method = "hybrid"  # a hybrid stage runs all three
     pipeline = Pipeline.from_corpus(cfg, data.corpus)
     pipeline.use_first_stage(*pick_first_stage(pipeline, questions, cfg.seed))
-    cfg.retrieve.method, cfg.retrieve.reason = pipeline.cfg.retrieve.method, pipeline.cfg.retrieve.reason
+    cfg.first_stage = copy.deepcopy(pipeline.cfg.first_stage)
     return cfg, pipeline
 
 

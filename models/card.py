@@ -106,9 +106,11 @@ def _provenance(cfg, mine_manifest: dict) -> str:
     """The data, mining and training sections: enough to rerun the recipe."""
     mine, counts = mine_manifest.get("config", {}), mine_manifest.get("counts", {})
     data = mine.get("data", {})
-    mining = {k: mine.get("mining", {}).get(k) for k in ("candidates", "range_max", "relative_margin",
-                                                          "absolute_margin", "num_negatives", "sampling_strategy")}
-    encoder = mine.get("encoder", {}).get("name_or_path")
+    first_stage = mine.get("first_stage", {})
+    mining = {"first_stage": first_stage.get("method"),
+              **{k: mine.get("mining", {}).get(k) for k in ("range_max", "relative_margin", "absolute_margin",
+                                                            "num_negatives", "sampling_strategy")}}
+    encoder = first_stage.get("encoder", {}).get("name_or_path")
     first = mine_manifest.get("first_stage") or {}
     chosen = (f"\n- First stage (the candidates it was trained to rerank): `{first.get('method')}`, because "
               f"{first['why']}." if first.get("why") else "")

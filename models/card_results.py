@@ -88,7 +88,7 @@ def dev_results(cfg, mine_manifest: dict, metrics: list[dict], fusion: Optional[
     kept = max(evals, key=lambda m: m["dev/ndcg@10"])
     mine = mine_manifest.get("config", {})
     data = mine.get("data", {})
-    first = (fusion or {}).get("first_stage", {}).get("method") or mine.get("mining", {}).get("candidates")
+    first = (fusion or {}).get("first_stage", {}).get("method") or mine.get("first_stage", {}).get("method")
     depth = cfg.data.dev_depth
     if cfg.data.dev == "mined":  # mining stored each dev query's top data.dev_depth; training reads at most that
         depth = min(depth, data.get("dev_depth") or depth)

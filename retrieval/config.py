@@ -51,8 +51,9 @@ class ChunkConfig:
 
 
 @dataclass
-class DataConfig:
-    """Where the corpus, queries and qrels are.
+class SourceConfig:
+    """Where the corpus, queries and qrels are: the data block every stage reads, which mining's ``DataConfig`` and
+    eval's ``EvalDataConfig`` extend with their own keys.
 
     ``path`` is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv). ``corpus``, ``queries`` and
     ``qrels`` override single files: .jsonl, .csv, .tsv, .parquet, a saved HF dataset folder, or (corpus only)
@@ -64,6 +65,19 @@ class DataConfig:
     queries: Optional[str] = None
     qrels: Optional[str] = None
     split: str = "train"
+    fields: FieldNames = field(default_factory=FieldNames)
+    chunking: ChunkConfig = field(default_factory=ChunkConfig)
+    # Where corpus texts live while stages run: memory (Python dicts), arrow (a memory-mapped Arrow table built
+    # once under cache_dir, retrieval/corpus_store.py), or auto: arrow for corpus files of 256 MiB or more.
+    # A folder of text files is always read into memory.
+    storage: Literal["auto", "memory", "arrow"] = "auto"
+
+
+@dataclass
+class DataConfig(SourceConfig):
+    """The labelled data mining reads (``SourceConfig``), the split it must not train on, and the dev split it
+    carves."""
+
     eval_split: Optional[str] = "test"
     eval_qrels: Optional[str] = None
     # Negatives that come with the data, JSONL lines {"query_id": ..., "negative_ids": [...]}: they take a row's
@@ -77,12 +91,6 @@ class DataConfig:
     dev_min_queries: int = 50  # where there are enough: never more than a quarter of the queries
     dev_depth: int = 100
     min_relevance: int = 1
-    fields: FieldNames = field(default_factory=FieldNames)
-    chunking: ChunkConfig = field(default_factory=ChunkConfig)
-    # Where corpus texts live while stages run: memory (Python dicts), arrow (a memory-mapped Arrow table built
-    # once under cache_dir, retrieval/corpus_store.py), or auto: arrow for corpus files of 256 MiB or more.
-    # A folder of text files is always read into memory.
-    storage: Literal["auto", "memory", "arrow"] = "auto"
 
 
 @dataclass
@@ -175,6 +183,32 @@ class BM25Config:
     stopwords: Optional[str] = "en"
     k1: float = 1.5
     b: float = 0.75
+
+
+@dataclass
+class FirstStageConfig:
+    """The first stage, one block wherever a stage retrieves (mine, synth, eval, serve): ``dense`` (the
+    bi-encoder and FAISS), ``bm25`` (bm25s) or ``hybrid`` (reciprocal rank fusion of the two, constant ``rrf_k``).
+    ``auto`` is chosen by the stage: mining picks the best of the three on its dev split, eval the one whose ranking
+    agrees best with a judge's on a query log (``retrieve.pick``); synth needs a named one. ``reason`` says why
+    this one, in words, for the manifest, the report and the model card."""
+
+    method: Literal["dense", "bm25", "hybrid", "auto"] = "hybrid"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    bm25: BM25Config = field(default_factory=BM25Config)
+    rrf_k: int = 60
+    reason: Optional[str] = None
+
+    @property
+    def uses_encoder(self) -> bool:
+        return self.method != "bm25"
+
+    def describe(self) -> dict:
+        """What identifies the stage's ranking, without the settings it does not use."""
+        return {"method": self.method, "rrf_k": self.rrf_k if self.method == "hybrid" else None,
+                "encoder": self.encoder.name_or_path if self.uses_encoder else None,
+                "bm25": vars(self.bm25) if self.method != "dense" else None}
 
 
 def chunking_problems(chunking: ChunkConfig) -> list[str]:

@@ -16,7 +16,7 @@ import numpy as np
 from rerankforge.core import distributed
 from rerankforge.retrieval import encode
 from rerankforge.retrieval.bm25 import BM25Index, reciprocal_rank_fusion
-from rerankforge.retrieval.config import BM25Config, EncoderConfig, IndexConfig
+from rerankforge.retrieval.config import FirstStageConfig
 from rerankforge.retrieval.encode import cached_embeddings
 from rerankforge.retrieval.index import load_or_build_index, search
 
@@ -41,35 +41,19 @@ class Candidates:
     score_kind: str
 
 
-@dataclass
-class FirstStageSpec:
-    """Everything that defines a first stage; mining, training and eval configs map onto it."""
-
-    method: str = "dense"
-    encoder: Optional[EncoderConfig] = None
-    index: Optional[IndexConfig] = None
-    bm25: Optional[BM25Config] = None
-    rrf_k: int = 60
-
-    def describe(self) -> dict:
-        return {"method": self.method, "rrf_k": self.rrf_k if self.method == "hybrid" else None,
-                "encoder": self.encoder.name_or_path if self.encoder and self.method != "bm25" else None,
-                "bm25": vars(self.bm25) if self.bm25 and self.method != "dense" else None}
-
-
 def _as_arrays(hits: list[list[tuple[int, float]]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return ([np.array([r for r, _ in h], dtype=np.int64) for h in hits],
             [np.array([s for _, s in h], dtype=np.float32) for h in hits])
 
 
 class FirstStage:
-    """Retrieves corpus rows for queries from a fixed corpus with ``spec.method``.
+    """Retrieves corpus rows for queries from a fixed corpus with ``spec.method`` (a named one, not ``auto``).
 
     ``encoder`` (a loaded ``retrieval.encode.Encoder``) may be passed in to share one with the caller; otherwise
     it is loaded from ``spec.encoder`` when the method needs it. ``doc_ids`` name the rows in ``hits``.
     """
 
-    def __init__(self, spec: FirstStageSpec, doc_texts: Sequence[str], cache_dir: Path, encoder=None,
+    def __init__(self, spec: FirstStageConfig, doc_texts: Sequence[str], cache_dir: Path, encoder=None,
                  doc_ids: Optional[Sequence[str]] = None):
         if spec.method not in METHODS:
             raise ValueError(f"first-stage method must be one of {list(METHODS)}, got {spec.method!r}.")
@@ -77,11 +61,11 @@ class FirstStage:
         self.doc_ids = doc_ids  # a list, or an Arrow id column (corpus_store.IdColumn)
         self.encoder = self.index = self.docs = self.bm25 = None
         if spec.method in ("dense", "hybrid"):
-            self.encoder = encoder or encode.load_encoder(spec.encoder or EncoderConfig())
+            self.encoder = encoder or encode.load_encoder(spec.encoder)
             self.docs, docs_file = cached_embeddings(self.encoder, doc_texts, "corpus", self.cache_dir,
                                                      self.encoder.config.corpus_prompt)
             with distributed.main_first():  # under accelerate launch the main process builds and saves it
-                self.index = load_or_build_index(self.docs, docs_file, spec.index or IndexConfig())
+                self.index = load_or_build_index(self.docs, docs_file, spec.index)
         if spec.method in ("bm25", "hybrid"):
             with distributed.main_first():
                 self.bm25 = BM25Index(doc_texts, spec.bm25, cache_dir=self.cache_dir)

@@ -210,10 +210,10 @@ def add_service_routes(app, cfg: ServeConfig, registry: Registry, pipeline, exec
 
 def load_pipeline(path: str):
     cfg = load_config(EvalConfig, path)
-    if cfg.retrieve.method == "auto":  # the pick needs a judge run over a query log: eval does it once
-        raise ConfigError(f"{path}: retrieve.method=auto is picked by `rerankforge eval`; serve needs the first stage "
-                          "it picked: set retrieve.method to bm25, dense or hybrid (an eval folder's config.yaml "
-                          "holds the pick).")
+    if cfg.first_stage.method == "auto":  # the pick needs a judge run over a query log: eval does it once
+        raise ConfigError(f"{path}: first_stage.method=auto is picked by `rerankforge eval`; serve needs the first "
+                          "stage it picked: set first_stage.method to bm25, dense or hybrid (an eval folder's "
+                          "config.yaml holds the pick).")
     return Pipeline.from_config(cfg)
 
 

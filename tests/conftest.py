@@ -110,10 +110,10 @@ def mined(beir_dir, tmp_path, tiny_encoder) -> Path:
     """A `rerankforge mine` output over the tiny BEIR folder: 8 query-positive rows with 3 negatives each."""
     from rerankforge.data_prep.config import MineConfig, MiningConfig
     from rerankforge.data_prep.mine import mine
-    from rerankforge.retrieval.config import DataConfig, EncoderConfig
+    from rerankforge.retrieval.config import DataConfig, EncoderConfig, FirstStageConfig
 
     cfg = MineConfig(data=DataConfig(path=str(beir_dir), dev_fraction=0),
-                     encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
+                     first_stage=FirstStageConfig("dense", EncoderConfig(name_or_path=tiny_encoder, batch_size=8)),
                      mining=MiningConfig(range_max=30, num_negatives=3, relative_margin=None),
                      output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
     return mine(cfg)
@@ -125,12 +125,12 @@ def mined_dev(tmp_path, tiny_encoder) -> tuple[Path, Path]:
     each with its first-stage top 6 in dev.jsonl."""
     from rerankforge.data_prep.config import MineConfig, MiningConfig
     from rerankforge.data_prep.mine import mine
-    from rerankforge.retrieval.config import DataConfig, EncoderConfig
+    from rerankforge.retrieval.config import DataConfig, EncoderConfig, FirstStageConfig
 
     beir = make_beir(tmp_path / "beir-dev", n_train=16, n_test=3)
     cfg = MineConfig(data=DataConfig(path=str(beir), dev_fraction=0.25, dev_min_queries=2, dev_depth=6),
-                     encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
-                     mining=MiningConfig(candidates="hybrid", range_max=20, num_negatives=3, relative_margin=None),
+                     first_stage=FirstStageConfig("hybrid", EncoderConfig(name_or_path=tiny_encoder, batch_size=8)),
+                     mining=MiningConfig(range_max=20, num_negatives=3, relative_margin=None),
                      output_dir=str(tmp_path / "mined-dev"), cache_dir=str(tmp_path / "cache"))
     return beir, mine(cfg)
 
@@ -230,7 +230,8 @@ def eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, *overrides):
     from rerankforge.eval.config import EvalConfig
 
     return load_config(EvalConfig, None, [
-        f"data.path={beir_dir}", "retrieve.method=hybrid", "retrieve.top_k=10", f"retrieve.encoder.name_or_path={tiny_encoder}",
+        f"data.path={beir_dir}", "first_stage.method=hybrid", "retrieve.top_k=10",
+        f"first_stage.encoder.name_or_path={tiny_encoder}",
         "rerankers={none: {model: null, depth: 10}, tiny: {model: " + tiny_cross_encoder + ", depth: 5, max_length: 48}}",
         f"generate.token_counter={tiny_encoder}", "generate.top_n=2", "generate.top_n_sweep=[1,3]",
         f"output_dir={out}", f"cache_dir={out.parent / 'cache'}", *overrides])

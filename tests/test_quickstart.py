@@ -5,6 +5,7 @@ ends in one StageError whose rerun reuses the finished stages."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -52,7 +53,7 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
         assert f"{metrics['ndcg@10']:.4f}" in printed and f"{metrics['mrr@10']:.4f}" in printed
     # mining held out a dev split and picked the first stage on it; eval reranked that one, fused by the fitted weight
     manifest = json.loads((out / "mine" / "manifest.json").read_text())
-    picked = manifest["config"]["mining"]["candidates"]
+    picked = manifest["config"]["first_stage"]["method"]
     assert len(manifest["dev_query_ids"]) == 10 and report["first_stage"]["method"] == picked
     assert (f"First stage reranked: {FIRST_STAGE_NAMES[picked]}; why: it had the best nDCG@10 on the dev split "
             f"mining held out ({picked} {manifest['first_stage_selection'][picked]:.4f}") in printed
@@ -99,7 +100,7 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
 
 
 # mining for real (BM25: no model), training and evaluation faked: the quickstart's own logic, in seconds
-TINY = ["mine.mining.candidates=bm25", "mine.data.dev_fraction=0", "mine.mining.range_max=30",
+TINY = ["mine.first_stage.method=bm25", "mine.data.dev_fraction=0", "mine.mining.range_max=30",
         "mine.mining.num_negatives=3", "mine.mining.relative_margin=null", "train.data.dev=null",
         "train.data.group_size=4", "eval.rerankers.finetuned.fusion.method=none"]
 REPORT = {"first_stage": {"method": "bm25"}, "first_stages": {}, "best_first_stage": "bm25",
@@ -266,12 +267,12 @@ def test_cold_start_with_an_automatic_first_stage_pick_mines_behind_hybrid_and_s
 
     def note(labels, *overrides):
         cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", list(overrides))
-        return cold_start_note(cfg, labels), wire(cfg, prepared(tmp_path, labels)).mine.mining.candidates
+        return cold_start_note(cfg, labels), wire(cfg, prepared(tmp_path, labels)).mine.first_stage.method
 
     text, candidates = note("synthetic")
-    assert "set mine.mining.candidates=bm25|dense|hybrid" in text.lower() and candidates == "hybrid"
+    assert "set mine.first_stage.method=bm25|dense|hybrid" in text.lower() and candidates == "hybrid"
     assert "or give query_log=FILE (your users' questions, no labels)" in text
-    assert note("synthetic", "mine.mining.candidates=bm25") == (None, "bm25")
+    assert note("synthetic", "mine.first_stage.method=bm25") == (None, "bm25")
     assert note("real") == (None, "auto") and note("mixed")[0] is None  # real dev queries pick the first stage
 
 
@@ -289,7 +290,7 @@ def test_mining_records_why_the_first_stage_was_chosen(tmp_path):
     assert picked == ("it had the best nDCG@10 on the dev split mining held out "
                       "(hybrid 0.7000, bm25 0.6100, dense 0.5000)")
     assert why("synthetic", None).startswith("labels=synthetic leaves no real labels to pick one with")
-    assert why("synthetic", None, "mine.mining.candidates=dense") == "mining.candidates=dense in the config"
+    assert why("synthetic", None, "mine.first_stage.method=dense") == "first_stage.method=dense in the config"
 
 
 @pytest.mark.parametrize("labels, steps, epochs", [("synthetic", 7, 2.5), ("mixed", 300, None), ("real", 300, None)])
@@ -324,6 +325,24 @@ def test_config_problems_are_reported_with_a_data_set_that_cannot_be_found(tmp_p
     assert f"--data {tmp_path / 'missing'}: no such file or folder. Give a BEIR folder" in err
 
 
+def test_the_stages_share_mines_first_stage_block(tmp_path):
+    from rerankforge.core.config import load_config
+    from rerankforge.quickstart import QuickstartConfig, wire
+
+    cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml",
+                      ["labels=mixed", "mine.first_stage.method=bm25", "mine.first_stage.bm25.k1=1.1",
+                       "mine.first_stage.encoder.batch_size=16", "eval.retrieve.top_k=50"])
+    plan = wire(cfg, prepared(tmp_path, "mixed"))
+    assert plan.eval.first_stage == dataclasses.replace(plan.mine.first_stage, reason=None)
+    # the round trip filters with its own method (hybrid by default) over mine's encoder, index and BM25
+    assert dataclasses.replace(plan.synth.first_stage, method="bm25") == plan.mine.first_stage
+    assert plan.synth.first_stage.method == "hybrid"
+    assert (plan.eval.first_stage.bm25.k1, plan.eval.first_stage.encoder.batch_size) == (1.1, 16)
+    assert plan.eval.retrieve.top_k == 50
+    auto = wire(load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml"), prepared(tmp_path))
+    assert auto.mine.first_stage.method == "auto" and auto.eval.first_stage.method == "hybrid"  # until mining picks
+
+
 def test_files_set_by_hand_win_over_the_prepared_ones(tmp_path):
     from rerankforge.core.config import load_config
     from rerankforge.quickstart import QuickstartConfig, wire
@@ -354,8 +373,8 @@ def test_a_100_passage_corpus_runs_cold_start_to_the_end(tmp_path, monkeypatch, 
     write_qrels(folder / "qrels" / "test.tsv", [(f"t{i}", f"p{7 * i}", 1) for i in range(10)])
     monkeypatch.setattr(llm, "load_llm", lambda cfg, device=None: WordStub())
     out = tmp_path / "qs"
-    argv = ["quickstart", f"data={folder}", f"output_dir={out}", f"mine.encoder.name_or_path={tiny_encoder}",
-            f"train.model.name_or_path={tiny_cross_encoder}", "train.model.max_length=96", "synthetic_max_epochs=0.1",
+    argv = ["quickstart", f"data={folder}", f"output_dir={out}",
+            f"mine.first_stage.encoder.name_or_path={tiny_encoder}", f"train.model.name_or_path={tiny_cross_encoder}", "train.model.max_length=96", "synthetic_max_epochs=0.1",
             "eval.rerankers.finetuned.max_length=96", f"mine.cache_dir={tmp_path / 'cache'}"]
     assert main(argv) == 0
     printed = capsys.readouterr().out

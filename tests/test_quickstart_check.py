@@ -79,7 +79,8 @@ def test_cold_start_without_its_generator_says_what_to_install_before_any_stage(
     installed = extras.is_installed
     monkeypatch.setattr(extras, "is_installed", lambda module: module != "gguf" and installed(module))
     code = main(["quickstart", f"data={folder}", f"output_dir={tmp_path / 'qs'}",
-                 f"train.model.name_or_path={tiny_cross_encoder}", f"mine.encoder.name_or_path={tiny_cross_encoder}"])
+                 f"train.model.name_or_path={tiny_cross_encoder}",
+                 f"mine.first_stage.encoder.name_or_path={tiny_cross_encoder}"])
     err = capsys.readouterr().err
     assert code == 2
     assert "synth.generator.kind=transformers with synth.generator.gguf_file needs the package 'gguf'" in err
@@ -92,7 +93,7 @@ def test_too_few_training_queries_for_the_fitted_fusion_are_found_before_trainin
     corpus, queries, qrels = make_labelled_corpus(60, 6)
     folder = write_beir(tmp_path / "beir", corpus, queries, {"train": qrels[:3], "test": qrels[3:]})
     args = ["quickstart", f"data={folder}", f"output_dir={tmp_path / 'qs'}",
-            f"train.model.name_or_path={tiny_cross_encoder}", "mine.mining.candidates=bm25"]
+            f"train.model.name_or_path={tiny_cross_encoder}", "mine.first_stage.method=bm25"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "3 training queries with mine.data.dev_fraction=0.1 leave no dev split" in err

@@ -24,7 +24,7 @@ def run(tmp_path, tiny_encoder, tiny_cross_encoder, capsys):
 
     def quickstart(*args: str) -> tuple[str, Path]:
         out = tmp_path / "qs"
-        code = main(["quickstart", *args, f"output_dir={out}", f"mine.encoder.name_or_path={tiny_encoder}",
+        code = main(["quickstart", *args, f"output_dir={out}", f"mine.first_stage.encoder.name_or_path={tiny_encoder}",
                      f"train.model.name_or_path={tiny_cross_encoder}", f"mine.cache_dir={tmp_path / 'cache'}", *FAST])
         printed = capsys.readouterr()
         assert code == 0, printed.err
@@ -104,5 +104,5 @@ def test_test_labels_only_train_on_generated_queries(run, tmp_path, monkeypatch)
                        "synth.passages=60", "synth.min_passage_words=5", "synth.filters.round_trip_depth=0")
     assert "has test labels only" in printed and "mining with hybrid" in printed
     mined = json.loads((out / "mine" / "manifest.json").read_text())
-    assert mined["config"]["mining"]["candidates"] == "hybrid"
+    assert mined["config"]["first_stage"]["method"] == "hybrid"
     assert mined["inputs"]["qrels"]["path"] == str(out / "synth" / "qrels" / "train.tsv")

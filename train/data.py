@@ -11,6 +11,8 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
+from rerankforge.core.config import move_keys
+from rerankforge.data_prep.config import MineConfig
 from rerankforge.models.fusion import zscore
 from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
 from rerankforge.train.config import TrainConfig
@@ -64,6 +66,7 @@ def load_groups(cfg: TrainConfig) -> tuple[list[Group], dict]:
         logger.warning("%d of %d rows have fewer than %d negatives and are left out; lower data.group_size or "
                        "mine more negatives.", short, len(rows), want)
     manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["config"] = move_keys(manifest.get("config", {}), MineConfig)  # a folder mined before a key moved
     return groups, {"rows": len(rows), "groups": len(groups), "rows_short": short, "has_teacher": has_teacher,
                     "mine_manifest": manifest}
 

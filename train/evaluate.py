@@ -20,7 +20,6 @@ from rerankforge.core.metrics import evaluate_run
 from rerankforge.core.problems import DataError
 from rerankforge.core.text import doc_text
 from rerankforge.data_prep.config import MineConfig
-from rerankforge.data_prep.mine import first_stage_spec
 from rerankforge.retrieval.first_stage import FirstStage
 from rerankforge.retrieval.loaders import beir_file, load_corpus, load_qrels, load_queries, qrels_name
 
@@ -51,7 +50,7 @@ def build_dev_set(train_folder: str, dev: str, split: str, depth: int, max_queri
     query_ids = sorted(q for q in qrels if q in queries)[:max_queries]
     doc_ids = sorted(corpus)
     doc_texts = [doc_text(corpus[d]) for d in doc_ids]
-    stage = FirstStage(first_stage_spec(mine_cfg), doc_texts, resolve_cache_dir(mine_cfg.cache_dir), doc_ids=doc_ids)
+    stage = FirstStage(mine_cfg.first_stage, doc_texts, resolve_cache_dir(mine_cfg.cache_dir), doc_ids=doc_ids)
     return dev_set(dev_records(stage, query_ids, queries, qrels, depth, doc_texts))
 
 

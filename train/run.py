@@ -29,7 +29,6 @@ from rerankforge.core import distributed
 from rerankforge.core.config import dump_yaml, from_dict, raise_problems, to_dict
 from rerankforge.core.io import git_commit, hash_path, versions, write_json
 from rerankforge.data_prep.config import MineConfig
-from rerankforge.data_prep.mine import first_stage_spec
 from rerankforge.models.calibration import CALIBRATION_FILE, calibrate
 from rerankforge.models.card import write_model_card, write_st_config
 from rerankforge.models.fusion import FUSION_FILE, fit_fusion
@@ -315,7 +314,7 @@ def write_fusion(final: Path, dev, dev_run_file: Path, mine_config: dict) -> dic
         logger.warning("No dev scores of the kept checkpoint in %s: no fusion weight fitted. eval can still fuse "
                        "with rerankers.<name>.fusion.method=interpolation and a fusion.alpha.", dev_run_file.parent)
         return None
-    spec = first_stage_spec(from_dict(MineConfig, mine_config))
+    spec = from_dict(MineConfig, mine_config).first_stage
     fusion = fit_fusion(dev.qrels, dev.first_stage, json.loads(dev_run_file.read_text()), rrf_k=spec.rrf_k)
     fusion.update(first_stage=spec.describe(), dev_queries=len(dev.qrels),
                   depth=max((len(docs) for docs in dev.first_stage.values()), default=0))

@@ -1,10 +1,11 @@
 """Configs: every YAML in configs/ loads with its schema; bad keys and types are named with a suggestion."""
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from rerankforge.core.config import ConfigError, dump_yaml, load_config
+from rerankforge.core.config import ConfigError, dump_yaml, from_dict, load_config
 from rerankforge.data_prep.config import MineConfig, SynthConfig, check_synth_config
 from rerankforge.eval.config import EvalConfig, check_eval_config
 from rerankforge.quickstart import QuickstartConfig
@@ -46,22 +47,22 @@ def test_config_loads(path):
 
 def test_scifact_config_values():
     cfg = load_config(MineConfig, CONFIGS / "data_prep" / "scifact.yaml")
-    assert cfg.encoder.name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
+    assert cfg.first_stage.encoder.name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
     assert cfg.mining.num_negatives == 5 and cfg.mining.random_negatives == 2  # as the quickstart mines
     assert cfg.data.split == "train" and cfg.data.eval_split == "test" and cfg.data.dev_depth == 30
 
 
 def test_overrides_apply_with_types():
     cfg = load_config(MineConfig, None, ["mining.num_negatives=3", "mining.relative_margin=null",
-                                         "encoder.multi_process_devices=[cpu,cpu]", "data.path=/x"])
+                                         "first_stage.encoder.multi_process_devices=[cpu,cpu]", "data.path=/x"])
     assert cfg.mining.num_negatives == 3 and cfg.mining.relative_margin is None
-    assert cfg.encoder.multi_process_devices == ["cpu", "cpu"] and cfg.data.path == "/x"
+    assert cfg.first_stage.encoder.multi_process_devices == ["cpu", "cpu"] and cfg.data.path == "/x"
 
 
 @pytest.mark.parametrize("override, message", [
     ("mining.num_negativs=3", "unknown config key 'mining.num_negativs'. Did you mean 'mining.num_negatives'?"),
     ("minig.num_negatives=3", "unknown config key 'minig'. Did you mean 'mining'?"),
-    ("mining.zzz=1", "unknown config key 'mining.zzz'. Valid keys here: candidates, range_min"),
+    ("mining.zzz=1", "unknown config key 'mining.zzz'. Valid keys here: range_min, range_max"),
     ("seed=abc", "bad value for 'seed': Value 'abc' of type 'str' could not be converted to Integer"),
     ("mining.sampling_strategy=best", "bad value for 'mining.sampling_strategy': Invalid value 'best', "
                                       "expected one of ['top', 'random']"),
@@ -103,14 +104,14 @@ def test_quickstart_recipe_is_the_one_the_readme_measured():
     one and the figures must be measured again."""
     cfg = load_config(QuickstartConfig, CONFIGS / "quickstart.yaml")
     finetuned = cfg.eval.rerankers["finetuned"]
-    assert cfg.mine.mining.candidates == "auto" and cfg.mine.data.dev_fraction == 0.1
+    assert cfg.mine.first_stage.method == "auto" and cfg.mine.data.dev_fraction == 0.1
     # the fusion weight is fitted at the depth eval reranks
     assert cfg.mine.data.dev_depth == cfg.train.data.dev_depth == finetuned.depth == 20
     assert cfg.train.data.dev == "mined" and finetuned.fusion.method == "auto" and finetuned.fusion.alpha == "auto"
     assert (cfg.train.optim.lr, cfg.train.optim.head_lr_multiplier, cfg.train.model.dropout) == (2e-4, 10, 0.0)
     assert (cfg.train.max_steps, cfg.train.eval_every, cfg.train.batch_size, cfg.train.data.group_size) == (300, 50, 4, 8)
     assert cfg.train.model.max_length == finetuned.max_length == 256
-    assert cfg.train.mixed_precision == "auto" and cfg.mine.encoder.dtype == finetuned.dtype == "auto"
+    assert cfg.train.mixed_precision == "auto" and cfg.mine.first_stage.encoder.dtype == finetuned.dtype == "auto"
     # your own data: labels and chunking follow the data; a long document is read by 3 passages (bench/README.md)
     assert (cfg.labels, cfg.test_fraction, cfg.mine.data.chunking.mode) == ("auto", 0.2, "auto")
     assert cfg.mine.data.chunking.read_passages == 3
@@ -128,3 +129,24 @@ def test_yaml_boolean_words_are_kept_where_a_choice_of_words_is_expected(tmp_pat
                     "      method: none\nplots: no\n")
     cfg = load_config(EvalConfig, path)
     assert cfg.data.chunking.mode == "off" and cfg.plots is False  # a real boolean stays one
+
+
+def test_keys_that_moved_into_the_first_stage_block_still_load_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="rerankforge.core.config"):
+        cfg = load_config(MineConfig, None, ["encoder.batch_size=8", "mining.candidates=bm25", "mining.rrf_k=30"])
+    assert (cfg.first_stage.encoder.batch_size, cfg.first_stage.method, cfg.first_stage.rrf_k) == (8, "bm25", 30)
+    assert "mining.candidates -> first_stage.method" in caplog.text and "write the new ones" in caplog.text
+    synth = load_config(SynthConfig, None, ["first_stage=dense", "bm25.k1=1.2"])
+    assert (synth.first_stage.method, synth.first_stage.bm25.k1) == ("dense", 1.2)
+    nested = load_config(QuickstartConfig, None, ["mine.mining.candidates=hybrid", "eval.retrieve.method=bm25"])
+    assert (nested.mine.first_stage.method, nested.eval.first_stage.method) == ("hybrid", "bm25")
+
+
+def test_an_older_manifests_config_loads_and_the_new_key_wins():
+    old = {"retrieve": {"method": "bm25", "top_k": 20, "encoder": {"batch_size": 4}}}
+    cfg = from_dict(EvalConfig, old)
+    assert (cfg.first_stage.method, cfg.retrieve.top_k, cfg.first_stage.encoder.batch_size) == ("bm25", 20, 4)
+    assert old["retrieve"]["method"] == "bm25"  # the caller's dict is not changed
+    both = from_dict(MineConfig, {"encoder": {"batch_size": 4, "dtype": "auto"},
+                                  "first_stage": {"encoder": {"batch_size": 9}}})
+    assert (both.first_stage.encoder.batch_size, both.first_stage.encoder.dtype) == (9, "auto")

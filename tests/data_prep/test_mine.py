@@ -10,12 +10,12 @@ from datasets import load_from_disk
 from rerankforge.core.io import MANIFEST
 from rerankforge.data_prep.config import MineConfig, MiningConfig
 from rerankforge.data_prep.mine import load_labelled_data, mine
-from rerankforge.retrieval.config import DataConfig, EncoderConfig
+from rerankforge.retrieval.config import DataConfig, EncoderConfig, FirstStageConfig
 
 
-def make_cfg(beir_dir: Path, tmp_path: Path, encoder: str, **mining) -> MineConfig:
+def make_cfg(beir_dir: Path, tmp_path: Path, encoder: str, candidates: str = "dense", **mining) -> MineConfig:
     return MineConfig(data=DataConfig(path=str(beir_dir), dev_fraction=0),
-                      encoder=EncoderConfig(name_or_path=encoder, batch_size=8),
+                      first_stage=FirstStageConfig(candidates, EncoderConfig(name_or_path=encoder, batch_size=8)),
                       mining=MiningConfig(range_max=20, num_negatives=4, **mining),
                       output_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"))
 
@@ -112,7 +112,8 @@ def test_lexical_and_hybrid_candidates(beir_dir, tmp_path, tiny_encoder, candida
 @pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
 def test_approximate_indexes(beir_dir, tmp_path, tiny_encoder, index_type):
     cfg = make_cfg(beir_dir, tmp_path, tiny_encoder, relative_margin=None)
-    cfg.index.type, cfg.index.nlist, cfg.index.nprobe = index_type, 1, 1
+    index = cfg.first_stage.index
+    index.type, index.nlist, index.nprobe = index_type, 1, 1
     _, manifest = read(mine(cfg))
     assert manifest["counts"]["hard_negatives"] > 0
     assert list((tmp_path / "cache" / "embeddings").glob(f"*.{index_type}.faiss"))
@@ -178,8 +179,8 @@ def test_text_folder_corpus_chunked_by_encoder_tokens(tmp_path, tiny_encoder):
     write_qrels(tmp_path / "qrels.tsv", [("q1", "guides/cats.md#0", 1)])
     cfg = MineConfig(data=DataConfig(corpus=str(docs), queries=str(tmp_path / "q.jsonl"),
                                      qrels=str(tmp_path / "qrels.tsv"), eval_split=None),
-                     encoder=EncoderConfig(name_or_path=tiny_encoder), mining=MiningConfig(relative_margin=None,
-                                                                                      num_negatives=3),
+                     first_stage=FirstStageConfig("dense", EncoderConfig(name_or_path=tiny_encoder)),
+                     mining=MiningConfig(relative_margin=None, num_negatives=3),
                      output_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"))
     cfg.data.chunking.size, cfg.data.chunking.overlap = 16, 4
     data = load_labelled_data(cfg)
@@ -196,7 +197,7 @@ def test_auto_first_stage_is_the_best_on_the_dev_split(tmp_path, tiny_encoder):
     cfg = make_cfg(beir, tmp_path, tiny_encoder, candidates="auto", relative_margin=None)
     cfg.data.dev_fraction, cfg.data.dev_min_queries = 0.25, 2
     _, manifest = read(mine(cfg))
-    picked = manifest["config"]["mining"]["candidates"]
+    picked = manifest["config"]["first_stage"]["method"]
     scores = manifest["first_stage_selection"]
     assert set(scores) == {"dense", "bm25", "hybrid"} and scores[picked] == max(scores.values())
     assert len(manifest["dev_query_ids"]) == 4
@@ -205,7 +206,7 @@ def test_auto_first_stage_is_the_best_on_the_dev_split(tmp_path, tiny_encoder):
 def test_auto_first_stage_without_a_dev_split_is_a_config_problem(beir_dir, tmp_path, tiny_encoder):
     from rerankforge.core.problems import DataError
 
-    with pytest.raises(DataError, match="mining.candidates=auto picks the first stage on the dev split"):
+    with pytest.raises(DataError, match="first_stage.method=auto picks the first stage on the dev split"):
         mine(make_cfg(beir_dir, tmp_path, tiny_encoder, candidates="auto"))
 
 
@@ -220,8 +221,8 @@ def test_document_level_qrels_train_on_the_best_passage_of_each_relevant_documen
     beir = make_long_beir(tmp_path / "long", n_train=12)
     cfg = MineConfig(data=DataConfig(path=str(beir), dev_fraction=0.25, dev_min_queries=3, dev_depth=4,
                                      chunking=ChunkConfig(size=100, overlap=0, unit="chars", mode="all")),
-                     encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=8),
-                     mining=MiningConfig(candidates=candidates, range_max=20, num_negatives=3, relative_margin=None),
+                     first_stage=FirstStageConfig(candidates, EncoderConfig(name_or_path=tiny_encoder, batch_size=8)),
+                     mining=MiningConfig(range_max=20, num_negatives=3, relative_margin=None),
                      output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
     out = mine(cfg)
     rows = load_from_disk(str(out / "dataset"))
@@ -238,7 +239,7 @@ def test_document_level_qrels_train_on_the_best_passage_of_each_relevant_documen
         if candidates == "dense":  # the relevant document's passage closest to the query
             from rerankforge.retrieval.encode import load_encoder
 
-            encoder = load_encoder(cfg.encoder)
+            encoder = load_encoder(cfg.first_stage.encoder)
             chunks = data.documents.chunks[relevant]
             vectors = encoder.model.encode([row["query"]] + [f"{data.corpus[c]['title']} {data.corpus[c]['text']}"
                                                               for c in chunks], normalize_embeddings=True)

@@ -14,7 +14,7 @@ from datasets import load_from_disk
 
 from rerankforge.core.config import dump_yaml
 from rerankforge.data_prep.config import MineConfig, MiningConfig
-from rerankforge.retrieval.config import DataConfig, EncoderConfig
+from rerankforge.retrieval.config import DataConfig, EncoderConfig, FirstStageConfig
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -25,8 +25,8 @@ def test_two_processes_mine_what_one_process_mines(tmp_path, tiny_encoder):
     # 300 passages in chunks of 4 * 16: five chunks to share; 12 training queries to share
     beir = make_beir(tmp_path / "beir", n_docs=300, n_train=12)
     cfg = MineConfig(data=DataConfig(path=str(beir), dev_fraction=0.25, dev_min_queries=1, storage="arrow"),
-                     encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=4),
-                     mining=MiningConfig(candidates="hybrid", range_max=20, num_negatives=4, random_negatives=2))
+                     first_stage=FirstStageConfig("hybrid", EncoderConfig(name_or_path=tiny_encoder, batch_size=4)),
+                     mining=MiningConfig(range_max=20, num_negatives=4, random_negatives=2))
     config = tmp_path / "mine.yaml"
     config.write_text(dump_yaml(cfg), encoding="utf-8")
     # one thread per process in both runs: the test is about how work is split, not about BLAS threading

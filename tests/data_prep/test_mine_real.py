@@ -10,7 +10,7 @@ from datasets import load_from_disk
 
 from rerankforge.data_prep.config import MineConfig, MiningConfig
 from rerankforge.data_prep.mine import mine
-from rerankforge.retrieval.config import DataConfig, EncoderConfig
+from rerankforge.retrieval.config import DataConfig, EncoderConfig, FirstStageConfig
 
 pytestmark = pytest.mark.slow
 SCIFACT = SHARED_DATA / "scifact"
@@ -44,7 +44,7 @@ def scifact_subset(tmp_path_factory):
 def test_real_minilm_mines_seven_hard_negatives(scifact_subset, tmp_path):
     folder, positives = scifact_subset
     cfg = MineConfig(data=DataConfig(path=str(folder), eval_split=None, dev_fraction=0),
-                     encoder=EncoderConfig(max_seq_length=128),
+                     first_stage=FirstStageConfig("dense", EncoderConfig(max_seq_length=128)),
                      mining=MiningConfig(range_max=100, num_negatives=7, random_negatives=1),
                      output_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"))
     out = mine(cfg)

@@ -149,7 +149,7 @@ def test_synthetic_queries_pass_through_mine(tmp_path):
     cfg.data.path, cfg.data.queries, cfg.data.qrels = str(data), str(out / "queries.jsonl"), \
         str(out / "qrels" / "train.tsv")
     cfg.data.eval_split, cfg.data.dev_fraction = None, 0
-    cfg.mining.candidates, cfg.mining.range_max, cfg.mining.num_negatives = "bm25", 20, 3
+    cfg.first_stage.method, cfg.mining.range_max, cfg.mining.num_negatives = "bm25", 20, 3
     manifest = json.loads((mine(cfg) / "manifest.json").read_text())
     assert manifest["counts"]["queries_mined"] == 30
 
@@ -322,10 +322,10 @@ def test_a_text_folder_is_cut_into_the_passages_mining_reads(tmp_path, tiny_enco
     folder.mkdir()
     for i in range(3):
         (folder / f"note{i}.txt").write_text(" ".join(f"uniq{i}a word{j} uniq{i}b" for j in range(60)))
-    out = synth(config(tmp_path, tmp_path, f"data.corpus={folder}", f"encoder.name_or_path={tiny_encoder}",
+    out = synth(config(tmp_path, tmp_path, f"data.corpus={folder}", f"first_stage.encoder.name_or_path={tiny_encoder}",
                        "passages=null", "filters.round_trip_depth=0"), llm=Stub())
     mine = MineConfig()
-    mine.encoder.name_or_path = tiny_encoder
+    mine.first_stage.encoder.name_or_path = tiny_encoder
     mine.data.corpus, mine.data.queries, mine.data.qrels = str(folder), str(out / "queries.jsonl"), \
         str(out / "qrels" / "train.tsv")
     labelled = load_labelled_data(mine)
@@ -366,7 +366,7 @@ def test_a_question_that_a_repeated_table_answers_on_many_pages_is_dropped_as_am
 
     def kept(*overrides):
         out = synth(config(tmp_path, data, "passages=null", "filters.round_trip_depth=10", f"first_stage={first_stage}",
-                           f"encoder.name_or_path={tiny_encoder}", *overrides), llm=TableStub())
+                           f"first_stage.encoder.name_or_path={tiny_encoder}", *overrides), llm=TableStub())
         return set(read_queries(out).values()), json.loads((out / "manifest.json").read_text())["counts"]
 
     queries, counts = kept()

@@ -239,7 +239,7 @@ def pipeline_of(beir_dir, tiny_encoder, model, tmp_path, *overrides):
     from rerankforge.eval.pipeline import Pipeline
 
     cfg = load_config(EvalConfig, None, [
-        f"data.path={beir_dir}", "retrieve.top_k=8", f"retrieve.encoder.name_or_path={tiny_encoder}",
+        f"data.path={beir_dir}", "retrieve.top_k=8", f"first_stage.encoder.name_or_path={tiny_encoder}",
         "rerankers={none: {model: null}, tiny: {model: " + model + ", depth: 6, max_length: 48}}",
         f"generate.token_counter={tiny_encoder}", "generate.top_n=3", f"cache_dir={tmp_path / 'cache'}", *overrides])
     return Pipeline.from_config(cfg)

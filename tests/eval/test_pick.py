@@ -1,5 +1,5 @@
 """Picking the first stage without labels: pseudo-labels from a judge's choices, agreement, ties, and
-`rerankforge eval` with retrieve.method=auto end to end."""
+`rerankforge eval` with first_stage.method=auto end to end."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_eval_with_method_auto_picks_a_first_stage_by_the_judge_and_says_why(bei
     log = tmp_path / "log.txt"
     log.write_text("cat sat on the mat\n\nprotein in the blood of mice\ndogs run for food\n")
     out = tmp_path / "eval"
-    evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, "retrieve.method=auto",
+    evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, "first_stage.method=auto",
                       f"retrieve.pick.queries={log}", "retrieve.pick.judge=tiny", "generate.kind=none",
                       "plots=false"))
     report = json.loads((out / "report.json").read_text())
@@ -63,15 +63,15 @@ def test_eval_with_method_auto_picks_a_first_stage_by_the_judge_and_says_why(bei
                           f"candidates of 3 unlabelled questions ({log}; nDCG@10 against them: {method} ")
     assert f"Why this first stage: {why}." in (out / "report.md").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["config"]["retrieve"]["method"] == method and manifest["inputs"]["pick_queries"]["sha256"]
+    assert manifest["config"]["first_stage"]["method"] == method and manifest["inputs"]["pick_queries"]["sha256"]
 
 
 def test_method_auto_needs_questions_and_a_judge_with_a_model(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path):
     with pytest.raises(ConfigError) as err:
-        evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path / "eval", "retrieve.method=auto",
+        evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path / "eval", "first_stage.method=auto",
                           "retrieve.pick.judge=none"))
     message = str(err.value)
-    assert "retrieve.method=auto picks the first stage on unlabelled questions: set retrieve.pick.queries" in message
+    assert "first_stage.method=auto picks the first stage on unlabelled questions: set retrieve.pick.queries" in message
     assert "retrieve.pick.judge='none' must name a reranker with a model; rerankers here: ['tiny']." in message
 
 
@@ -80,5 +80,5 @@ def test_serve_refuses_a_pipeline_whose_first_stage_is_still_to_be_picked(tmp_pa
 
     config = tmp_path / "pipeline.yaml"
     config.write_text("retrieve:\n  method: auto\n")
-    with pytest.raises(ConfigError, match="retrieve.method=auto is picked by `rerankforge eval`"):
+    with pytest.raises(ConfigError, match="first_stage.method=auto is picked by `rerankforge eval`"):
         load_pipeline(str(config))

@@ -123,10 +123,11 @@ def test_scifact_trained_checkpoint_dry_run_loads_in_sentence_transformers_and_t
 
     from rerankforge.data_prep.config import MineConfig, MiningConfig
     from rerankforge.data_prep.mine import mine
-    from rerankforge.retrieval.config import DataConfig, EncoderConfig
+    from rerankforge.retrieval.config import DataConfig, EncoderConfig, FirstStageConfig
 
     subset = scifact_subset(tmp_path / "scifact", n_train=16, n_test=8, n_other=150)
-    mined = mine(MineConfig(data=DataConfig(path=str(subset)), encoder=EncoderConfig(max_seq_length=96),
+    mined = mine(MineConfig(data=DataConfig(path=str(subset)),
+                            first_stage=FirstStageConfig("dense", EncoderConfig(max_seq_length=96)),
                             mining=MiningConfig(range_max=100), output_dir=str(tmp_path / "mined"),
                             cache_dir=str(tmp_path / "cache")))
     final = main(train_cfg(mined, subset, "sentence-transformers/all-MiniLM-L6-v2", tmp_path / "run",

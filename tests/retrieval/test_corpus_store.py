@@ -12,7 +12,7 @@ import rerankforge.retrieval.corpus_store as store
 from rerankforge.core.text import doc_text
 from rerankforge.data_prep.config import MineConfig, MiningConfig
 from rerankforge.data_prep.mine import mine
-from rerankforge.retrieval.config import DataConfig, EncoderConfig, FieldNames
+from rerankforge.retrieval.config import DataConfig, EncoderConfig, FieldNames, FirstStageConfig
 from rerankforge.retrieval.corpus_store import (
     ArrowCorpus,
     corpus_ids,
@@ -28,7 +28,7 @@ from rerankforge.retrieval.loaders import load_corpus
 
 def make_cfg(beir_dir: Path, tmp_path: Path, encoder: str, storage: str, out: str) -> MineConfig:
     return MineConfig(data=DataConfig(path=str(beir_dir), dev_fraction=0.5, dev_min_queries=1, storage=storage),
-                      encoder=EncoderConfig(name_or_path=encoder, batch_size=8),
+                      first_stage=FirstStageConfig("dense", EncoderConfig(name_or_path=encoder, batch_size=8)),
                       mining=MiningConfig(range_max=20, num_negatives=4, random_negatives=2),
                       output_dir=str(tmp_path / out), cache_dir=str(tmp_path / "cache"))
 

@@ -10,7 +10,7 @@ from conftest import WORDS
 
 from rerankforge.core.config import ConfigError, load_config
 from rerankforge.data_prep.config import MineConfig
-from rerankforge.retrieval.config import EncoderConfig
+from rerankforge.retrieval.config import EncoderConfig, FirstStageConfig
 from rerankforge.retrieval.encode import cached_embeddings, encode_to_file, load_encoder
 
 PROMPT = "query: "
@@ -162,9 +162,9 @@ def test_config_problems_name_the_keys(settings, expected):
 
 def test_config_file_overrides_are_checked():
     with pytest.raises(ConfigError, match="encoder.quantize=int8 needs encoder.backend=openvino"):
-        load_config(MineConfig, None, ["encoder.quantize=int8"])
-    cfg = load_config(MineConfig, None, ["encoder.backend=openvino", "encoder.quantize=int8"])
-    assert (cfg.encoder.backend, cfg.encoder.quantize) == ("openvino", "int8")
+        load_config(MineConfig, None, ["first_stage.encoder.quantize=int8"])
+    cfg = load_config(MineConfig, None, ["first_stage.encoder.backend=openvino", "first_stage.encoder.quantize=int8"])
+    assert (cfg.first_stage.encoder.backend, cfg.first_stage.encoder.quantize) == ("openvino", "int8")
 
 
 def test_mine_with_the_int8_openvino_encoder(beir_dir, tiny_encoder, tmp_path):
@@ -176,8 +176,8 @@ def test_mine_with_the_int8_openvino_encoder(beir_dir, tiny_encoder, tmp_path):
     from rerankforge.retrieval.config import DataConfig
 
     cfg = MineConfig(data=DataConfig(path=str(beir_dir), dev_fraction=0),
-                     encoder=EncoderConfig(name_or_path=tiny_encoder, batch_size=4, backend="openvino",
-                                           quantize="int8"),
+                     first_stage=FirstStageConfig("dense", EncoderConfig(
+                         name_or_path=tiny_encoder, batch_size=4, backend="openvino", quantize="int8")),
                      mining=MiningConfig(range_max=30, num_negatives=3, relative_margin=None),
                      output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache"))
     rows = load_from_disk(str(mine(cfg) / "dataset"))

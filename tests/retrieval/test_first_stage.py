@@ -3,8 +3,8 @@
 import pytest
 
 from rerankforge.retrieval.bm25 import BM25Index, reciprocal_rank_fusion
-from rerankforge.retrieval.config import BM25Config, EncoderConfig
-from rerankforge.retrieval.first_stage import FirstStage, FirstStageSpec
+from rerankforge.retrieval.config import BM25Config, EncoderConfig, FirstStageConfig
+from rerankforge.retrieval.first_stage import FirstStage
 
 DOCS = ["the cat sat on the mat", "dogs chase a running cat", "protein folding in mice", "genes of the mouse",
         "a bird eats fish", "water for the blood cells"]
@@ -28,7 +28,7 @@ def test_missing_stemmer_names_the_pip_package(monkeypatch):
 
 
 def test_hybrid_is_rrf_of_dense_and_bm25(tiny_encoder, tmp_path):
-    spec = FirstStageSpec("hybrid", EncoderConfig(name_or_path=tiny_encoder, batch_size=4), rrf_k=60)
+    spec = FirstStageConfig("hybrid", EncoderConfig(name_or_path=tiny_encoder, batch_size=4), rrf_k=60)
     stage = FirstStage(spec, DOCS, tmp_path / "cache", doc_ids=[f"d{i}" for i in range(len(DOCS))])
     queries = ["cat on a mat", "mouse protein"]
     every = stage.search_all(queries, k=4)
@@ -43,11 +43,11 @@ def test_hybrid_is_rrf_of_dense_and_bm25(tiny_encoder, tmp_path):
 
 def test_unknown_method_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"one of \['dense', 'bm25', 'hybrid'\], got 'splade'"):
-        FirstStage(FirstStageSpec("splade"), DOCS, tmp_path)
+        FirstStage(FirstStageConfig("splade"), DOCS, tmp_path)
 
 
 def test_similarity_is_on_the_scale_of_each_method(tiny_encoder, tmp_path):
-    spec = FirstStageSpec("hybrid", EncoderConfig(name_or_path=tiny_encoder, batch_size=4))
+    spec = FirstStageConfig("hybrid", EncoderConfig(name_or_path=tiny_encoder, batch_size=4))
     every = FirstStage(spec, DOCS, tmp_path / "cache").search_all(["cat on a mat"], k=3)
     for method in ("dense", "bm25"):  # what mining compares margins with: the candidates' own scores
         cands = every[method]

@@ -63,15 +63,16 @@ def test_pq_m_must_divide_the_dimension(corpus):
 
 
 def test_index_config_keys_load_and_bad_values_are_named():
-    cfg = load_config(MineConfig, None, ["index.type=ivfpq", "index.pq_m=16", "index.train_size=1000",
-                                         "index.device=cpu", "index.mmap=true"])
-    assert (cfg.index.type, cfg.index.pq_m, cfg.index.pq_nbits, cfg.index.train_size) == ("ivfpq", 16, 8, 1000)
+    cfg = load_config(MineConfig, None, [f"first_stage.index.{kv}" for kv in (
+        "type=ivfpq", "pq_m=16", "train_size=1000", "device=cpu", "mmap=true")])
+    index = cfg.first_stage.index
+    assert (index.type, index.pq_m, index.pq_nbits, index.train_size) == ("ivfpq", 16, 8, 1000)
     with pytest.raises(ConfigError, match=r"index\.pq_nbits must be in \[1, 16\].*got 0"):
-        load_config(MineConfig, None, ["index.pq_nbits=0"])
+        load_config(MineConfig, None, ["first_stage.index.pq_nbits=0"])
     with pytest.raises(ConfigError, match=r"index\.train_size must be >= 1 or null, got 0"):
-        load_config(MineConfig, None, ["index.train_size=0"])
+        load_config(MineConfig, None, ["first_stage.index.train_size=0"])
     with pytest.raises(ConfigError, match="index.device"):
-        load_config(MineConfig, None, ["index.device=tpu"])
+        load_config(MineConfig, None, ["first_stage.index.device=tpu"])
 
 
 @pytest.mark.parametrize("kind, train_size, expected", [("ivfpq", 1500, 1500), ("ivfpq", None, 4 * 256),

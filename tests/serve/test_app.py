@@ -176,7 +176,7 @@ def test_query_endpoint_runs_retrieve_rerank_generate(reranker, launch, beir_dir
     from rerankforge.eval.pipeline import Pipeline
 
     cfg = load_config(EvalConfig, None, [
-        f"data.path={beir_dir}", "retrieve.top_k=8", f"retrieve.encoder.name_or_path={tiny_encoder}",
+        f"data.path={beir_dir}", "retrieve.top_k=8", f"first_stage.encoder.name_or_path={tiny_encoder}",
         "rerankers={none: {model: null}, tiny: {model: " + tiny_cross_encoder + ", depth: 4, max_length: 48}}",
         f"generate.token_counter={tiny_encoder}", "generate.top_n=2", f"cache_dir={tmp_path / 'cache'}"])
     pipeline = Pipeline.from_config(cfg)
@@ -199,7 +199,7 @@ def test_query_endpoint_applies_the_fitted_fusion_weight(reranker, launch, beir_
 
     model = with_fusion(tiny_cross_encoder, tmp_path / "fused-model", "rrf", 0.4)
     cfg = load_config(EvalConfig, None, [
-        f"data.path={beir_dir}", "retrieve.top_k=8", f"retrieve.encoder.name_or_path={tiny_encoder}",
+        f"data.path={beir_dir}", "retrieve.top_k=8", f"first_stage.encoder.name_or_path={tiny_encoder}",
         "rerankers={tiny: {model: " + model + ", depth: 6, max_length: 48, fusion: {method: auto}}}",
         "generate.kind=none", "generate.top_n=3", f"cache_dir={tmp_path / 'cache'}"])
     pipeline = Pipeline.from_config(cfg)

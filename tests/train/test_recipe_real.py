@@ -26,12 +26,13 @@ def test_recipe_learning_rate_makes_the_listwise_loss_fall(tmp_path):
         pytest.skip("real data not found")
     from rerankforge.data_prep.config import MineConfig, MiningConfig
     from rerankforge.data_prep.mine import mine
-    from rerankforge.retrieval.config import DataConfig, EncoderConfig
+    from rerankforge.retrieval.config import DataConfig, EncoderConfig, FirstStageConfig
     from rerankforge.train.run import main
 
     subset = scifact_subset(tmp_path / "subset")
     mined = mine(MineConfig(data=DataConfig(path=str(subset), eval_split=None),
-                            encoder=EncoderConfig(max_seq_length=128), mining=MiningConfig(range_max=200),
+                            first_stage=FirstStageConfig("dense", EncoderConfig(max_seq_length=128)),
+                            mining=MiningConfig(range_max=200),
                             output_dir=str(tmp_path / "mined"), cache_dir=str(tmp_path / "cache")))
     cfg = load_config(TrainConfig, root / "configs" / "train" / "scifact-minilm.yaml", [
         f"data.train={mined}", "data.dev=null", "model.max_length=128", "max_steps=40", "save_every=null",
