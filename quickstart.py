@@ -36,6 +36,7 @@ import rerankforge.eval.run as eval_stage
 from rerankforge.core.config import ConfigError, dump_yaml, to_dict
 from rerankforge.core.errors import ERROR_LOG_ENV, RerankforgeError, exit_code, one_line
 from rerankforge.core.io import git_commit, hash_path, hash_strings, versions, write_json
+from rerankforge.core.modules import callable_module
 from rerankforge.core.problems import DataError, Problem
 from rerankforge.data_prep.config import MineConfig, SynthConfig
 from rerankforge.data_prep.synth import data_overrides
@@ -66,24 +67,21 @@ class StageError(RerankforgeError, RuntimeError):
 
 @dataclass
 class QuickstartConfig:
-    """The stage configs; data paths and output folders are wired by the quickstart itself.
-
-    ``data``: a BEIR folder, a file or saved dataset of sentence-transformers rows ((query, positive[, negative
-    ...])), or a Hugging Face dataset id; or ``corpus``, ``queries`` and ``qrels`` as single files. Data without a
-    test split gets one: a seeded ``test_fraction`` of the labelled queries, held out of training.
-
-    ``labels``: ``real`` trains on the data set's train split; ``synthetic`` (cold start) trains on queries ``synth``
-    generates for the corpus, ignoring the train labels; ``mixed`` adds those queries to the train labels; ``auto``
-    is ``real`` where the data has training labels and ``synthetic`` where it has test labels only. All evaluate on
-    the real test split."""
+    """The stage configs; data paths and output folders are wired by the quickstart itself."""
 
     dataset: str = "scifact"  # BEIR name: --data → $RERANKFORGE_DATA_DIR/<name> → download cache → download
+    # a BEIR folder, a file or saved dataset of sentence-transformers rows ((query, positive[, negative ...])), or a
+    # Hugging Face dataset id; used instead of dataset
     data: Optional[str] = None
-    corpus: Optional[str] = None
-    queries: Optional[str] = None
-    qrels: Optional[str] = None
-    test_fraction: float = 0.2  # held out as the test split when the data has none
-    output_dir: str = "runs/quickstart"
+    corpus: Optional[str] = None  # with queries and qrels: three single files instead of data (all three or none)
+    queries: Optional[str] = None  # the queries file that goes with corpus and qrels
+    qrels: Optional[str] = None  # the labels file that goes with corpus and queries; a test split is held out of it
+    # data without a test split gets one: this share of the labelled queries (seeded), held out of training
+    test_fraction: float = 0.2
+    output_dir: str = "runs/quickstart"  # every stage's folder goes here (mine/, train/, eval/, ...); reruns reuse them
+    # real: train on the data's train split; synthetic (cold start): on queries synth generates for the corpus,
+    # ignoring the train labels; mixed: both; auto: real where the data has training labels, else synthetic. All
+    # evaluate on the real test split.
     labels: Literal["auto", "real", "synthetic", "mixed"] = "auto"
     # labels=synthetic: train.max_steps for the synthetic set, which is smaller than a real train split
     # (None: train.max_steps)
@@ -382,3 +380,6 @@ def quickstart(cfg: QuickstartConfig) -> dict:
             "first_stage_reason": reason,
             "first_stages": report["first_stages"], "best_first_stage": report["best_first_stage"],
             "finetuned": report["rerankers"]["finetuned"]}
+
+
+callable_module(__name__, "rerankforge.api:quickstart")  # ``from rerankforge import quickstart`` may give this module

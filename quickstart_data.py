@@ -127,7 +127,7 @@ def cold_start_note(cfg: QuickstartConfig, labels: str) -> Optional[str]:
             "since synthetic queries reuse their passage's words and picked the wrong first stage on SciFact and "
             "COVID-QA (by 0.01 nDCG@10). Set mine.first_stage.method=bm25|dense|hybrid to the first stage you will "
             "serve, or give query_log=FILE (your users' questions, no labels) and eval reranks the one the trained "
-            "reranker's choices on them favour (README: Cold start).")
+            "reranker's choices on them favour (docs/results.md: cold start).")
 
 
 SYNTHETIC_FIRST_STAGE = (

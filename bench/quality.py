@@ -10,7 +10,7 @@ three first stages (BM25, dense, hybrid), the reranker alone and fused with its 
 Recall@10, the paired t-test p-value of each against the best first stage, and the wall time of each stage.
 With ``labels=synthetic`` (cold start) the training queries are generated for the corpus first and the train
 labels are ignored; a third table counts what the generator made and what its filters dropped. Mining's first
-stage is then set per data set, to the one served (README: Cold start):
+stage is then set per data set, to the one served (docs/results.md: cold start):
 
     python bench/quality.py --datasets scifact labels=synthetic mine.first_stage.method=hybrid --out runs/bench-cold
     python bench/quality.py --datasets covidqa labels=synthetic mine.first_stage.method=bm25 --out runs/bench-cold

@@ -9,10 +9,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import json
 import logging
 import typing
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 from omegaconf import OmegaConf
@@ -44,15 +45,39 @@ def _valid_keys(schema: type, dotted_prefix: str) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+def _all_keys(schema: type, prefix: str = "") -> list[str]:
+    """Every dotted key of the dataclass ``schema``, nested blocks included."""
+    keys = []
+    for name, hint in typing.get_type_hints(schema).items():
+        if name in {f.name for f in dataclasses.fields(schema)}:
+            keys.append(prefix + name)
+            if dataclasses.is_dataclass(_unwrap(hint)):
+                keys += _all_keys(_unwrap(hint), f"{prefix}{name}.")
+    return keys
+
+
 def _suggest(key: str, schema: type) -> str:
+    """The key meant: those anywhere in the schema whose last part is ``key``'s (``lr`` -> ``optim.lr``), else the
+    one whose last part is closest (keys at the same level need less likeness), or the valid keys at that level."""
     prefix, _, leaf = key.rpartition(".")
+    everywhere = _all_keys(schema)
+    exact = [k for k in everywhere if k.rpartition(".")[2] == leaf and k != key]
+    if exact:
+        return f" Did you mean {' or '.join(repr(k) for k in exact[:3])}?"
+
+    def likeness(candidate: str) -> float:
+        last = candidate.rpartition(".")[2]
+        ratio = difflib.SequenceMatcher(None, leaf, last).ratio()
+        if len(leaf) >= 4 and last.startswith(leaf):  # a key's first word: warmup -> warmup_ratio
+            ratio = max(ratio, 0.8)
+        same_level = candidate.rpartition(".")[0] == prefix
+        return ratio + 0.05 if same_level else ratio - 0.2  # elsewhere needs to be much closer
+
+    best = max(everywhere, key=likeness, default=None)
+    if best is not None and likeness(best) >= 0.55:
+        return f" Did you mean '{best}'?"
     candidates = _valid_keys(schema, prefix)
-    close = difflib.get_close_matches(leaf, candidates, n=1, cutoff=0.5)
-    if close:
-        return f" Did you mean '{(prefix + '.' if prefix else '') + close[0]}'?"
-    if candidates:
-        return f" Valid keys here: {', '.join(candidates)}."
-    return ""
+    return f" Valid keys here: {', '.join(candidates)}." if candidates else ""
 
 
 def _explain(err: Exception, schema: type, source: str) -> ConfigError:
@@ -142,9 +167,25 @@ def move_keys(value: Any, hint: Any, moved: list[str] | None = None, prefix: str
     return {k: move_keys(v, hints.get(k), moved, f"{prefix}{k}.") for k, v in value.items()}
 
 
+PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the example configs that ship with the package
+
+
+def packaged_config(path: str | Path) -> Path:
+    """``path`` when it is a file; else the example config of that name that ships with the package, named as in a
+    checkout (``configs/train/scifact-minilm.yaml``) or below ``configs/`` (``train/scifact-minilm.yaml``); else
+    ``path`` as given, which ``load_config`` then reports as missing."""
+    path = Path(path)
+    if path.is_file() or path.is_absolute():
+        return path
+    parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
+    shipped = PACKAGED_CONFIGS.joinpath(*parts) if parts else PACKAGED_CONFIGS
+    return shipped if shipped.is_file() else path
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise ConfigError(f"Config file not found: {path}. Pass an existing YAML file with --config.")
+        raise ConfigError(f"Config file not found: {path}. Pass an existing YAML file with --config, or one of the "
+                          "example configs `rerankforge configs` lists.")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
@@ -165,13 +206,24 @@ def _upgrade(layer: dict, schema: type, source: str) -> dict:
     return layer
 
 
-def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Build a ``schema`` instance from defaults, then the YAML at ``path``, then dotted ``key=value`` overrides.
+def as_overrides(values: Mapping[str, Any]) -> list[str]:
+    """``{"mining.num_negatives": 5}`` -> ``["mining.num_negatives=5"]``: values written as JSON, which the
+    override parser reads as YAML (strings quoted, ``None`` as null, lists and dicts inline)."""
+    plain = {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
+    return [f"{key}={json.dumps(value)}" for key, value in plain.items()]
+
+
+def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = (),
+                base: T | None = None) -> T:
+    """Build a ``schema`` instance from defaults (or ``base``, an instance to start from), then the YAML at
+    ``path``, then dotted ``key=value`` overrides (or a mapping of dotted keys to values).
 
     Raises:
         ConfigError: unknown key (with the nearest valid key), wrong type, malformed override or YAML.
     """
-    merged = OmegaConf.structured(schema)
+    if isinstance(overrides, Mapping):
+        overrides = as_overrides(overrides)
+    merged = OmegaConf.structured(base if base is not None else schema)
     layers: list[tuple[str, Any]] = []
     if path is not None:
         layers.append((str(path), _upgrade(_read_yaml(Path(path)), schema, str(path))))

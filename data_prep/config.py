@@ -13,24 +13,31 @@ from rerankforge.retrieval.config import DataConfig, FirstStageConfig, chunking_
 class RescoreConfig:
     """Optional cross-encoder that rescores candidates to drop likely false negatives."""
 
+    # a cross-encoder (Hub id or local folder) that scores every candidate: the mining score filters then use its
+    # scores (0 to 1) instead of the first stage's, and the training set keeps them (loss.teacher=rescore); null: off
     cross_encoder: Optional[str] = None
-    batch_size: int = 32
-    max_length: int = 256
+    batch_size: int = 32  # (query, passage) pairs per forward pass
+    max_length: int = 256  # tokens of each (query, passage) pair the cross-encoder reads
 
 
 @dataclass
 class MiningConfig:
-    """Hard-negative selection; option names follow sentence-transformers' ``mine_hard_negatives``."""
+    """Hard-negative selection; option names follow sentence-transformers' ``mine_hard_negatives``.
 
-    range_min: int = 0
+    Scores are the first stage's (cosine; BM25 scores with a bm25 first stage), or the cross-encoder's with
+    ``rescore``; the margins compare a candidate with the query's lowest-scored positive."""
+
+    range_min: int = 0  # skip the first range_min non-positive candidates (the likeliest unlabelled positives)
+    # hard negatives come from non-positive candidates ranked up to this (a small corpus cuts it to half its size)
     range_max: int = 50
-    max_score: Optional[float] = None
-    min_score: Optional[float] = None
-    absolute_margin: Optional[float] = None
+    max_score: Optional[float] = None  # drop candidates scoring above this; null: no upper limit
+    min_score: Optional[float] = None  # drop candidates scoring below this; null: no lower limit
+    absolute_margin: Optional[float] = None  # drop a candidate whose score is within this of the positive's; null: off
+    # drop a candidate scoring above the positive's score less this share of it (0.05: above 95% of it); null: off
     relative_margin: Optional[float] = 0.05
-    num_negatives: int = 7
-    sampling_strategy: Literal["top", "random"] = "top"
-    random_negatives: int = 0  # uniform draws from outside the candidate window (ranks past range_max)
+    num_negatives: int = 7  # negatives per training row; training uses data.group_size - 1 of them
+    sampling_strategy: Literal["top", "random"] = "top"  # top: the best-ranked candidates left; random: a seeded sample
+    random_negatives: int = 0  # random negatives added to each row, drawn uniformly from ranks past range_max
     # With negatives given in the data (data.negatives), also mine hard ones for the slots they leave; false: the
     # given ones only (rows short of num_negatives are filled with random negatives)
     mine_more: bool = True
@@ -39,10 +46,7 @@ class MiningConfig:
 
 @dataclass
 class MineConfig:
-    """``rerankforge mine``: corpus + labelled queries → a training set of hard negatives.
-
-    ``first_stage`` finds the candidates negatives are chosen from; ``first_stage.method=auto`` takes whichever of
-    dense, bm25 and hybrid has the best nDCG@10 on the dev split (the manifest records the figures)."""
+    """``rerankforge mine``: corpus + labelled queries → a training set of hard negatives."""
 
     MOVED: ClassVar[dict[str, str]] = {
         "encoder": "first_stage.encoder", "index": "first_stage.index", "mining.candidates": "first_stage.method",
@@ -50,11 +54,13 @@ class MineConfig:
         "mining.candidates_reason": "first_stage.reason"}
 
     data: DataConfig = field(default_factory=DataConfig)
+    # finds the candidates negatives are chosen from; method=auto takes whichever of dense, bm25 and hybrid has the
+    # best nDCG@10 on the dev split (the manifest records the figures)
     first_stage: FirstStageConfig = field(default_factory=lambda: FirstStageConfig(method="dense"))
     mining: MiningConfig = field(default_factory=MiningConfig)
-    output_dir: str = "runs/mine"
+    output_dir: str = "runs/mine"  # the training set (train's data.train): dataset/, dev.jsonl, manifest.json
     cache_dir: Optional[str] = None  # embeddings + FAISS index; default ~/.cache/rerankforge
-    seed: int = 42
+    seed: int = 42  # seeds the dev split, the random negatives and sampling_strategy=random
     max_queries: Optional[int] = None  # mine only the first N labelled queries (quick runs, tests)
 
 
@@ -110,8 +116,8 @@ def _smollm2() -> LLMConfig:
 class SynthFilterConfig:
     """Which generated queries are kept; every drop is counted by its reason in the manifest."""
 
-    min_words: int = 3
-    max_words: int = 40
+    min_words: int = 3  # drop queries of fewer words
+    max_words: int = 40  # drop queries of more words
     # Drop a query whose longest run of words copied from its passage is at least this share of its words
     # (and at least 4 words): a copied sentence teaches the reranker word matching, not relevance.
     max_copied_fraction: float = 0.75
@@ -123,27 +129,25 @@ class SynthFilterConfig:
     # is, with a dense or bm25 first stage): many passages answer it equally. null turns it off; it needs the
     # round trip.
     max_as_close: Optional[int] = 2
-    ambiguity_margin: float = 0.02
+    ambiguity_margin: float = 0.02  # a passage within this share of the source passage's score counts as close
 
 
 @dataclass
 class SynthConfig:
-    """``rerankforge synth``: a corpus with no labelled queries → synthetic queries + qrels (BEIR layout).
-
-    ``data`` names the corpus (``data.path``'s corpus.jsonl or ``data.corpus``, any corpus format mining reads).
-    ``prompt`` fields: ``{title}``, ``{text}`` (the passage, cut to ``max_passage_words``) and ``{examples}`` (the
-    few-shot block built from ``examples``, empty without them).
-    """
+    """``rerankforge synth``: a corpus with no labelled queries → synthetic queries + qrels (BEIR layout)."""
 
     MOVED: ClassVar[dict[str, str]] = {"encoder": "first_stage.encoder", "index": "first_stage.index",
                                        "bm25": "first_stage.bm25", "rrf_k": "first_stage.rrf_k",
                                        "first_stage": "first_stage.method"}
 
+    # the corpus: data.path's corpus.jsonl or data.corpus, any corpus format mining reads
     data: DataConfig = field(default_factory=DataConfig)
-    generator: LLMConfig = field(default_factory=_smollm2)
+    generator: LLMConfig = field(default_factory=_smollm2)  # the LLM that writes the queries (default: SmolLM2-135M)
+    # the generator's prompt; fields: {title}, {text} (the passage, cut to max_passage_words) and {examples} (the
+    # few-shot block built from examples, empty without them)
     prompt: str = DEFAULT_SYNTH_PROMPT
     examples: Optional[str] = None  # a queries file of the user's own queries (.jsonl as BEIR, or .txt one per line)
-    num_examples: int = 3
+    num_examples: int = 3  # how many of examples (a seeded sample) the few-shot block shows
     passages: Optional[int] = 1000  # a seeded sample of this many passages; null: every passage
     min_passage_words: int = 20  # shorter passages are not sampled (too little to ask about)
     max_passage_words: int = 160  # the passage is cut to this many words in the prompt
@@ -155,15 +159,15 @@ class SynthConfig:
     # a corpus with fewer passages to ask about than `passages` gets more questions of each, up to this many, so
     # that about `passages` are asked in all (100 passages with passages=1100 and 4 here: 4 each)
     max_queries_per_passage: int = 1
-    extra_temperature: float = 0.7
+    extra_temperature: float = 0.7  # the temperature a passage's questions after its first are sampled at
     first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)  # the round-trip filter's retriever
     filters: SynthFilterConfig = field(default_factory=SynthFilterConfig)
     max_errors: int = 20  # generator errors (each counted, the passage retried on the next run) before stopping
     dev_fraction: float = 0.0  # also write qrels/dev.tsv from this share of the kept queries (mining carves its own)
     mix_with: Optional[str] = None  # a qrels file of real labels (queries from data's queries file) added in
-    output_dir: str = "runs/synth"
+    output_dir: str = "runs/synth"  # the label set: queries.jsonl, qrels/train.tsv (and dev.tsv), manifest.json
     cache_dir: Optional[str] = None  # embeddings + FAISS index, shared with mine and eval
-    seed: int = 42
+    seed: int = 42  # seeds the passage sample, the few-shot examples, the passage windows and the dev split
 
 
 def check_synth_config(cfg: SynthConfig) -> list[str]:

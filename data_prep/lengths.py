@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 SAMPLE = 500  # texts of each kind tokenized: enough for a stable median and p95, ~1 s for abstracts
 MAX_CHARS = 50_000  # a longer text is tokenized up to here and its length scaled by its characters
-# Chunk documents when more than this share of their tokens lies past the reranker's budget (README: Long inputs)
+# Chunk documents when more than this share of their tokens lies past the reranker's budget (docs/long-documents.md)
 UNSEEN_TO_CHUNK = 0.5
 
 

@@ -24,13 +24,11 @@ DEFAULT_PROMPT = (
 
 @dataclass
 class EvalDataConfig(SourceConfig):
-    """The test split eval measures (``SourceConfig``; ``split`` defaults to test), with optional gold answers.
+    """The test split eval measures (``SourceConfig``; ``split`` defaults to test), with optional gold answers."""
 
-    ``chunking.mode=all``: long documents become passages; first stage, reranking and metrics per document
-    (MaxP/FirstP/sum by ``chunking.aggregate``); qrels name documents. Chunks by the first stage encoder's tokenizer.
-    """
-
-    split: str = "test"
+    split: str = "test"  # the labels measured: path's qrels/<split>.tsv (unused when qrels is set)
+    # off by default; mode=all: long documents become passages, and first stage, reranking and metrics are per
+    # document (MaxP/FirstP/sum by chunking.aggregate); qrels name documents
     chunking: ChunkConfig = field(default_factory=lambda: ChunkConfig(mode="off"))
     # {"_id": query id, "answers": [str, ...]} per line; default <path>/answers.jsonl when it exists.
     # "none": no gold answers, even when <path>/answers.jsonl exists (e.g. a file of another shape).
@@ -54,26 +52,25 @@ class PickConfig:
 
 @dataclass
 class RetrieveConfig:
-    """How deep the first stage (``first_stage``) retrieves, what it is compared with, and how ``auto`` picks it.
+    """How deep the first stage (``first_stage``) retrieves, what it is compared with, and how ``auto`` picks it."""
 
-    ``compare``: first stages whose metrics the report shows beside the configured one (the best of them is
-    what every reranker must beat); an empty list skips them."""
-
-    top_k: int = 100
+    top_k: int = 100  # candidates the first stage retrieves per query: the most a reranker reranks (its depth)
+    # first stages whose metrics the report shows beside the configured one (the best of them is what every reranker
+    # must beat); [] skips them
     compare: list[str] = field(default_factory=lambda: ["bm25", "dense", "hybrid"])
     pick: PickConfig = field(default_factory=PickConfig)
 
 
 @dataclass
 class FusionConfig:
-    """Fuse the reranker with the first stage (``models/fusion.py``). ``method``: ``none``, ``interpolation`` of
-    z-scored scores, ``rrf`` of the two rankings, or ``auto`` (the method fitted at training time). ``alpha``:
-    ``auto`` (the weight fitted on the dev split, from the checkpoint's fusion.json) or a number in [0, 1];
-    1 is the reranker alone, 0 the first stage alone."""
+    """Fuse the reranker with the first stage (``models/fusion.py``)."""
 
+    # none; interpolation of z-scored scores; rrf of the two rankings; or auto: the method fitted at training time
     method: Literal["none", "auto", "interpolation", "rrf"] = "none"
+    # auto: the weight fitted on the dev split (the checkpoint's fusion.json), or a number in [0, 1]: 1 is the
+    # reranker alone, 0 the first stage alone
     alpha: str = "auto"
-    rrf_k: int = 60
+    rrf_k: int = 60  # rrf: alpha / (rrf_k + reranker rank) + (1 - alpha) / (rrf_k + first-stage rank)
 
 
 @dataclass
@@ -81,12 +78,12 @@ class RerankerConfig:
     """One reranker of the comparison. ``model: null`` keeps the first-stage order (the "no reranker" row)."""
 
     model: Optional[str] = None  # a rerankforge final/, a Hub cross-encoder id, or a LoRA adapter folder
-    gguf_file: Optional[str] = None
-    depth: Optional[int] = None  # rerank the first-stage top-`depth` (default: all of retrieve.top_k); the rest
-    # keeps its first-stage order below them
-    max_length: int = 256
+    gguf_file: Optional[str] = None  # a .gguf file inside `model`, loaded through transformers
+    # rerank the first-stage top `depth` (null: all of retrieve.top_k); the rest keeps its first-stage order below
+    depth: Optional[int] = None
+    max_length: int = 256  # tokens of each (query, passage) pair the reranker reads
     max_query_length: int = 64  # tokens kept of a long query; the passage gets the rest (as in training)
-    batch_size: int = 32
+    batch_size: int = 32  # (query, passage) pairs per forward pass
     # float32, bfloat16 (autocast on CPU) or auto: bfloat16 where it is fast (CUDA, CPUs with AMX or AVX512-BF16),
     # else float32
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
@@ -111,33 +108,33 @@ class CutoffSweep:
 
 @dataclass
 class CutoffConfig:
-    """Which of the reranked passages (best first, in the pipeline's final order) go to the generator.
+    """Which of the reranked passages (best first, in the pipeline's final order) go to the generator."""
 
-    ``top_n``: the first ``generate.top_n``. ``min_probability``: passages while the reranker's P(relevant)
-    (calibrated when the checkpoint has a calibration.json, else the sigmoid of its logit) is at least
-    ``min_probability``, at least ``min_passages`` and at most ``generate.top_n``; rows without a reranker
-    (``model: null``) have no probability and send the top ``generate.top_n``. ``token_budget``: passages while
-    their numbered prompt blocks fit ``token_budget`` tokens (the generator's own tokenizer when it has one,
-    else ``generate.token_counter``), at least ``min_passages``; ``generate.top_n`` does not cap it."""
-
+    # top_n: the first generate.top_n; min_probability: passages while the reranker's P(relevant) is at least
+    # min_probability, at least min_passages and at most generate.top_n; token_budget: passages while their numbered
+    # prompt blocks fit token_budget tokens, at least min_passages (generate.top_n does not cap it)
     kind: Literal["top_n", "min_probability", "token_budget"] = "top_n"
+    # P(relevant): calibrated when the checkpoint has a calibration.json, else the sigmoid of its logit; rows without
+    # a reranker (model: null) have none and send the top generate.top_n
     min_probability: float = 0.5
+    # tokens the passages' prompt blocks may take, by the generator's own tokenizer (else generate.token_counter)
     token_budget: int = 1024
-    min_passages: int = 1
+    min_passages: int = 1  # the fewest passages min_probability and token_budget send
     sweep: CutoffSweep = field(default_factory=CutoffSweep)
 
 
 @dataclass
 class GenerateConfig(LLMConfig):
-    """The answer step. ``extractive`` needs no LLM; ``transformers``, ``llama_cpp`` and ``openai`` are the LLM
-    clients of ``models/llm.py`` (their keys: ``model``, ``gguf_file``, ``base_url``, ... as in ``LLMConfig``)."""
+    """The answer step; an LLM is configured with the keys of ``LLMConfig`` (``models/llm.py``)."""
 
+    # none: no answers; extractive: the passages' sentences sharing most words with the query (no LLM);
+    # transformers, llama_cpp, openai: an LLM client of models/llm.py (model, gguf_file, base_url, ...)
     kind: Literal["none", "extractive", "transformers", "llama_cpp", "openai"] = "extractive"
     top_n: int = 3  # passages sent to the generator (the cap of cutoff.kind=min_probability)
     cutoff: CutoffConfig = field(default_factory=CutoffConfig)  # how many of the reranked passages to send
     top_n_sweep: list[int] = field(default_factory=lambda: [1, 3, 5])  # for the F1-vs-passages plot
-    prompt: str = DEFAULT_PROMPT  # fields: {query}, {passages}
-    max_passage_chars: int = 1500
+    prompt: str = DEFAULT_PROMPT  # the LLM's prompt; fields: {query}, {passages} (numbered blocks [i] text)
+    max_passage_chars: int = 1500  # each passage is cut to this many characters for the generator
     sentences: int = 2  # extractive: sentences returned
     # Tokenizer that counts "tokens sent to the LLM" when the generator has none of its own (extractive).
     token_counter: str = "sentence-transformers/all-MiniLM-L6-v2"
@@ -145,27 +142,28 @@ class GenerateConfig(LLMConfig):
 
 @dataclass
 class EvalConfig:
-    """``rerankforge eval``: several rerankers side by side over the same first stage, with answers.
-
-    ``first_stage.method=auto`` picks dense, bm25 or hybrid by a judge's choices on unlabelled questions
-    (``retrieve.pick``)."""
+    """``rerankforge eval``: several rerankers side by side over the same first stage, with answers."""
 
     MOVED: ClassVar[dict[str, str]] = {f"retrieve.{key}": f"first_stage.{key}" for key in (
         "method", "encoder", "index", "bm25", "rrf_k", "reason")}
 
     data: EvalDataConfig = field(default_factory=EvalDataConfig)
+    # the candidates every reranker reranks; method=auto picks dense, bm25 or hybrid by a judge's choices on
+    # unlabelled questions (retrieve.pick)
     first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
     # name -> reranker, in report order; the first is the baseline of the paired significance tests.
     # Empty means one row, "none": the first stage alone.
     rerankers: dict[str, RerankerConfig] = field(default_factory=dict)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    # ranking metrics in the report: ndcg, mrr, recall, map or precision, each optionally @k (e.g. ndcg@10)
     metrics: list[str] = field(default_factory=lambda: [
         "ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "mrr@10", "recall@10", "recall@100", "map"])
-    device: Optional[str] = None
+    device: Optional[str] = None  # the rerankers' and a transformers generator's, e.g. cpu, cuda:0; null: CUDA if any
+    # where the report goes: report.md, report.json, per_query.jsonl, runs/*.trec, plots/, config.yaml, manifest.json
     output_dir: str = "runs/eval"
     cache_dir: Optional[str] = None  # embeddings + FAISS index; default ~/.cache/rerankforge (shared with mine)
-    plots: bool = True
+    plots: bool = True  # draw the report's PNG plots (plots/*.png); false: none
     # Seeds the random head a checkpoint without a trained one gets (e.g. a bi-encoder as "base"), so reports repeat.
     seed: int = 42
 

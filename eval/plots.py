@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rerankforge.core.extras import require
+from rerankforge.core.metrics import bootstrap_ci
 
 
 def _pyplot():
@@ -18,20 +19,43 @@ def _pyplot():
     return plt
 
 
+def ndcg_series(summary: dict) -> dict[str, dict[str, dict[str, float]]]:
+    """The runs the nDCG@k plot draws, by the names the report uses: the best first stage, then each reranker
+    alone and fused (``{label: {metric: {query_id: value}}}``)."""
+    best = summary.get("best_first_stage", summary["first_stage"]["method"])
+    per_query = summary["per_query"]
+    series = {f"{best} (best first stage)": per_query.get(f"first_stage:{best}", per_query["first_stage"])}
+    for name, entry in summary["rerankers"].items():
+        if not entry["model"]:
+            continue
+        if entry.get("alone"):
+            series[f"{name} alone"] = per_query[f"{name}-alone"]
+        series[f"{name} fused" if entry.get("fusion") else f"{name} alone"] = per_query[name]
+    return series
+
+
 def plot_ndcg(summary: dict, path: Path) -> None:
+    """nDCG@k of each run in ``ndcg_series``, with 95% bootstrap intervals of the mean over queries."""
     plt = _pyplot()
     cutoffs = sorted(int(m.split("@")[1]) for m in summary["first_stage"]["metrics"] if m.startswith("ndcg@"))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    series = {"first stage": summary["first_stage"]["metrics"]}
-    series.update({name: e["metrics"] for name, e in summary["rerankers"].items() if e["model"]})
-    for label, metrics in series.items():
-        ax.plot(cutoffs, [metrics[f"ndcg@{k}"] for k in cutoffs], marker="o", label=label)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for shift, (label, values) in enumerate(ndcg_series(summary).items()):
+        means, low, high = [], [], []
+        for k in cutoffs:
+            per_query = list(values[f"ndcg@{k}"].values())
+            mean = sum(per_query) / len(per_query)
+            ci = bootstrap_ci([v - mean for v in per_query])  # the mean's interval, centred on 0
+            means.append(mean)
+            low.append(-ci[0])
+            high.append(ci[1])
+        xs = [k + 0.08 * (shift - 1) for k in cutoffs]  # side by side, so the intervals do not hide each other
+        ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3, label=label)
     ax.set_xticks(cutoffs)
     ax.set_xlabel("k")
-    ax.set_ylabel("nDCG@k")
-    ax.set_title("nDCG@k: first stage vs. rerankers")
+    ax.set_ylabel("nDCG@k (95% bootstrap interval)")
+    ax.set_title(f"nDCG@k over {summary['data']['queries']} queries")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -8,7 +8,7 @@ from pathlib import Path
 import ir_measures
 
 from rerankforge.eval.cutoff import CONFIGURED
-from rerankforge.eval.evaluate import QueryRecord
+from rerankforge.eval.measure import QueryRecord
 from rerankforge.eval.plots import draw_all
 
 
@@ -76,10 +76,91 @@ def describe_cutoff(generate: dict) -> str:
 
 
 def verdict(delta: float, p_value: float) -> str:
-    """Plain words for a paired comparison at p < 0.05."""
+    """Plain words for a paired comparison at p < 0.05, to go before the run compared with."""
     if p_value >= 0.05:
         return "no significant difference from"
     return "significantly above" if delta > 0 else "significantly below"
+
+
+def verdict_cell(delta: float, p_value: float) -> str:
+    """``verdict`` for a table cell, where nothing follows it."""
+    if p_value >= 0.05:
+        return "no significant difference"
+    return "above (p < 0.05)" if delta > 0 else "below (p < 0.05)"
+
+
+def _ci(test: dict, scale: float = 1.0, digits: int = 4) -> str:
+    low, high = test.get("ci95", (test["delta"], test["delta"]))
+    return f"{scale * low:+.{digits}f} to {scale * high:+.{digits}f}"
+
+
+def _main_reranker(summary: dict) -> str | None:
+    examples = summary.get("examples") or {}
+    with_model = [n for n, e in summary["rerankers"].items() if e["model"]]
+    return examples.get("reranker") or ("finetuned" if "finetuned" in with_model else (with_model or [None])[-1])
+
+
+def _compared(label: str, test: dict, best: str) -> str:
+    points = f"{100 * test['delta']:+.1f} points nDCG@10 (95% CI {_ci(test, 100, 1)})"
+    if test["p_value"] >= 0.05:
+        return f"{label}: {points} against {best}, not significant (paired p = {test['p_value']:.2g})."
+    side = "above" if test["delta"] > 0 else "below"
+    return f"{label}: {points}, significantly {side} {best} (paired p = {test['p_value']:.2g})."
+
+
+def opening_verdict(summary: dict) -> str:
+    """What the report says first: the final ranking and the reranker alone against the best first stage, in
+    points of nDCG@10 with intervals, and what reranking costs per query on this machine."""
+    name = _main_reranker(summary)
+    best, _ = _best_first_stage(summary)
+    entry = summary["rerankers"].get(name) if name else None
+    if not entry or "ndcg@10" not in entry.get("vs_best_first_stage", {}):
+        return ""
+    queries = summary["data"]["queries"]
+    lines = [_compared("Fused with the first stage" if entry.get("fusion") else f"The reranker ({name})",
+                       entry["vs_best_first_stage"]["ndcg@10"], best)]
+    if entry.get("alone"):
+        lines.append(_compared("The reranker alone (what `CrossEncoder(final)` gives)",
+                               entry["alone"]["vs_best_first_stage"]["ndcg@10"], best))
+    hw = summary.get("hardware") or {}
+    where = f"{hw.get('gpu') or hw.get('cpu', 'this machine')}" + (f", {hw['cores']} cores" if not hw.get("gpu") and
+                                                                    hw.get("cores") else "")
+    rerank = entry["latency_ms"]["rerank"]
+    lines.append(f"Reranking the top {entry['depth']} adds {rerank['p50'] / 1000:.2f} s per query (median; p95 "
+                 f"{rerank['p95'] / 1000:.2f} s) on {where}. Measured on {queries} queries.")
+    return "**Verdict.** " + " ".join(lines)
+
+
+def _hardware_line(summary: dict) -> str:
+    hw = summary.get("hardware")
+    if not hw:
+        return ""
+    flags = ", ".join(hw.get("cpu_flags") or []) or "none of AMX, AVX512-BF16, AVX512-VNNI, AVX2"
+    return (f"Measured on {hw['cpu']} ({hw['cores']} cores; {flags}), GPU: {hw['gpu'] or 'none'}, "
+            f"torch {hw['torch']}.")
+
+
+def _examples(summary: dict) -> list[str]:
+    """The queries the main reranker helped and hurt most, with where their relevant documents moved."""
+    ex = summary.get("examples")
+    if not ex:
+        return []
+    out = ["", f"## Queries to read: where {ex['reranker']} helped and hurt most ({ex['metric']} against "
+               f"{ex['against']})", ""]
+    for title, items in (("Helped", ex["won"]), ("Hurt", ex["lost"])):
+        if not items:
+            continue
+        out += [f"**{title}**", ""]
+        for i, item in enumerate(items, 1):
+            moves = "; ".join(f"\"{r['text']}\" rank {r['before'] or '-'} → {r['after'] or '-'}"
+                              for r in item["relevant"]) or "no relevant document retrieved"
+            top = item["top_after"]
+            first = f" Now first: \"{top['text']}\" ({'relevant' if top['relevant'] else 'not relevant'})." \
+                if top else ""
+            out.append(f"{i}. `{item['query_id']}` \"{item['query']}\": {ex['metric']} {item['before']:.3f} → "
+                       f"{item['after']:.3f}. Relevant: {moves}.{first}")
+        out.append("")
+    return out
 
 
 def _headline(summary: dict) -> str:
@@ -119,15 +200,20 @@ def _retrieval_rows(summary: dict, metrics: list[str]) -> list[list[str]]:
     """Every first stage, then each reranker (alone and fused where it fuses)."""
     fs, (best, _) = summary["first_stage"], _best_first_stage(summary)
     stages = summary.get("first_stages") or {fs["method"]: fs}
-    rows = [[f"first stage: {method}" + (" (reranked)" if method == fs["method"] else "") +
-             (" (best)" if method == best else ""), "-", "-"] + [_fmt(v["metrics"][m]) for m in metrics]
-            for method, v in stages.items()]
+    rows = []
+    for method, v in stages.items():
+        tags = [t for t, on in (("reranked", method == fs["method"]), ("best", method == best)) if on]
+        rows.append([f"first stage: {method}" + (f" ({', '.join(tags)})" if tags else ""), "-", "-"] +
+                    [_fmt(v["metrics"][m]) for m in metrics])
     for name, e in summary["rerankers"].items():
-        depth = str(e["depth"]) if e["model"] else "-"
+        if not e["model"]:  # the first stage's own order: its row is above
+            continue
+        depth = str(e["depth"])
         if e.get("alone"):
             rows.append([f"{name} alone", str(e["model"]), depth] + [_fmt(e["alone"]["metrics"][m]) for m in metrics])
-        label = f"{name} fused ({e['fusion']['method']}, alpha {e['fusion']['alpha']:.2f})" if e.get("fusion") else name
-        rows.append([label, str(e["model"] or "none"), depth] + [_fmt(e["metrics"][m]) for m in metrics])
+        label = (f"{name} fused ({e['fusion']['method']}, alpha {e['fusion']['alpha']:.2f})" if e.get("fusion")
+                 else f"{name} alone")
+        rows.append([label, str(e["model"]), depth] + [_fmt(e["metrics"][m]) for m in metrics])
     return rows
 
 
@@ -139,15 +225,16 @@ def _against_best(summary: dict) -> list[str]:
     rows = []
     for name, e in tested:
         variants = ([(f"{name} alone", e["alone"]["vs_best_first_stage"])] if e.get("alone") else []) + \
-            [(name + (" fused" if e.get("fusion") else ""), e["vs_best_first_stage"])]
+            [(name + (" fused" if e.get("fusion") else " alone"), e["vs_best_first_stage"])]
         for label, tests in variants:
             for m in ("ndcg@10", "mrr@10", "recall@10"):
                 t = tests.get(m)
                 if t:
-                    rows.append([label, m, f"{t['delta']:+.4f}", f"{t['p_value']:.3g}",
-                                 f"{t['wins']}/{t['losses']}/{t['ties']}", verdict(t["delta"], t["p_value"])])
-    return ["", f"## Against the best first stage, {_best_first_stage(summary)[0]} (paired t-test over queries)",
-            ""] + _table(["reranker", "metric", "mean delta", "p-value", "wins/losses/ties", "verdict"], rows)
+                    rows.append([label, m, f"{t['delta']:+.4f}", _ci(t), f"{t['p_value']:.3g}",
+                                 f"{t['wins']}/{t['losses']}/{t['ties']}", verdict_cell(t["delta"], t["p_value"])])
+    return ["", f"## Against the best first stage, {_best_first_stage(summary)[0]} (paired t-test over queries; "
+                "95% bootstrap interval of the mean delta)", ""] + _table(
+        ["reranker", "metric", "mean delta", "95% CI", "p-value", "wins/losses/ties", "verdict"], rows)
 
 
 def _cutoffs(summary: dict) -> list[str]:
@@ -167,14 +254,17 @@ def _cutoffs(summary: dict) -> list[str]:
 def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
     metrics = list(summary["first_stage"]["metrics"])
     fs, rr, baseline = summary["first_stage"], summary["rerankers"], summary["baseline"]
-    out = ["# rerankforge evaluation", "", f"Command: `{command}`", "",
+    opening = opening_verdict(summary)
+    out = ["# rerankforge evaluation", "", *([opening, ""] if opening else []), f"Command: `{command}`", "",
            f"{summary['data']['queries']} queries over {summary['data']['corpus_documents']} documents; first stage "
            f"{fs['method']} top-{fs['top_k']}" + (f" ({fs['encoder']})" if fs["encoder"] else "") + "." +
            (f" Why this first stage: {fs['why']}." if fs.get("why") else ""), "",
            _headline(summary), "", "## Retrieval", ""]
     out += _table(["run", "reranker", "depth"] + metrics, _retrieval_rows(summary, metrics))
     out += _against_best(summary)
-    compared = [n for n in rr if n != baseline]
+    out += _examples(summary)
+    # against a baseline without a model, the tests repeat those against the first stage it keeps
+    compared = [n for n in rr if n != baseline] if rr[baseline]["model"] else []
     if compared:
         out += ["", f"## Against {baseline} (paired t-test over queries)", ""]
         rows = []
@@ -182,9 +272,10 @@ def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
             for m in ("ndcg@10", "mrr@10", "recall@10"):
                 t = rr[name]["vs_" + baseline].get(m)
                 if t:
-                    rows.append([name, m, f"{t['delta']:+.4f}", f"{t['p_value']:.3g}",
+                    label = name + (" fused" if rr[name].get("fusion") else " alone")
+                    rows.append([label, m, f"{t['delta']:+.4f}", _ci(t), f"{t['p_value']:.3g}",
                                  f"{t['wins']}/{t['losses']}/{t['ties']}"])
-        out += _table(["reranker", "metric", "mean delta", "p-value", "wins/losses/ties"], rows)
+        out += _table(["reranker", "metric", "mean delta", "95% CI", "p-value", "wins/losses/ties"], rows)
     if any(e.get("answers") for e in rr.values()):
         out += ["", f"## Answers ({summary['generate']['kind']} generator, {describe_cutoff(summary['generate'])}, "
                     f"{summary['data']['queries_with_answers']} queries with gold answers)", ""]
@@ -193,7 +284,7 @@ def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
                 for name, e in rr.items() if e.get("answers")]
         out += _table(["reranker", "exact match", "token F1", "answer in context", "prompt tokens / query"], rows)
     out += _cutoffs(summary)
-    out += ["", "## Latency per query (ms, p50 / p95)", ""]
+    out += ["", "## Latency per query (ms, p50 / p95)", "", _hardware_line(summary), ""]
     ret = fs["latency_ms"]["retrieve"]
     rows = [[name, f"{ret['p50']:.1f} / {ret['p95']:.1f}",
              f"{e['latency_ms']['rerank']['p50']:.1f} / {e['latency_ms']['rerank']['p95']:.1f}",

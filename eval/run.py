@@ -16,7 +16,7 @@ from rerankforge.core.config import ConfigError, dump_yaml, raise_problems, to_d
 from rerankforge.core.io import atomic_output_dir, git_commit, hash_path, resolve_cache_dir, versions, write_json
 from rerankforge.eval.config import EvalConfig, check_eval_config
 from rerankforge.eval.data import load_eval_data
-from rerankforge.eval.evaluate import compare_first_stages, run_pipeline, runs_of, summarize
+from rerankforge.eval.measure import compare_first_stages, run_pipeline, runs_of, summarize
 from rerankforge.eval.pick import pick_first_stage
 from rerankforge.eval.pipeline import Pipeline
 from rerankforge.eval.report import write_report

@@ -39,19 +39,19 @@ class ExportError(InputError, RuntimeError):
 @dataclass
 class ExportConfig:
     model: Optional[str] = None  # a checkpoint folder (final/ of a training run)
-    out: Optional[str] = None  # default: <model>-openvino, or <model>-openvino-int8
-    backend: Literal["openvino"] = "openvino"
-    quantize: Optional[Literal["int8"]] = None
+    out: Optional[str] = None  # the folder written; default: <model>-openvino, or <model>-openvino-int8
+    backend: Literal["openvino"] = "openvino"  # the format written; OpenVINO (CPU) is the only one
+    quantize: Optional[Literal["int8"]] = None  # int8: static int8, calibrated on `calibration`; null: float32
     calibration: Optional[str] = None  # int8 ranges: pairs or a mined set; default: the model's training set
-    calibration_pairs: int = 256
+    calibration_pairs: int = 256  # int8: (query, passage) pairs read from `calibration` to set its ranges
     dev: Optional[str] = None  # the gate's dev split: a dev.jsonl or a mined folder; default: the training set's
     dev_depth: int = 20  # first-stage candidates reranked per dev query
-    max_dev_queries: Optional[int] = None
+    max_dev_queries: Optional[int] = None  # the gate reranks the first N dev queries only (faster); null: all
     max_drop: float = 0.005  # largest dev nDCG@10 loss the gate lets through
-    on_drop: Literal["refuse", "warn"] = "refuse"
+    on_drop: Literal["refuse", "warn"] = "refuse"  # past max_drop: refuse (write nothing), or warn and write it
     keep_torch: bool = True  # False: the folder holds only the OpenVINO model (CrossEncoder cannot load it then)
-    max_length: Optional[int] = None  # default: the model's
-    batch_size: int = 32
+    max_length: Optional[int] = None  # tokens of each (query, passage) pair; default: the model's
+    batch_size: int = 32  # (query, passage) pairs per forward pass, in calibration and the gate
 
 
 def training_set(model: Path) -> Optional[Path]:

@@ -30,26 +30,23 @@ COLD_START_INSTALL = "pip install 'rerankforge[synth]' && pip install --no-deps 
 
 @dataclass
 class LLMConfig:
-    """Which LLM answers prompts, and how.
+    """Which LLM answers prompts, and how."""
 
-    ``kind``: ``transformers`` (``model`` a local folder or Hub id, ``gguf_file`` for GGUF), ``llama_cpp``
-    (``model`` + ``gguf_file``: llama-cpp-python), ``openai`` (``base_url`` + ``model``, the key from the env var
-    ``api_key_env``), or ``auto``: ``openai`` when ``base_url`` is set, else ``llama_cpp`` when it is installed and
-    the model is a GGUF file, else ``transformers``.
-    """
-
+    # transformers (model: a local folder or Hub id, gguf_file for GGUF), llama_cpp (model + gguf_file, through
+    # llama-cpp-python), openai (base_url + model, the key from the env var api_key_env), or auto: openai when
+    # base_url is set, else llama_cpp when it is installed and gguf_file is set, else transformers
     kind: Literal["auto", "transformers", "llama_cpp", "openai"] = "auto"
     model: Optional[str] = None  # transformers/llama_cpp: local folder or Hub id; openai: the served model name
-    gguf_file: Optional[str] = None
-    max_new_tokens: int = 64
-    temperature: float = 0.0  # 0: greedy
+    gguf_file: Optional[str] = None  # a .gguf file inside `model` (llama_cpp needs one; transformers reads it too)
+    max_new_tokens: int = 64  # the longest reply, in tokens
+    temperature: float = 0.0  # sampling temperature; 0: greedy
     base_url: Optional[str] = None  # openai: e.g. http://127.0.0.1:8080/v1
     api_key_env: str = "OPENAI_API_KEY"  # openai: the env var holding the key (a dummy works for local servers)
-    timeout_s: float = 120.0
+    timeout_s: float = 120.0  # openai: seconds to wait for one reply before the request fails (it is retried once)
     batch_size: int = 16  # transformers: prompts per generate call (left-padded)
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # transformers weights; auto: bfloat16 where it is fast
     threads: Optional[int] = None  # llama_cpp: CPU threads (default: llama.cpp's choice)
-    context_length: int = 2048  # llama_cpp: n_ctx
+    context_length: int = 2048  # llama_cpp: the context window (n_ctx), in tokens
 
 
 @dataclass

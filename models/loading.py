@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +17,7 @@ HEAD_MODULES = ("classifier", "score", "head", "pooler")  # trained and saved al
 def bf16_is_fast(device) -> bool:
     """Whether bfloat16 pays off on ``device``: a CUDA GPU that supports it, or a CPU with native bfloat16 math:
     AMX tiles (Xeon Sapphire Rapids and later) or AVX512-BF16 (AMD Zen 4 and later, Xeon Cooper Lake). There
-    bfloat16 autocast trains ~1.6-2x and scores ~2-3x faster than float32 (README: Results). On other CPUs
+    bfloat16 autocast trains ~1.6-2x and scores ~2-3x faster than float32 (docs/results.md). On other CPUs
     bfloat16 is emulated and slower than float32, so ``auto`` precision keeps float32 there."""
     # torch is slow to import; only this path needs it
     import torch
@@ -42,6 +44,20 @@ def cpu_info() -> dict[str, str]:
 def cpu_flags() -> set[str]:
     """The CPU feature flags Linux reports (empty elsewhere): torch exposes AMX but not AVX512-BF16."""
     return set(cpu_info().get("flags", "").split())
+
+
+SPEED_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")  # what decides CPU speed here
+
+
+def hardware() -> dict:
+    """What a timing was measured on: the CPU model, its cores and the flags that decide bfloat16 and int8 speed,
+    the GPU (None without one) and the torch version."""
+    import torch  # already loaded wherever a timing is taken
+
+    flags = cpu_flags()
+    return {"cpu": cpu_info().get("model name") or platform.processor() or "unknown", "cores": os.cpu_count(),
+            "cpu_flags": [f for f in SPEED_FLAGS if f in flags],
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "torch": torch.__version__}
 
 
 def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):

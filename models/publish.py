@@ -36,14 +36,15 @@ class PushError(InputError, RuntimeError):
 class PushConfig:
     model: Optional[str] = None  # a checkpoint folder (final/ of a training run)
     repo_id: Optional[str] = None  # user/name on the Hub
-    private: bool = False
-    dry_run: bool = False
+    private: bool = False  # create the Hub repo private (a repo that exists keeps its visibility)
+    dry_run: bool = False  # stage and validate the folder, upload nothing (no repo_id or token needed)
     out: Optional[str] = None  # where the staged folder goes (default: <model>-hub next to the model)
-    lora_export: Literal["as_is", "adapter", "merged"] = "as_is"  # for LoRA adapter checkpoints
+    # LoRA adapter checkpoints: merged uploads a plain model with the adapter folded in; as_is and adapter, the adapter
+    lora_export: Literal["as_is", "adapter", "merged"] = "as_is"
     datasets: list[str] = field(default_factory=list)  # Hub dataset ids; default: from the training data path
     license: Optional[str] = None  # default: the card's (train config `license`), else apache-2.0
     eval_report: Optional[str] = None  # a `rerankforge eval` report.json whose figures of this model join the card
-    commit_message: str = "Upload reranker trained with rerankforge"
+    commit_message: str = "Upload reranker trained with rerankforge"  # the upload's commit message on the Hub
 
 
 def _copy(source: Path, out: Path, cfg: PushConfig, is_adapter: bool) -> None:

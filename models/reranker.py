@@ -1,4 +1,5 @@
-"""Score and rerank passages with a trained checkpoint: ``Reranker("runs/train/x/final").rerank(query, docs)``.
+"""Score and rerank passages with a trained checkpoint: ``Reranker("runs/train/x/final").rerank(query, docs)``;
+``predict`` and ``rank`` take and give what sentence-transformers' ``CrossEncoder`` does.
 
 Results follow the Cohere rerank API: ``[{"index": i, "relevance_score": s}]``, best first, where
 ``relevance_score`` is P(relevant) when the checkpoint has a ``calibration.json`` (fitted on the dev split at the
@@ -12,7 +13,7 @@ by the weight training fitted on the dev split (``fusion.json`` beside the check
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -138,6 +139,39 @@ class Reranker:
             for i, logit in zip(rows, self._forward(batch).tolist()):
                 best[owners[i]] = max(best[owners[i]], logit)
         return best if raw else [self.probability(x) for x in best]
+
+    def predict(self, inputs: Sequence[tuple[str, str]] | tuple[str, str], batch_size: Optional[int] = None,
+                show_progress_bar: Optional[bool] = None, activation_fn: Optional[Callable] = None,
+                apply_softmax: bool = False, convert_to_numpy: bool = True, convert_to_tensor: bool = False):
+        """sentence-transformers' ``CrossEncoder.predict``: one score per ``(query, passage)`` pair, in order; a
+        single pair gives one score. As ``CrossEncoder`` does for a one-logit model, the score is the sigmoid of the
+        logit (``activation_fn`` replaces it: ``torch.nn.Identity()`` for logits), not the calibrated probability
+        ``score`` gives. ``apply_softmax`` has no effect on one logit. A numpy array by default; a tensor with
+        ``convert_to_tensor``, a list of floats with ``convert_to_numpy=False``."""
+        single = isinstance(inputs, tuple) and len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
+        pairs = [inputs] if single else list(inputs)
+        batch, self.batch_size = self.batch_size, batch_size or self.batch_size
+        try:
+            logits = torch.tensor(self.score_pairs(pairs, raw=True, progress=bool(show_progress_bar)))
+        finally:
+            self.batch_size = batch
+        scores = (activation_fn or torch.sigmoid)(logits).float()
+        if single:
+            scores = scores[0]
+        if convert_to_tensor:
+            return scores
+        return scores.numpy() if convert_to_numpy else scores.tolist()
+
+    def rank(self, query: str, documents: Sequence[str], top_k: Optional[int] = None, return_documents: bool = False,
+             batch_size: Optional[int] = None, show_progress_bar: Optional[bool] = None,
+             activation_fn: Optional[Callable] = None) -> list[dict]:
+        """sentence-transformers' ``CrossEncoder.rank``: ``[{"corpus_id", "score"(, "text")}]`` for the ``top_k``
+        best documents (all by default), best first; scores as ``predict`` gives them, ties in the order given."""
+        scores = self.predict([(query, d) for d in documents], batch_size, show_progress_bar, activation_fn,
+                              convert_to_numpy=False)
+        order = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_k]
+        return [{"corpus_id": i, "score": scores[i], **({"text": documents[i]} if return_documents else {})}
+                for i in order]
 
     def rerank(self, query: str, docs: Sequence[str], top_n: Optional[int] = None, raw: bool = False,
                limits: Optional[PairLimits] = None,

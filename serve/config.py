@@ -20,21 +20,24 @@ class ServeConfig:
     model_name: Optional[str] = None  # the name requests give `model` (default: `model` as given)
     models: dict[str, str] = field(default_factory=dict)  # more rerankers: name -> folder or Hub id
     pipeline: Optional[str] = None  # an eval config (configs/eval/*.yaml): enables POST /v1/query
-    host: str = "127.0.0.1"  # loopback by default: expose deliberately
-    port: int = 8000
+    host: str = "127.0.0.1"  # the address to listen on; loopback by default: expose deliberately (e.g. 0.0.0.0)
+    port: int = 8000  # the TCP port to listen on
+    # tokens of a (query, document) pair a reranker reads; a longer pair is cut, chunked or refused, by endpoint and
+    # request (truncate, max_chunks_per_doc, ...)
     max_length: int = 512
-    batch_size: int = 32
-    device: Optional[str] = None
+    batch_size: int = 32  # (query, document) pairs per forward pass
+    device: Optional[str] = None  # e.g. cpu, cuda:0; null: CUDA when available, else the CPU
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"  # auto: bfloat16 on CUDA and CPUs with AMX or AVX512-BF16
     backend: Literal["torch", "openvino"] = "torch"  # openvino: CPU, pip install 'rerankforge[openvino]'
     quantize: Optional[Literal["int8"]] = None  # CPU; with openvino it needs `calibration` (or an exported folder)
     calibration: Optional[str] = None  # (query, passage) records or a mined training set (runs/mine/x)
-    max_documents: int = 1000  # per request
-    max_document_chars: int = 1_000_000  # per document; long ones are chunked or truncated, never an error
-    max_body_bytes: int = 5_000_000
+    max_documents: int = 1000  # the most documents one request may send (more: 413)
+    max_document_chars: int = 1_000_000  # the longest document accepted, in characters (longer: 413); see max_length
+    max_body_bytes: int = 5_000_000  # the largest request body, in bytes; a larger one is answered 413 unread
+    # score concurrent requests together, in shared forward passes; false: each request alone (still one at a time)
     micro_batching: bool = True
     batch_wait_ms: float = 5.0  # how long the first request of a batch waits for company
-    max_batch_pairs: int = 512
+    max_batch_pairs: int = 512  # the most (query, document) pairs one micro-batch gathers
     token_env: Optional[str] = None  # name of an env var holding a bearer token; unset: no auth
 
     def reranker_sources(self, required: bool = True) -> dict[str, str]:

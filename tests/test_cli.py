@@ -101,3 +101,38 @@ def test_unexpected_error_is_one_line_with_the_traceback_in_a_file(monkeypatch, 
     monkeypatch.setenv("RERANKFORGE_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["eval"])
+
+
+def _outside(tmp_path, *args):
+    exe = str(Path(sys.executable).with_name("rerankforge"))
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+
+def test_example_configs_list_copy_and_load_outside_a_checkout(tmp_path):
+    listed = _outside(tmp_path, "configs")
+    assert listed.returncode == 0 and "configs/train/scifact-minilm.yaml" in listed.stdout
+    assert "configs/quickstart.yaml" in listed.stdout and "--copy NAME" in listed.stdout
+    copied = _outside(tmp_path, "configs", "--copy", "configs/train/scifact-minilm.yaml", "--to", "mine.yaml")
+    assert copied.returncode == 0 and (tmp_path / "mine.yaml").read_text() == \
+        (ROOT / "configs/train/scifact-minilm.yaml").read_text()
+    again = _outside(tmp_path, "configs", "--copy", "train/scifact-minilm.yaml", "--to", "mine.yaml")
+    assert again.returncode == 2 and "mine.yaml exists; pass --to another path" in again.stderr
+    missing = _outside(tmp_path, "configs", "--copy", "nope.yaml")
+    assert missing.returncode == 2
+    assert "No example config 'nope.yaml'; `rerankforge configs` lists them." in missing.stderr
+    shown = _outside(tmp_path, "train", "--config", "configs/train/scifact-minilm.yaml", "--print-config", "--explain")
+    assert shown.returncode == 0 and "name: listwise_ce" in shown.stdout
+    lines = shown.stdout.splitlines()
+    lr = next(i for i, line in enumerate(lines) if line.strip().startswith("lr:"))
+    assert lines[lr - 1].strip().startswith("# ")  # each key under its meaning
+
+
+def test_help_shows_two_examples_per_command(capsys):
+    from rerankforge.cli import COMMANDS
+
+    for name in [*COMMANDS, "configs"]:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        out = capsys.readouterr().out
+        examples = out.split("examples:")[1].strip().splitlines()
+        assert len(examples) == 2 and all(e.strip().startswith(f"rerankforge {name}") for e in examples), name

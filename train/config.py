@@ -11,14 +11,13 @@ from rerankforge.core.extras import is_installed, missing_extra_message
 
 @dataclass
 class ModelConfig:
-    """The model to fine-tune: any HF encoder or decoder, as sequence classification with one logit.
+    """The model to fine-tune: any HF encoder or decoder, as sequence classification with one logit."""
 
-    Starts from a bi-encoder (fresh head), a pretrained cross-encoder, or a previous rerankforge checkpoint.
-    """
-
+    # where training starts (Hub id or local folder): a bi-encoder (it gets a fresh head), a pretrained
+    # cross-encoder, or a previous rerankforge checkpoint
     name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"
     gguf_file: Optional[str] = None  # a .gguf file inside name_or_path, loaded through transformers
-    max_length: int = 256
+    max_length: int = 256  # tokens of each (query, passage) pair, the passage cut to fit; saved with the model
     max_query_length: int = 64  # queries longer than this are cut first; passages take the rest
     # Sets the p of every torch.nn.Dropout in the model (null keeps its own, 0.1 for BERTs). 0 trains ~2x faster on
     # CPU, where dropout's random masks over the attention maps cost as much as the matmuls.
@@ -29,40 +28,45 @@ class ModelConfig:
 class LoraConfig:
     """LoRA through peft. Head modules (classifier / score / pooler) are always trained and saved."""
 
-    enabled: bool = False
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    enabled: bool = False  # train LoRA adapters instead of every weight
+    r: int = 16  # the adapters' rank: higher trains more parameters
+    alpha: int = 32  # the adapters' scale: their update is multiplied by alpha / r
+    dropout: float = 0.05  # dropout on the adapters' inputs
+    # the modules that get adapters: [all-linear] (every linear layer but the head) or module names, e.g. [query, value]
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    # final/ holds merged: a plain model with the adapters folded in; adapter: the adapters only, naming the base model
     export: Literal["adapter", "merged"] = "merged"
 
 
 @dataclass
 class TrainDataConfig:
-    """``train`` is a ``rerankforge mine`` output folder. ``dev``: ``mined`` (the split mining held out, in
-    ``<train>/dev.jsonl``), a BEIR folder whose ``dev_split`` is reranked, or null for no dev evaluation."""
+    """The mined training set, and the dev split that picks the best checkpoint and fits the fusion weight."""
 
-    train: str = "runs/mine/scifact"
+    train: str = "runs/mine/scifact"  # a `rerankforge mine` output folder
     group_size: int = 8  # 1 positive + group_size - 1 negatives
-    max_rows: Optional[int] = None
+    max_rows: Optional[int] = None  # train on the first N groups only (quick runs); null: all
+    # mined: the split mining held out (<train>/dev.jsonl); a BEIR folder whose dev_split is reranked; or null: no dev
+    # evaluation (final/ is then the last step, and no fusion weight is fitted)
     dev: Optional[str] = "mined"
     dev_split: str = "dev"  # only for a BEIR folder in `dev`
     dev_depth: int = 100  # first-stage candidates reranked per dev query; use the depth eval will rerank
-    dev_max_queries: Optional[int] = None
+    dev_max_queries: Optional[int] = None  # evaluate on the first N dev queries only (faster); null: all
 
 
 @dataclass
 class LossConfig:
-    """``name``: the label loss; ``distill``: a distillation loss added to it. Both name a module of
-    ``train/losses/`` (listwise_ce, pointwise_bce, ranknet; margin_mse and kl_distill imitate a teacher)."""
+    """The training loss: a label loss, and optionally a distillation term; each names a module of
+    ``train/losses/``."""
 
+    # the label loss: listwise_ce, pointwise_bce or ranknet, or a loss that imitates a teacher (margin_mse, kl_distill)
     name: str = "listwise_ce"
-    temperature: float = 1.0
-    pos_weight: Optional[float] = None
+    temperature: float = 1.0  # listwise_ce, kl_distill: scores are divided by this before the softmax (lower: sharper)
+    pos_weight: Optional[float] = None  # pointwise_bce: the positive's weight (group_size - 1 balances); null: 1
     teacher: Literal["first_stage", "rescore"] = "rescore"  # which scores the distillation losses imitate
-    # A distillation term added to the label loss `name`: loss = name + distill_weight * distill(scores, teacher).
+    # A distillation term added to the label loss `name`: loss = name + distill_weight * distill(scores, teacher);
+    # margin_mse or kl_distill, or null: none.
     distill: Optional[str] = None
-    distill_weight: float = 1.0
+    distill_weight: float = 1.0  # the distillation term's weight (see distill)
     # the teacher's scores are multiplied by this first; a first-stage teacher is z-scored per group, so this is
     # the logit gap the student learns per standard deviation of first-stage score
     teacher_scale: float = 1.0
@@ -70,12 +74,15 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 5e-5
+    """AdamW and its learning-rate schedule."""
+
+    lr: float = 5e-5  # the peak learning rate
     head_lr_multiplier: float = 1.0  # the head modules (classifier, pooler, score) train at lr * this
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01  # AdamW's decoupled weight decay
+    warmup_ratio: float = 0.1  # share of the steps the learning rate rises linearly from 0 (linear and cosine)
+    # after warmup, linear: decay to 0; cosine: cosine decay to 0; constant: lr throughout, no warmup
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 1.0  # gradients are clipped to this total norm; 0: no clipping
 
 
 @dataclass
@@ -88,21 +95,22 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 4  # groups per process and step, before gradient accumulation
-    gradient_accumulation_steps: int = 1
-    epochs: float = 1.0
-    max_steps: Optional[int] = None  # overrides epochs
+    gradient_accumulation_steps: int = 1  # batches whose gradients add up into one optimizer step
+    epochs: float = 1.0  # passes over the training groups (fractions allowed); unused when max_steps is set
+    max_steps: Optional[int] = None  # optimizer steps to train for, overriding epochs; null: train for epochs
     max_epochs: Optional[float] = None  # with max_steps: stop after this many passes if they come first (small data)
-    eval_every: Optional[int] = None  # optimizer steps; None = only at the end
+    eval_every: Optional[int] = None  # evaluate on dev every N optimizer steps; null: only at the end
+    # save a resumable checkpoint_<n>/ (model, optimizer, RNG states) every N optimizer steps; null: none mid-run
     save_every: Optional[int] = None
-    keep_checkpoints: int = 2
-    early_stopping_patience: Optional[int] = None  # evaluations without a better dev nDCG@10
-    resume_from: Optional[str] = None  # "latest" or a checkpoint folder
-    output_dir: str = "runs/train/scifact-minilm"
-    log_with: list[str] = field(default_factory=list)  # e.g. [wandb], [tensorboard]
-    # null: what `accelerate launch`/its config says; auto: bf16 where it is fast (CUDA, CPUs with AMX or
-    # AVX512-BF16), else no
-    mixed_precision: Optional[str] = None  # no, bf16, fp16 or auto (YAML reads a bare `no` as false: also fine)
-    seed: int = 42
+    keep_checkpoints: int = 2  # checkpoint_<n>/ folders kept; older ones are deleted
+    early_stopping_patience: Optional[int] = None  # stop after this many evaluations without a better dev nDCG@10
+    resume_from: Optional[str] = None  # "latest" (the newest checkpoint_<n>/, if any) or a checkpoint folder
+    output_dir: str = "runs/train/scifact-minilm"  # final/ (the model to use), best/, checkpoint_<n>/, metrics.jsonl
+    log_with: list[str] = field(default_factory=list)  # trackers besides metrics.jsonl, e.g. [wandb], [tensorboard]
+    # no, bf16, fp16 or auto (YAML reads a bare `no` as false: also fine); auto: bf16 where it is fast (CUDA, CPUs
+    # with AMX or AVX512-BF16), else no; null: what `accelerate launch`/its config says
+    mixed_precision: Optional[str] = None
+    seed: int = 42  # seeds the fresh head, the batch order and dropout
     license: str = "apache-2.0"  # the model card's license, a Hub license id (apache-2.0, mit, ...)
 
 

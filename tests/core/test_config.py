@@ -150,3 +150,11 @@ def test_an_older_manifests_config_loads_and_the_new_key_wins():
     both = from_dict(MineConfig, {"encoder": {"batch_size": 4, "dtype": "auto"},
                                   "first_stage": {"encoder": {"batch_size": 9}}})
     assert (both.first_stage.encoder.batch_size, both.first_stage.encoder.dtype) == (9, "auto")
+
+
+@pytest.mark.parametrize("override, meant", [("lr=1e-5", "optim.lr"), ("warmup=0.1", "optim.warmup_ratio"),
+                                             ("max_lenght=128", "model.max_length"), ("top_k=5", None)])
+def test_a_key_given_without_its_block_is_found_by_its_last_part(override, meant):
+    with pytest.raises(ConfigError) as info:
+        load_config(TrainConfig, None, [override])
+    assert (f"Did you mean '{meant}'?" in str(info.value)) if meant else "Did you mean" not in str(info.value)

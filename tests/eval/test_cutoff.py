@@ -192,7 +192,7 @@ def test_the_cutoff_sweep_reports_tokens_vs_answers_and_plots_them(with_answers,
 
 
 def test_points_that_send_the_same_passages_share_one_generation():
-    from rerankforge.eval.evaluate import generate_counts
+    from rerankforge.eval.measure import generate_counts
 
     class Fake:
         calls = []

@@ -29,7 +29,8 @@ def test_eval_writes_every_output_and_the_numbers_agree(with_answers, tiny_encod
         for key, value in metrics.items():
             assert summary["rerankers"][name]["metrics"][key] == pytest.approx(value, abs=1e-6), (name, key)
     assert summary["rerankers"]["none"]["metrics"] == summary["first_stage"]["metrics"]
-    assert set(summary["rerankers"]["tiny"]["vs_none"]["ndcg@10"]) == {"delta", "p_value", "wins", "losses", "ties"}
+    assert set(summary["rerankers"]["tiny"]["vs_none"]["ndcg@10"]) == {"delta", "p_value", "ci95", "wins", "losses",
+                                                                         "ties"}
     answers = summary["rerankers"]["tiny"]["answers"]
     assert answers["queries"] == 2 and 0 <= answers["f1"] <= 1 and answers["prompt_tokens"] > 0
     assert sorted(int(n) for n in summary["rerankers"]["tiny"]["answers_by_top_n"]) == [1, 2, 3]

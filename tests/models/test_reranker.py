@@ -156,3 +156,20 @@ def test_first_stage_scores_need_a_fusion_json_and_one_score_per_doc(tiny_cross_
         fused.rerank(QUERY, DOCS, first_stage_scores=[1.0, 0.5])
     with pytest.raises(ValueError, match="must be finite"):
         fused.rerank(QUERY, DOCS, first_stage_scores=[float("nan")] * len(DOCS))
+
+
+def test_predict_and_rank_give_what_sentence_transformers_cross_encoder_gives(tiny_cross_encoder):
+    from sentence_transformers import CrossEncoder
+
+    ours, theirs = Reranker(tiny_cross_encoder, device="cpu", max_length=48), CrossEncoder(tiny_cross_encoder,
+                                                                                            device="cpu")
+    pairs = [(QUERY, d) for d in DOCS]
+    assert ours.predict(pairs) == pytest.approx(theirs.predict(pairs), abs=1e-5)
+    assert float(ours.predict(pairs[0])) == pytest.approx(float(theirs.predict(pairs[0])), abs=1e-5)
+    logits = ours.predict(pairs, activation_fn=torch.nn.Identity(), convert_to_numpy=False)
+    assert logits == pytest.approx(ours.score(QUERY, DOCS, raw=True), abs=1e-6)
+    assert torch.is_tensor(ours.predict(pairs, convert_to_tensor=True))
+    ranked, expected = ours.rank(QUERY, DOCS, top_k=2, return_documents=True), theirs.rank(QUERY, DOCS, top_k=2)
+    assert [r["corpus_id"] for r in ranked] == [r["corpus_id"] for r in expected]
+    assert [r["score"] for r in ranked] == pytest.approx([float(r["score"]) for r in expected], abs=1e-5)
+    assert ranked[0]["text"] == DOCS[ranked[0]["corpus_id"]] and ranked[0]["score"] >= ranked[1]["score"]

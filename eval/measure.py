@@ -15,9 +15,11 @@ from rerankforge.core.metrics import paired_test, per_query, untied
 from rerankforge.eval.answers import answer_in_context, exact_match, token_f1
 from rerankforge.eval.cutoff import CONFIGURED, Sent, cutoff_points
 from rerankforge.eval.data import EvalData
+from rerankforge.eval.examples import example_queries
 from rerankforge.eval.generate import Generation, answer_text
 from rerankforge.eval.pipeline import Pipeline, Reranked
 from rerankforge.eval.retrieve import Hits, Retriever
+from rerankforge.models.loading import hardware
 from rerankforge.retrieval.corpus_store import texts_in_order
 
 
@@ -178,6 +180,32 @@ def _vs(reference: dict, values: dict, metrics: list[str]) -> dict:
     return {m: paired_test(reference[m], values[m]) for m in metrics}
 
 
+def main_reranker(cfg, names: list[str]) -> Optional[str]:
+    """The reranker a report is about: ``finetuned`` when there is one, else the last one with a model."""
+    with_model = [n for n in names if cfg.rerankers[n].model]
+    return "finetuned" if "finetuned" in with_model else (with_model[-1] if with_model else None)
+
+
+def _examples(data: EvalData, runs: dict, first_stages: dict, values: dict, stages: dict, best: str, key: str,
+              names: list[str], cfg) -> Optional[dict]:
+    """Queries the main reranker's final ranking helped and hurt most against the best first stage."""
+    name = main_reranker(cfg, names)
+    if name is None:
+        return None
+    before = runs["first_stage"] if best == cfg.first_stage.method else first_stages[best]
+    found = example_queries(data.qrels, data.queries, data.corpus, before, runs[name], stages[best][key],
+                            values[name][key])
+    return None if found is None else {"reranker": name, "against": best, "metric": key, **found}
+
+
+def _counts(pipeline: Pipeline, data: EvalData, records: list[QueryRecord]) -> dict:
+    documents = pipeline.documents
+    return {"queries": len(records), "corpus_passages": len(pipeline.texts),
+            "corpus_documents": len(documents.chunks) if documents else len(pipeline.texts),
+            "document_scoring": documents.aggregate if documents else None,
+            "queries_with_answers": sum(r.query_id in data.answers for r in records), "sources": data.sources}
+
+
 def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
               first_stages: dict[str, dict[str, dict[str, float]]] | None = None) -> dict:
     """The content of ``report.json`` (also what ``report.md`` and the plots are drawn from).
@@ -221,10 +249,9 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
                                "total": percentiles(total)}
         rerankers[name] = entry
     return {
-        "data": {"queries": len(records), "corpus_passages": len(pipeline.texts),
-                 "corpus_documents": len(pipeline.documents.chunks) if pipeline.documents else len(pipeline.texts),
-                 "document_scoring": pipeline.documents.aggregate if pipeline.documents else None,
-                 "queries_with_answers": sum(r.query_id in data.answers for r in records), "sources": data.sources},
+        "hardware": hardware(),
+        "examples": _examples(data, runs, first_stages or {}, values, stages, best, key, names, cfg),
+        "data": _counts(pipeline, data, records),
         "first_stage": {"method": cfg.first_stage.method, "top_k": cfg.retrieve.top_k, "why": cfg.first_stage.reason,
                         "encoder": cfg.first_stage.encoder.name_or_path if cfg.first_stage.uses_encoder else None,
                         "metrics": _mean(values["first_stage"]),
