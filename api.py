@@ -22,31 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from rerankforge.core.config import load_config, packaged_config
+from rerankforge.core.config import COMMAND_SCHEMAS, load_config, packaged_config
 from rerankforge.core.modules import attribute
 
 Overrides = Union[Sequence[str], Mapping[str, Any], None]
-SCHEMAS = {
-    "mine": "rerankforge.data_prep.config:MineConfig", "synth": "rerankforge.data_prep.config:SynthConfig",
-    "train": "rerankforge.train.config:TrainConfig", "evaluate": "rerankforge.eval.config:EvalConfig",
-    "quickstart": "rerankforge.quickstart:QuickstartConfig", "export": "rerankforge.models.export:ExportConfig",
-    "push": "rerankforge.models.publish:PushConfig", "serve": "rerankforge.serve.config:ServeConfig",
-}
 DEFAULT_CONFIGS = {"quickstart": "quickstart.yaml"}  # used when no config is given
 
 
-def resolve_config(stage: str, config: Any = None, overrides: Overrides = None) -> Any:
-    """The config ``stage`` runs with: ``config`` (an instance of the stage's schema, a YAML path or a packaged
-    example, or None: the stage's packaged default or the schema's defaults) with ``overrides`` on top.
+def resolve_config(command: str, config: Any = None, overrides: Overrides = None) -> Any:
+    """The config ``rerankforge <command>`` runs with: ``config`` (an instance of its schema, a YAML path or a
+    packaged example, or None: the command's packaged default or the schema's defaults) with ``overrides`` on top.
 
     Raises:
         ConfigError: a file that does not exist, an unknown key (with the nearest valid one), or a bad value.
     """
-    schema = attribute(SCHEMAS[stage])
+    schema = attribute(COMMAND_SCHEMAS[command])
     if isinstance(config, schema):
         return load_config(schema, None, overrides or (), base=config)
-    if config is None and stage in DEFAULT_CONFIGS:
-        config = packaged_config(DEFAULT_CONFIGS[stage])
+    if config is None and command in DEFAULT_CONFIGS:
+        config = packaged_config(DEFAULT_CONFIGS[command])
     path = packaged_config(config) if config is not None else None
     return load_config(schema, path, overrides or ())
 
@@ -114,7 +108,7 @@ class EvalResult(StageResult):
 
     @property
     def summary(self) -> dict:
-        return json.loads((self.output_dir / "report.json").read_text(encoding="utf-8"))
+        return json.loads((self.report.parent / "report.json").read_text(encoding="utf-8"))
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -159,7 +153,7 @@ def train(config: Any = None, overrides: Overrides = None) -> TrainResult:
 def evaluate(config: Any = None, overrides: Overrides = None, command: str = "rerankforge.evaluate()") -> EvalResult:
     """``rerankforge eval``: retrieve -> rerank -> generate, each reranker against the best first stage.
     ``command`` is what the report names as the command that produced it."""
-    cfg = resolve_config("evaluate", config, overrides)
+    cfg = resolve_config("eval", config, overrides)
     report = attribute("rerankforge.eval.run:evaluate")(cfg, command)
     return EvalResult(cfg, Path(cfg.output_dir), report=Path(report))
 
@@ -168,8 +162,7 @@ def quickstart(config: Any = None, overrides: Overrides = None) -> QuickstartRes
     """``rerankforge quickstart``: the whole job on your data (default SciFact): mine -> train -> eval."""
     cfg = resolve_config("quickstart", config, overrides)
     summary = attribute("rerankforge.quickstart:quickstart")(cfg)
-    out = Path(cfg.output_dir)
-    return QuickstartResult(cfg, out / "eval", report=Path(summary["report"]), stages=summary,
+    return QuickstartResult(cfg, Path(cfg.output_dir), report=Path(summary["report"]), stages=summary,
                             checkpoint=Path(summary["checkpoint"]))
 
 

@@ -92,7 +92,7 @@ def _list_configs(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class Command:
-    """One ``rerankforge`` command: the API function it runs (``api.py``, which also names its config schema), or
+    """One ``rerankforge`` command: the API function it runs (``api.py``; its schema: ``COMMAND_SCHEMAS``), or
     a function of ``(cfg, args)``; what it prints of the result; shortcuts for config keys (``--repo-id`` sets
     ``repo_id``); and two examples for ``--help``."""
 
@@ -186,7 +186,7 @@ def run_command(name: str, args: argparse.Namespace) -> int:
     if name == "configs":
         return _list_configs(args)
     command = COMMANDS[name]
-    cfg = api.resolve_config(command.stage, args.config, _overrides(command, args))
+    cfg = api.resolve_config(name, args.config, _overrides(command, args))
     if args.print_config:
         print(explained_yaml(cfg) if args.explain else dump_yaml(cfg), end="")
         return 0

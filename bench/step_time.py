@@ -30,27 +30,17 @@ def main(argv=None) -> None:
     from rerankforge.train import run as train_run
     from rerankforge.train.config import TrainConfig
     from rerankforge.train.evaluate import evaluate
-    from rerankforge.train.losses import compute_loss
 
     scratch = tempfile.mkdtemp(prefix="step-time-")
     cfg = load_config(TrainConfig, args.config, [*args.overrides, f"output_dir={scratch}"])
     run = train_run.setup(cfg)
     run.model.train()
     batches = iter(run.train_dl)
-
-    def step() -> None:
-        batch = next(batches)
-        with run.accelerator.accumulate(run.model):
-            scores = train_run.group_scores(run.model, batch, cfg.data.group_size)
-            run.accelerator.backward(compute_loss(cfg.loss, scores, batch.get("teacher")))
-            run.optimizer.step()
-            run.optimizer.zero_grad()
-
     for _ in range(3):
-        step()
+        train_run.train_step(cfg, run, next(batches))
     start = time.perf_counter()
     for _ in range(args.steps):
-        step()
+        train_run.train_step(cfg, run, next(batches))
     per_step = (time.perf_counter() - start) / args.steps
     start = time.perf_counter()
     if run.dev_dl is not None:

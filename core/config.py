@@ -168,6 +168,14 @@ def move_keys(value: Any, hint: Any, moved: list[str] | None = None, prefix: str
 
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the example configs that ship with the package
+# Each command's config schema (``module:class``, imported when used): what the CLI and the API load and what the
+# configuration reference documents.
+COMMAND_SCHEMAS = {
+    "quickstart": "rerankforge.quickstart:QuickstartConfig", "mine": "rerankforge.data_prep.config:MineConfig",
+    "synth": "rerankforge.data_prep.config:SynthConfig", "train": "rerankforge.train.config:TrainConfig",
+    "eval": "rerankforge.eval.config:EvalConfig", "serve": "rerankforge.serve.config:ServeConfig",
+    "export": "rerankforge.models.export:ExportConfig", "push": "rerankforge.models.publish:PushConfig",
+}
 
 
 def packaged_config(path: str | Path) -> Path:

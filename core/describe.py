@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from rerankforge.core.config import COMMAND_SCHEMAS
 from rerankforge.core.modules import attribute
 
 
@@ -124,15 +125,6 @@ def explained_yaml(config: Any) -> str:
             lines.append(f"{pad}# {text}")
         lines.append(f"{pad}{name}:" + (f" {doc.default}" if doc.default != "" or doc.type == "str" else ""))
     return "\n".join(lines) + "\n"
-
-
-# The commands whose configs the reference documents, with their schemas (``module:class``).
-COMMAND_SCHEMAS = {
-    "quickstart": "rerankforge.quickstart:QuickstartConfig", "mine": "rerankforge.data_prep.config:MineConfig",
-    "synth": "rerankforge.data_prep.config:SynthConfig", "train": "rerankforge.train.config:TrainConfig",
-    "eval": "rerankforge.eval.config:EvalConfig", "serve": "rerankforge.serve.config:ServeConfig",
-    "export": "rerankforge.models.export:ExportConfig", "push": "rerankforge.models.publish:PushConfig",
-}
 
 
 def _cell(text: str) -> str:

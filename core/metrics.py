@@ -79,8 +79,8 @@ def paired_test(baseline: dict[str, float], system: dict[str, float]) -> dict[st
 
 
 def bootstrap_ci(diffs: Sequence[float], resamples: int = 2000, seed: int = 0) -> list[float]:
-    """95% percentile-bootstrap interval of the mean of per-query differences (scipy's ``bootstrap``, seeded, so
-    a report repeats); ``[d, d]`` when every difference is the same ``d``."""
+    """95% percentile-bootstrap interval of the mean of per-query values, usually differences between two runs
+    (scipy's ``bootstrap``, seeded, so a report repeats); ``[d, d]`` when every value is the same ``d``."""
     # scipy.stats takes ~1 s to import; only significance tests need it
     from scipy.stats import bootstrap
 

@@ -187,9 +187,8 @@ def main_reranker(cfg, names: list[str]) -> Optional[str]:
 
 
 def _examples(data: EvalData, runs: dict, first_stages: dict, values: dict, stages: dict, best: str, key: str,
-              names: list[str], cfg) -> Optional[dict]:
-    """Queries the main reranker's final ranking helped and hurt most against the best first stage."""
-    name = main_reranker(cfg, names)
+              name: Optional[str], cfg) -> Optional[dict]:
+    """Queries reranker ``name``'s final ranking helped and hurt most against the best first stage."""
     if name is None:
         return None
     before = runs["first_stage"] if best == cfg.first_stage.method else first_stages[best]
@@ -221,7 +220,7 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
     stages[cfg.first_stage.method] = values["first_stage"]  # the run that was reranked, query by query
     key = "ndcg@10" if "ndcg@10" in cfg.metrics else cfg.metrics[0]
     best = max(stages, key=lambda m: np.mean(list(stages[m][key].values())))
-    baseline = names[0]
+    baseline, main = names[0], main_reranker(cfg, names)
     sizes = sorted(set(cfg.generate.top_n_sweep) | {cfg.generate.top_n})
     rerankers = {}
     for name in names:
@@ -250,7 +249,8 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
         rerankers[name] = entry
     return {
         "hardware": hardware(),
-        "examples": _examples(data, runs, first_stages or {}, values, stages, best, key, names, cfg),
+        "main_reranker": main,
+        "examples": _examples(data, runs, first_stages or {}, values, stages, best, key, main, cfg),
         "data": _counts(pipeline, data, records),
         "first_stage": {"method": cfg.first_stage.method, "top_k": cfg.retrieve.top_k, "why": cfg.first_stage.reason,
                         "encoder": cfg.first_stage.encoder.name_or_path if cfg.first_stage.uses_encoder else None,

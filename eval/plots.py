@@ -44,10 +44,10 @@ def plot_ndcg(summary: dict, path: Path) -> None:
         for k in cutoffs:
             per_query = list(values[f"ndcg@{k}"].values())
             mean = sum(per_query) / len(per_query)
-            ci = bootstrap_ci([v - mean for v in per_query])  # the mean's interval, centred on 0
+            ci_low, ci_high = bootstrap_ci(per_query)  # the mean's 95% interval
             means.append(mean)
-            low.append(-ci[0])
-            high.append(ci[1])
+            low.append(mean - ci_low)
+            high.append(ci_high - mean)
         xs = [k + 0.08 * (shift - 1) for k in cutoffs]  # side by side, so the intervals do not hide each other
         ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3, label=label)
     ax.set_xticks(cutoffs)

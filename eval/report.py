@@ -94,12 +94,6 @@ def _ci(test: dict, scale: float = 1.0, digits: int = 4) -> str:
     return f"{scale * low:+.{digits}f} to {scale * high:+.{digits}f}"
 
 
-def _main_reranker(summary: dict) -> str | None:
-    examples = summary.get("examples") or {}
-    with_model = [n for n, e in summary["rerankers"].items() if e["model"]]
-    return examples.get("reranker") or ("finetuned" if "finetuned" in with_model else (with_model or [None])[-1])
-
-
 def _compared(label: str, test: dict, best: str) -> str:
     points = f"{100 * test['delta']:+.1f} points nDCG@10 (95% CI {_ci(test, 100, 1)})"
     if test["p_value"] >= 0.05:
@@ -111,7 +105,7 @@ def _compared(label: str, test: dict, best: str) -> str:
 def opening_verdict(summary: dict) -> str:
     """What the report says first: the final ranking and the reranker alone against the best first stage, in
     points of nDCG@10 with intervals, and what reranking costs per query on this machine."""
-    name = _main_reranker(summary)
+    name = summary.get("main_reranker")
     best, _ = _best_first_stage(summary)
     entry = summary["rerankers"].get(name) if name else None
     if not entry or "ndcg@10" not in entry.get("vs_best_first_stage", {}):

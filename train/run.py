@@ -233,6 +233,21 @@ def setup(cfg: TrainConfig) -> Run:
     return run
 
 
+def train_step(cfg: TrainConfig, run: Run, batch: dict) -> torch.Tensor:
+    """One batch: loss, backward, clip, and (when the accumulation is complete) an optimizer and schedule step.
+    Returns the loss."""
+    accelerator, model = run.accelerator, run.model
+    with accelerator.accumulate(model):
+        loss = compute_loss(cfg.loss, group_scores(model, batch, cfg.data.group_size), batch.get("teacher"))
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and cfg.optim.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad()
+    return loss
+
+
 def train_loop(cfg: TrainConfig, run: Run) -> None:
     """9. The loop: accumulate, clip, step; evaluate on dev, keep the best, checkpoint; stop early or at the end."""
     accelerator, model, progress, out = run.accelerator, run.model, run.progress, Path(cfg.output_dir)
@@ -246,14 +261,7 @@ def train_loop(cfg: TrainConfig, run: Run) -> None:
         epoch_dl = (accelerator.skip_first_batches(run.train_dl, progress.batch_in_epoch)
                     if progress.batch_in_epoch else run.train_dl)
         for batch in epoch_dl:
-            with accelerator.accumulate(model):
-                loss = compute_loss(cfg.loss, group_scores(model, batch, cfg.data.group_size), batch.get("teacher"))
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.optim.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
-                run.optimizer.step()
-                run.scheduler.step()
-                run.optimizer.zero_grad()
+            loss = train_step(cfg, run, batch)
             progress.batch_in_epoch += 1
             if not accelerator.sync_gradients:
                 continue

@@ -35,7 +35,7 @@ def _summary() -> dict:
     lost = {**example, "query_id": "1019", "query": "Rapid phosphotransfer", "before": 1.0, "after": 0.631,
             "relevant": [{"doc_id": "d2", "text": "Using Structural Information", "before": 1, "after": 2}],
             "top_after": {"doc_id": "d3", "text": "Signaling architectures", "relevant": False}}
-    return {"hardware": {"cpu": "AMD EPYC", "cores": 2, "cpu_flags": ["avx512_bf16"], "gpu": None, "torch": "2.13"},
+    return {"main_reranker": "finetuned", "hardware": {"cpu": "AMD EPYC", "cores": 2, "cpu_flags": ["avx512_bf16"], "gpu": None, "torch": "2.13"},
             "examples": {"reranker": "finetuned", "against": "hybrid", "metric": "ndcg@10", "won": [example],
                          "lost": [lost]},
             "data": {"queries": 300, "corpus_documents": 5183},
