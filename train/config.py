@@ -19,8 +19,8 @@ class ModelConfig:
     gguf_file: Optional[str] = None  # a .gguf file inside name_or_path, loaded through transformers
     max_length: int = 256  # tokens of each (query, passage) pair, the passage cut to fit; saved with the model
     max_query_length: int = 64  # queries longer than this are cut first; passages take the rest
-    # Sets the p of every torch.nn.Dropout in the model (null keeps its own, 0.1 for BERTs). 0 trains ~2x faster on
-    # CPU, where dropout's random masks over the attention maps cost as much as the matmuls.
+    # Sets the p of every torch.nn.Dropout in the model (null keeps its own, 0.1 for BERTs). 0 trains faster on
+    # CPU, where dropout's random masks over the attention maps cost about as much as the matmuls (bench/README.md).
     dropout: Optional[float] = None
 
 
