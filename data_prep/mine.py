@@ -25,6 +25,7 @@ from rerankforge.core.io import hash_path, resolve_cache_dir
 from rerankforge.core.metrics import evaluate_run, untied
 from rerankforge.core.problems import DataError, Problem
 from rerankforge.data_prep.config import MineConfig, check_mine_config
+from rerankforge.data_prep.judging import filter_hard, judge_rows, load_mining_judge
 from rerankforge.data_prep.negatives import FATES, SelectionOptions, fit_window, sample_easy_negatives, select_negatives
 from rerankforge.data_prep.output import write_mine_output
 from rerankforge.data_prep.rescore import rescore_pairs
@@ -159,6 +160,7 @@ class MinedQuery:
     negative_scores: list[float]
     negative_kinds: list[str]
     rescores: Optional[dict[int, float]] = None
+    judged: Optional[dict[int, float]] = None  # mining.judge: the LLM judge's log-odds of each positive and negative
     lexical: Optional[dict[int, float]] = None  # a hybrid stage's BM25 score of each positive and negative row
 
 
@@ -209,9 +211,17 @@ def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[st
                                       for i, (_, ci, rows) in enumerate(queries)],
                                 [data.queries[q] for q, _, _ in queries], doc_texts)
     tally = Counter({fate: 0 for fate in FATES})
+    judge = load_mining_judge(cfg)
+    spare = m.judge.spare if judge is not None else 0
     hard = [_select_hard(cfg, data, doc_ids, cands, query, given[i], rescored[i] if rescored else None,
-                         rngs[i], tally)
+                         rngs[i], tally, spare)
             for i, query in enumerate(tqdm(queries, desc="Selecting negatives", unit="query"))]
+    query_texts = [data.queries[q] for q, _, _ in queries]
+    judged = None
+    if judge is not None:
+        slots = [m.num_negatives - len(given[i]) if m.mine_more else 0 for i in range(len(queries))]
+        hard, judged = filter_hard(judge, cfg, query_texts, [rows for _, _, rows in queries], hard, slots, doc_texts,
+                                   tally)
     fills = []
     for i, (query_id, ci, _) in enumerate(queries):
         taken = given[i] + hard[i][0] + easy[i]
@@ -222,6 +232,9 @@ def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[st
         new = [[r for r in rows if r not in rescored[i]] for i, rows in enumerate(fills)]
         for i, extra in enumerate(_rescore_all(cfg, new, [data.queries[q] for q, _, _ in queries], doc_texts)):
             rescored[i].update(extra)
+    if judged is not None:  # the teacher needs every negative's score, the given and random ones too
+        judged = judge_rows(judge, query_texts, [given[i] + easy[i] + fills[i] for i in range(len(queries))],
+                            doc_texts, judged, desc="Judging the other negatives")
     mined = []
     for i, (query_id, ci, pos_rows) in enumerate(queries):
         (rows, scores), random_rows = hard[i], easy[i] + fills[i]
@@ -230,7 +243,13 @@ def select_for_queries(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[st
                                 cands.similarity(ci, given[i]).tolist() + scores
                                 + cands.similarity(ci, random_rows).tolist(),
                                 ["given"] * len(given[i]) + ["hard"] * len(rows) + ["easy"] * len(random_rows),
-                                rescored[i] if rescored is not None else None))
+                                rescored[i] if rescored is not None else None,
+                                judged[i] if judged is not None else None))
+    if judge is not None:  # counts, so the processes' tallies add up; the manifest reports them apart
+        usage = judge.usage
+        tally.update({"judge.calls": usage.calls, "judge.cached": usage.cached, "judge.retries": usage.retries,
+                      "judge.prompt_tokens": usage.prompt_tokens,
+                      **{f"judge.failed_{kind}": n for kind, n in usage.failures.items()}})
     return mined, tally
 
 
@@ -247,9 +266,9 @@ def _fill(doc_ids: Sequence[str], row_of: Callable[[str], int], ranked: list[str
 
 def _select_hard(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], cands,
                  query: tuple[str, int, list[int]], given: list[int], rescores: Optional[dict[int, float]],
-                 rng: random.Random, tally: Counter) -> tuple[list[int], list[float]]:
-    """The mined hard negatives of one query (rows, first-stage similarities) for the slots ``given`` leaves;
-    every candidate's fate is added to ``tally``."""
+                 rng: random.Random, tally: Counter, spare: int = 0) -> tuple[list[int], list[float]]:
+    """The mined hard negatives of one query (rows, first-stage similarities) for the slots ``given`` leaves, and
+    ``spare`` more (the judge's filter may empty slots); every candidate's fate is added to ``tally``."""
     query_id, ci, pos_rows = query
     rows = cands.rows[ci].tolist()
     # margins need similarities, not fused ranks: hybrid candidates are scored by the bi-encoder
@@ -257,7 +276,7 @@ def _select_hard(cfg: MineConfig, data: LabelledData, doc_ids: Sequence[str], ca
     filter_scores, filter_pos = scores, cands.similarity(ci, pos_rows).tolist()
     if rescores is not None:
         filter_scores, filter_pos = [rescores[r] for r in rows], [rescores[r] for r in pos_rows]
-    slots = cfg.mining.num_negatives - len(given) if cfg.mining.mine_more else 0
+    slots = cfg.mining.num_negatives - len(given) + spare if cfg.mining.mine_more else 0
     not_negatives = set(data.positives[query_id]) | data.excluded.get(query_id, set())
     chosen = select_negatives([doc_ids[r] for r in rows], filter_scores, not_negatives, min(filter_pos),
                               dataclasses.replace(selection_options(cfg), num_negatives=slots), rng,

@@ -14,7 +14,7 @@ from typing import Collection, Literal, Optional, Sequence
 
 # Every candidate gets exactly one fate, so the tally always sums to the number of candidates.
 FATES = ("positive", "given", "outside_range", "absolute_margin", "relative_margin", "max_score", "min_score",
-         "not_sampled", "selected")
+         "not_sampled", "judged_relevant", "selected")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rerankforge.retrieval.encode import Encoder
 
 
-def _features(rescored: bool, lexical: bool = False):
+def _features(rescored: bool, lexical: bool = False, judged: bool = False):
     # datasets takes ~1 s to import; only this path needs it
     from datasets import Features, Sequence, Value
 
@@ -37,12 +37,15 @@ def _features(rescored: bool, lexical: bool = False):
         columns.update(positive_rescore=Value("float32"), negative_rescores=Sequence(Value("float32")))
     if lexical:
         columns.update(positive_lexical=Value("float32"), negative_lexical=Sequence(Value("float32")))
+    if judged:
+        columns.update(positive_judge=Value("float32"), negative_judges=Sequence(Value("float32")))
     return Features(columns)
 
 
 def build_columns(data: LabelledData, doc_ids: list[str], doc_texts: list[str], mined: list[MinedQuery],
                   rescored: bool, lexical: bool = False) -> dict[str, list]:
-    columns: dict[str, list] = {name: [] for name in _features(rescored, lexical)}
+    judged = bool(mined) and mined[0].judged is not None
+    columns: dict[str, list] = {name: [] for name in _features(rescored, lexical, judged)}
     for q in mined:
         for row, score in zip(q.positive_rows, q.positive_scores):
             columns["query_id"].append(q.query_id)
@@ -60,12 +63,17 @@ def build_columns(data: LabelledData, doc_ids: list[str], doc_texts: list[str], 
             if lexical:
                 columns["positive_lexical"].append(q.lexical[row])
                 columns["negative_lexical"].append([q.lexical[r] for r in q.negative_rows])
+            if judged:
+                columns["positive_judge"].append(q.judged[row])
+                columns["negative_judges"].append([q.judged[r] for r in q.negative_rows])
     return columns
 
 
 def mine_counts(cfg: MineConfig, data: LabelledData, mined: list[MinedQuery], tally: Counter) -> dict:
     """Counts that add up: queries, rows and every candidate's fate."""
     hard = [q.negative_kinds.count("hard") + q.negative_kinds.count("given") for q in mined]
+    fates = {k: v for k, v in tally.items() if not k.startswith("judge.")}
+    judge = {k.removeprefix("judge."): v for k, v in tally.items() if k.startswith("judge.")}
     return {
         **data.counts,
         "queries_mined": len(mined),
@@ -75,7 +83,9 @@ def mine_counts(cfg: MineConfig, data: LabelledData, mined: list[MinedQuery], ta
         "given_negatives": sum(q.negative_kinds.count("given") for q in mined),
         "hard_negatives": sum(q.negative_kinds.count("hard") for q in mined),
         "easy_negatives": sum(q.negative_kinds.count("easy") for q in mined),
-        "candidates": {"total": sum(tally.values()), **dict(sorted(tally.items()))},
+        "candidates": {"total": sum(fates.values()), **dict(sorted(fates.items()))},
+        # mining.judge: calls made and answered from its journal, tokens, failed calls by kind
+        **({"judge": judge} if judge else {}),
     }
 
 
@@ -119,7 +129,8 @@ def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], d
         "first_stage": {"method": cfg.first_stage.method, "why": first_stage_why(cfg, selection)},
     }
     with atomic_output_dir(cfg.output_dir) as scratch:
-        Dataset.from_dict(columns, features=_features(rescored, lexical)).save_to_disk(str(scratch / "dataset"))
+        features = _features(rescored, lexical, "positive_judge" in columns)
+        Dataset.from_dict(columns, features=features).save_to_disk(str(scratch / "dataset"))
         if dev:
             write_dev(scratch / DEV_FILE, dev)
         (scratch / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")

@@ -8,7 +8,8 @@ from typing import ClassVar, Literal, Optional
 
 from rerankforge.core.metrics import check_metric
 from rerankforge.models.fusion import resolve_fusion
-from rerankforge.models.llm import LLMConfig, check_llm_config
+from rerankforge.models.judge import JudgeConfig, check_judge_config
+from rerankforge.models.llm import LLMConfig, check_llm_config, llm_install_problems
 from rerankforge.retrieval.config import (
     ChunkConfig,
     FirstStageConfig,
@@ -77,6 +78,9 @@ class FusionConfig:
 class RerankerConfig:
     """One reranker of the comparison. ``model: null`` keeps the first-stage order (the "no reranker" row)."""
 
+    # cross_encoder: `model` reranks; llm: an LLM judges the candidates (the `llm` block: model, backend, mode,
+    # prices), and the report gives its tokens and cost per query beside its quality and latency
+    kind: Literal["cross_encoder", "llm"] = "cross_encoder"
     model: Optional[str] = None  # a rerankforge final/, a Hub cross-encoder id, or a LoRA adapter folder
     gguf_file: Optional[str] = None  # a .gguf file inside `model`, loaded through transformers
     # rerank the first-stage top `depth` (null: all of retrieve.top_k); the rest keeps its first-stage order below
@@ -92,6 +96,14 @@ class RerankerConfig:
     quantize: Optional[Literal["int8"]] = None  # CPU; with openvino it needs `calibration`
     calibration: Optional[str] = None  # (query, passage) records or a mined training set (runs/mine/x)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    # kind=llm: the judge, e.g. {base_url: http://127.0.0.1:8000/v1, model: <served name>} for any OpenAI-compatible
+    # endpoint, or the offline SmolLM2 GGUF (model + gguf_file)
+    llm: JudgeConfig = field(default_factory=JudgeConfig)
+
+    @property
+    def reranks(self) -> bool:
+        """Whether this row reorders the first stage (a model, or an LLM judge)."""
+        return self.kind == "llm" or bool(self.model)
 
 
 @dataclass
@@ -204,7 +216,12 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
         if spec.depth is not None and not 1 <= spec.depth <= cfg.retrieve.top_k:
             problems.append(f"rerankers.{name}.depth must be in [1, retrieve.top_k={cfg.retrieve.top_k}], "
                             f"got {spec.depth}.")
-        if spec.fusion.method != "none" and not spec.model:
+        if spec.kind == "llm":
+            problems += check_judge_config(spec.llm, f"rerankers.{name}.llm")
+            problems += llm_install_problems(spec.llm, f"rerankers.{name}.llm")
+            if spec.fusion.method != "none":
+                problems.append(f"rerankers.{name}: kind=llm reranks alone; set rerankers.{name}.fusion.method=none.")
+        elif spec.fusion.method != "none" and not spec.model:
             problems.append(f"rerankers.{name}.fusion.method={spec.fusion.method} needs rerankers.{name}.model: set "
                             f"the model, or fusion.method=none (the first stage alone is a row with model: null).")
         if spec.fusion.alpha != "auto":
@@ -218,7 +235,7 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
     g = cfg.generate
     if g.top_n < 1 or any(n < 1 for n in g.top_n_sweep):
         problems.append(f"generate.top_n and generate.top_n_sweep must be >= 1, got {g.top_n} and {g.top_n_sweep}.")
-    problems += check_cutoff(g, any(spec.model for spec in cfg.rerankers.values()))
+    problems += check_cutoff(g, any(spec.reranks for spec in cfg.rerankers.values()))
     if g.kind not in ("none", "extractive"):
         problems += check_llm_config(g, "generate")
     if "{query}" not in g.prompt or "{passages}" not in g.prompt:

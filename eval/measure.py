@@ -38,6 +38,7 @@ class QueryRecord:
     generate_ms: dict[str, float] = field(default_factory=dict)  # at generate.cutoff
     sent: dict[str, dict[str, Sent]] = field(default_factory=dict)  # reranker -> cut-off label -> what it sends
     probabilities: dict[str, Optional[list[float]]] = field(default_factory=dict)  # of the passing passages
+    llm_usage: dict[str, dict[str, int]] = field(default_factory=dict)  # kind=llm rows: calls, cached and tokens
 
 
 def _timed(fn, *args):
@@ -80,7 +81,12 @@ def _run_queries(pipeline: Pipeline, data: EvalData, query_ids: list[str], sizes
         hits, ms = _timed(pipeline.first_stage, query)
         record = QueryRecord(query_id, query, hits, ms)
         for name in pipeline.rerankers:
+            usage = getattr(pipeline.rerankers[name], "usage", None)  # an LLM judge's running counts
+            before = usage.as_dict() if usage is not None else None
             record.reranked[name], record.rerank_ms[name] = _timed(pipeline.rerank, name, query, hits)
+            if usage is not None:
+                after = usage.as_dict()
+                record.llm_usage[name] = {k: after[k] - before[k] for k in LLM_COUNTS}
             if pipeline.generator is None:
                 continue
             reranked = record.reranked[name]
@@ -92,6 +98,24 @@ def _run_queries(pipeline: Pipeline, data: EvalData, query_ids: list[str], sizes
             record.generate_ms[name] = outputs[main][1]
         records.append(record)
     return records
+
+
+LLM_COUNTS = ("calls", "cached", "prompt_tokens", "completion_tokens")
+
+
+def llm_summary(spec, records: list[QueryRecord], name: str, usage) -> dict:
+    """A ``kind: llm`` row's cost: tokens per query (means), the price of 1,000 queries at ``spec.llm``'s prices,
+    calls made and answered from the journal, and failed calls by kind."""
+    totals = {k: sum(r.llm_usage[name][k] for r in records) for k in LLM_COUNTS}
+    n = max(1, len(records))
+    prompt, completion = totals["prompt_tokens"] / n, totals["completion_tokens"] / n
+    judge = spec.llm
+    cost = 1000 * (prompt * judge.price_per_million_prompt_tokens
+                   + completion * judge.price_per_million_completion_tokens) / 1e6
+    return {"mode": judge.mode, "model": judge.model or judge.base_url, "gguf_file": judge.gguf_file,
+            "prompt_tokens_per_query": prompt, "completion_tokens_per_query": completion,
+            "cost_per_1000_queries": cost, "calls": totals["calls"], "cached": totals["cached"],
+            "failures": dict(usage.failures)}
 
 
 def percentiles(values_ms: list[float]) -> dict[str, float]:
@@ -226,12 +250,15 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
     for name in names:
         spec = cfg.rerankers[name]
         fusion = pipeline.fusion.get(name)
-        entry = {"model": spec.model, "depth": spec.depth, "threshold": spec.threshold,
+        entry = {"kind": spec.kind, "model": spec.llm.model or spec.llm.base_url if spec.kind == "llm" else spec.model,
+                 "depth": spec.depth, "threshold": spec.threshold,
                  "fusion": None if fusion is None else {"method": fusion[0], "alpha": fusion[1]},  # rrf_k: config
                  "metrics": _mean(values[name])}
         if name != baseline:
             entry["vs_" + baseline] = _vs(values[baseline], values[name], cfg.metrics)
-        if spec.model:
+        if spec.kind == "llm":
+            entry["llm"] = llm_summary(spec, records, name, pipeline.rerankers[name].usage)
+        if spec.reranks:
             entry["vs_best_first_stage"] = _vs(stages[best], values[name], cfg.metrics)
         if f"{name}-alone" in values:
             alone = values[f"{name}-alone"]

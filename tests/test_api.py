@@ -10,7 +10,7 @@ import rerankforge
 from rerankforge.cli import main
 from rerankforge.core.config import as_overrides
 
-PUBLIC = {"Reranker", "mine", "synth", "train", "evaluate", "quickstart", "export", "push", "MineConfig",
+PUBLIC = {"Reranker", "Judge", "JudgeConfig", "mine", "synth", "train", "evaluate", "quickstart", "export", "push", "MineConfig",
           "SynthConfig", "TrainConfig", "EvalConfig", "QuickstartConfig", "ExportConfig", "PushConfig", "ServeConfig"}
 
 
@@ -18,6 +18,8 @@ def test_every_public_name_imports_and_the_stage_functions_are_callable():
     from rerankforge import (  # noqa: F401
         EvalConfig,
         ExportConfig,
+        Judge,
+        JudgeConfig,
         MineConfig,
         PushConfig,
         QuickstartConfig,

@@ -62,13 +62,15 @@ class LossConfig:
     name: str = "listwise_ce"
     temperature: float = 1.0  # listwise_ce, kl_distill: scores are divided by this before the softmax (lower: sharper)
     pos_weight: Optional[float] = None  # pointwise_bce: the positive's weight (group_size - 1 balances); null: 1
-    teacher: Literal["first_stage", "rescore"] = "rescore"  # which scores the distillation losses imitate
+    # which scores the distillation losses imitate: rescore (mining.rescore's cross-encoder), judge (mining.judge's
+    # LLM; its log-odds z-scored per group) or first_stage
+    teacher: Literal["first_stage", "rescore", "judge"] = "rescore"
     # A distillation term added to the label loss `name`: loss = name + distill_weight * distill(scores, teacher);
     # margin_mse or kl_distill, or null: none.
     distill: Optional[str] = None
     distill_weight: float = 1.0  # the distillation term's weight (see distill)
-    # the teacher's scores are multiplied by this first; a first-stage teacher is z-scored per group, so this is
-    # the logit gap the student learns per standard deviation of first-stage score
+    # the teacher's scores are multiplied by this first; a first-stage or judge teacher is z-scored per group, so
+    # this is the logit gap the student learns per standard deviation of the teacher's score
     teacher_scale: float = 1.0
 
 

