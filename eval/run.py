@@ -37,6 +37,9 @@ def evaluate(cfg: EvalConfig, command: str = "rerankforge eval") -> Path:
     cfg, pipeline = build_pipeline(cfg, data)
     records = run_pipeline(pipeline, data)
     first_stages = compare_first_stages(pipeline, data)
+    if cfg.first_stage.method in first_stages:  # its row and run file are the run that was reranked: a bf16
+        # encoder can rank a query searched alone a little differently from the same query in a batch
+        first_stages[cfg.first_stage.method] = runs_of(records, [])["first_stage"]
     summary = summarize(pipeline, data, records, first_stages)
     inputs = {**data.sources, **({"pick_queries": cfg.retrieve.pick.queries} if cfg.retrieve.pick.queries else {})}
     manifest = {"stage": "eval", "config": to_dict(cfg),

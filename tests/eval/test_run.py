@@ -78,6 +78,27 @@ def test_first_stages_side_by_side_and_tested_against_the_best(beir_dir, tiny_en
     assert f"## Against the best first stage, {best}" in (out / "report.md").read_text()
 
 
+def test_the_reranked_first_stage_is_the_row_and_run_file_of_its_method(beir_dir, tiny_encoder, tiny_cross_encoder,
+                                                                          tmp_path, monkeypatch):
+    """Searching all queries at once can rank a query differently from searching it alone (a bf16 encoder pads a
+    batch); the report's row for the reranked method, and its run file, are the run that was reranked."""
+    import rerankforge.eval.run as run_module
+
+    compare = run_module.compare_first_stages
+
+    def batched_differs(pipeline, data):
+        runs = compare(pipeline, data)
+        runs["hybrid"] = {q: dict(zip(docs, reversed(list(docs.values())))) for q, docs in runs["hybrid"].items()}
+        return runs
+
+    monkeypatch.setattr(run_module, "compare_first_stages", batched_differs)
+    out = tmp_path / "eval"
+    evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false"))
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["first_stages"]["hybrid"]["metrics"] == summary["first_stage"]["metrics"]
+    assert read_trec(out / "runs" / "first_stage-hybrid.trec") == read_trec(out / "runs" / "first_stage.trec")
+
+
 def test_fusion_auto_reads_fusion_json_and_the_report_shows_both(beir_dir, tiny_encoder, tiny_cross_encoder, tmp_path):
     model = with_fusion(tiny_cross_encoder, tmp_path / "fused-model", "interpolation", 0.35)
     out = tmp_path / "eval"
