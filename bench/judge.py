@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     # ROC AUC is the Mann-Whitney U of positives over the others, normalised
     auc = mannwhitneyu(scores[positive], scores[~positive]).statistic / (positive.sum() * (~positive).sum())
     quantiles = [10, 50, 90]
-    print_table(f"Judged P(relevant) of labelled positives and the other candidates (ROC AUC "
+    what = "P(relevant)" if cfg.mode == "pointwise" else "places (20 is first; a listwise judge gives no P)"
+    print_table(f"Judged {what} of labelled positives and the other candidates (ROC AUC "
                 f"{auc:.3f}; 0.5 is chance)",
                 [["candidates", "count", *[f"p{q}" for q in quantiles]]] +
                 [[name, str(int(mask.sum())), *[f"{np.percentile(probability[mask], q):.3f}" for q in quantiles]]
