@@ -33,6 +33,11 @@ class MiningJudgeConfig:
     max_probability: Optional[float] = 0.5
     spare: int = 3  # hard negatives mined beyond num_negatives for each row, to fill the slots the judge empties
 
+    @property
+    def on(self) -> bool:
+        """Whether a judge is configured (``llm.model`` or ``llm.base_url``)."""
+        return bool(self.llm.model or self.llm.base_url)
+
 
 @dataclass
 class MiningConfig:
@@ -113,7 +118,7 @@ def check_mine_config(cfg: MineConfig) -> list[str]:
         problems.append(f"first_stage.encoder.batch_size must be >= 1, got {cfg.first_stage.encoder.batch_size}.")
     problems += chunking_problems(cfg.data.chunking)
     j = m.judge
-    if j.llm.model or j.llm.base_url:
+    if j.on:
         problems += check_judge_config(j.llm, "mining.judge.llm") + llm_install_problems(j.llm, "mining.judge.llm")
         if j.llm.mode != "pointwise":
             problems.append(f"mining.judge.llm.mode must be pointwise (the filter needs P(relevant)), got "

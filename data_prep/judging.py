@@ -19,15 +19,9 @@ from rerankforge.models.judge import Judge
 from rerankforge.retrieval.corpus_store import take_texts
 
 
-def judge_on(cfg) -> bool:
-    """Whether ``mining.judge`` names a model (``llm.model`` or ``llm.base_url``)."""
-    llm = cfg.mining.judge.llm
-    return bool(llm.model or llm.base_url)
-
-
 def load_mining_judge(cfg) -> Optional[Judge]:
     """The judge ``mining.judge.llm`` configures, journalled under the cache folder; None when it is off."""
-    return Judge(cfg.mining.judge.llm, resolve_cache_dir(cfg.cache_dir)) if judge_on(cfg) else None
+    return Judge(cfg.mining.judge.llm, resolve_cache_dir(cfg.cache_dir)) if cfg.mining.judge.on else None
 
 
 def drop_judged(rows: Sequence[int], logits: dict[int, float], max_probability: Optional[float],

@@ -43,8 +43,7 @@ def _features(rescored: bool, lexical: bool = False, judged: bool = False):
 
 
 def build_columns(data: LabelledData, doc_ids: list[str], doc_texts: list[str], mined: list[MinedQuery],
-                  rescored: bool, lexical: bool = False) -> dict[str, list]:
-    judged = bool(mined) and mined[0].judged is not None
+                  rescored: bool, lexical: bool = False, judged: bool = False) -> dict[str, list]:
     columns: dict[str, list] = {name: [] for name in _features(rescored, lexical, judged)}
     for q in mined:
         for row, score in zip(q.positive_rows, q.positive_scores):
@@ -107,7 +106,8 @@ def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], d
 
     rescored = bool(cfg.mining.rescore.cross_encoder)
     lexical = bool(mined) and all(q.lexical is not None for q in mined)
-    columns = build_columns(data, doc_ids, doc_texts, mined, rescored, lexical)
+    judged = cfg.mining.judge.on
+    columns = build_columns(data, doc_ids, doc_texts, mined, rescored, lexical, judged)
     counts = mine_counts(cfg, data, mined, tally)
     counts["queries_dev"] = len(dev or [])
     manifest = {
@@ -129,7 +129,7 @@ def write_mine_output(cfg: MineConfig, data: LabelledData, doc_ids: list[str], d
         "first_stage": {"method": cfg.first_stage.method, "why": first_stage_why(cfg, selection)},
     }
     with atomic_output_dir(cfg.output_dir) as scratch:
-        features = _features(rescored, lexical, "positive_judge" in columns)
+        features = _features(rescored, lexical, judged)
         Dataset.from_dict(columns, features=features).save_to_disk(str(scratch / "dataset"))
         if dev:
             write_dev(scratch / DEV_FILE, dev)
