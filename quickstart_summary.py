@@ -25,7 +25,9 @@ def verdict_line(result: dict) -> str:
     alone = (entry.get("alone") or {}).get("vs_best_first_stage", {}).get("ndcg@10")
     if alone:
         words = verdict(alone["delta"], alone["p_value"])
-        text += (f"\nThe reranker alone (the checkpoint as CrossEncoder or served, no fusion) vs {best}: nDCG@10 "
+        how = ("served, no fusion; long passages read as windows as the Cohere route does, where CrossEncoder cuts "
+               "them" if entry.get("max_passage_tokens") else "the checkpoint as CrossEncoder or served, no fusion")
+        text += (f"\nThe reranker alone ({how}) vs {best}: nDCG@10 "
                  f"{alone['delta']:+.4f}, paired p = {alone['p_value']:.3g}: {words} it.")
     return text
 

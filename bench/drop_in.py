@@ -9,8 +9,8 @@ through `cohere.ClientV2(base_url=...).rerank` with no extension field, and scor
 
 Prints one row per folder: nDCG@10 of that order against the best first stage on the same queries (paired
 t-test), and eval's own reranker-alone figure (the two differ only where the server chunks a document longer than
-`--max-length`, which Cohere's v2 route scores as its best chunk). The server runs with its defaults except
-`max_length` (default: what the checkpoint was trained with, 256 in the recipes) and the port.
+the length it reads, which Cohere's v2 route scores as its best chunk). The server runs with its defaults (the
+checkpoint's own max_length, what it was trained with: 256 in the recipes) except the port and `--max-length`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("evals", nargs="+", help="finished eval folders (report.json, config.yaml, runs/)")
     parser.add_argument("--reranker", default="finetuned", help="the reranker's name in the eval config")
-    parser.add_argument("--max-length", type=int, default=256, help="the server's max_length (training's)")
+    parser.add_argument("--max-length", type=int, help="the server's max_length (default: the checkpoint's own)")
     parser.add_argument("--metric", default="ndcg@10")
     parser.add_argument("--max-queries", type=int, help="the first N test queries only (a smoke run)")
     return parser.parse_args(argv)
@@ -40,13 +40,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, max_length: int) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, max_length: int | None) -> tuple[subprocess.Popen, str]:
     """``rerankforge serve`` in its own process; returns it and its URL once ``/health`` answers."""
     import httpx
 
     port = free_port()
+    length = [f"max_length={max_length}"] if max_length else []
     proc = subprocess.Popen([sys.executable, "-m", "rerankforge", "serve", "--model", model, "--port", str(port),
-                             f"max_length={max_length}"])
+                             *length])
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

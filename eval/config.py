@@ -85,8 +85,14 @@ class RerankerConfig:
     gguf_file: Optional[str] = None  # a .gguf file inside `model`, loaded through transformers
     # rerank the first-stage top `depth` (null: all of retrieve.top_k); the rest keeps its first-stage order below
     depth: Optional[int] = None
-    max_length: int = 256  # tokens of each (query, passage) pair the reranker reads
+    # tokens of each (query, passage) pair the reranker reads; null: the checkpoint's own (its tokenizer's
+    # model_max_length, what training saved), as CrossEncoder(model) reads it
+    max_length: Optional[int] = None
     max_query_length: int = 64  # tokens kept of a long query; the passage gets the rest (as in training)
+    # null: a passage longer than a pair leaves is cut (as CrossEncoder(model) reads it). A number: up to that many
+    # of its tokens are read as overlapping windows of max_length, and it scores as its best window (MaxP, as the
+    # Cohere route reads long documents)
+    max_passage_tokens: Optional[int] = None
     batch_size: int = 32  # (query, passage) pairs per forward pass
     # float32, bfloat16 (autocast on CPU) or auto: bfloat16 where it is fast (CUDA, CPUs with AMX or AVX512-BF16),
     # else float32
@@ -216,6 +222,9 @@ def check_eval_config(cfg: EvalConfig) -> list[str]:
         if spec.depth is not None and not 1 <= spec.depth <= cfg.retrieve.top_k:
             problems.append(f"rerankers.{name}.depth must be in [1, retrieve.top_k={cfg.retrieve.top_k}], "
                             f"got {spec.depth}.")
+        if spec.max_passage_tokens is not None and spec.max_passage_tokens < 1:
+            problems.append(f"rerankers.{name}.max_passage_tokens must be >= 1 (read long passages as windows) or "
+                            f"null (cut them), got {spec.max_passage_tokens}.")
         if spec.kind == "llm":
             problems += check_judge_config(spec.llm, f"rerankers.{name}.llm")
             problems += llm_install_problems(spec.llm, f"rerankers.{name}.llm")

@@ -133,7 +133,8 @@ class Pipeline:
             return Judge(spec.llm, cache_dir)
         return Reranker(spec.model, max_length=spec.max_length, device=self.cfg.device, batch_size=spec.batch_size,
                         gguf_file=spec.gguf_file, dtype=spec.dtype, backend=spec.backend, quantize=spec.quantize,
-                        calibration=spec.calibration, max_query_length=spec.max_query_length)
+                        calibration=spec.calibration, max_query_length=spec.max_query_length,
+                        max_passage_tokens=spec.max_passage_tokens)
 
     def _fusion(self, name: str, spec: RerankerConfig) -> Optional[tuple[str, float, int]]:
         """``(method, alpha, rrf_k)`` of a reranker's fusion, or None; warns when the weight was fitted on

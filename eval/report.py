@@ -114,8 +114,9 @@ def opening_verdict(summary: dict) -> str:
     lines = [_compared("Fused with the first stage" if entry.get("fusion") else f"The reranker ({name})",
                        entry["vs_best_first_stage"]["ndcg@10"], best)]
     if entry.get("alone"):
-        lines.append(_compared("The reranker alone (what `CrossEncoder(final)` gives)",
-                               entry["alone"]["vs_best_first_stage"]["ndcg@10"], best))
+        what = ("what `CrossEncoder(final)` gives" if not entry.get("max_passage_tokens") else
+                "long passages read as windows, as the Cohere route reads them; `CrossEncoder(final)` cuts them")
+        lines.append(_compared(f"The reranker alone ({what})", entry["alone"]["vs_best_first_stage"]["ndcg@10"], best))
     hw = summary.get("hardware") or {}
     where = f"{hw.get('gpu') or hw.get('cpu', 'this machine')}" + (f", {hw['cores']} cores" if not hw.get("gpu") and
                                                                     hw.get("cores") else "")

@@ -12,6 +12,7 @@ by the weight training fitted on the dev split (``fusion.json`` beside the check
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Optional, Sequence
 
@@ -30,10 +31,14 @@ class Reranker:
     """A one-logit cross-encoder from a local folder, a Hub id, or a LoRA adapter folder.
 
     Args:
-        max_length: tokens per (query, passage) pair. Default: the tokenizer's ``model_max_length`` when it is
-            sane, else 512. No length of query or passage fails (``models/pairs.py``): the query is cut to
-            ``max_query_length`` tokens, then the passage to the rest.
+        max_length: tokens per (query, passage) pair. Default: the tokenizer's ``model_max_length`` (what
+            training saved) when it is sane, else 512, never more than the model has positions. No length of query
+            or passage fails (``models/pairs.py``): the query is cut to ``max_query_length`` tokens, then the
+            passage to the rest.
         max_query_length: tokens kept of a long query (default 64, as in training).
+        max_passage_tokens: None (default): a passage longer than a pair leaves is cut, as ``CrossEncoder`` cuts
+            it. A number: it is read, up to that many tokens, as overlapping windows of ``max_length`` that it
+            scores as its best one (MaxP, as the Cohere route reads long documents).
         device: e.g. "cpu", "cuda:0"; default CUDA when available.
         dtype: ``torch.float32`` (default), ``torch.bfloat16`` (on CPU: bfloat16 autocast over float32 weights,
             which is faster there than bfloat16 weights), or "auto": bfloat16 where ``bf16_is_fast`` says it
@@ -57,7 +62,7 @@ class Reranker:
                  dtype: Optional[torch.dtype | str] = None, batch_size: int = 32, gguf_file: Optional[str] = None,
                  quantize: Optional[str] = None, backend: str = "torch",
                  calibration: Optional[Sequence[tuple[str, str]] | str] = None, max_query_length: int = 64,
-                 calibrated: bool = True):
+                 calibrated: bool = True, max_passage_tokens: Optional[int] = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if quantize not in (None, "int8") or backend not in ("torch", "openvino"):
             raise ValueError(f"quantize must be None or 'int8' and backend 'torch' or 'openvino'; got quantize="
@@ -67,7 +72,9 @@ class Reranker:
         self.tokenizer = load_tokenizer(model_name_or_path, gguf_file)
         limit = getattr(self.tokenizer, "model_max_length", None) or 512
         self.max_length = max_length or (limit if limit <= 8192 else 512)
-        self.limits = PairLimits(max_length=self.max_length, max_query_length=max_query_length)
+        self._length_given = max_length is not None
+        self.limits = PairLimits(max_length=self.max_length, max_query_length=max_query_length,
+                                 max_passage_tokens=max_passage_tokens)
         self.batch_size = batch_size
         self.calibration: Optional[Calibration] = read_calibration(model_name_or_path) if calibrated else None
         self.source = str(model_name_or_path)
@@ -86,6 +93,10 @@ class Reranker:
         model = load_seq_cls(model_name_or_path, gguf_file, tokenizer=self.tokenizer)
         if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merge once, score at full speed
             model = model.merge_and_unload()
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if not self._length_given and positions and self.max_length > positions:  # a tokenizer that names no limit
+            self.max_length = positions
+            self.limits = dataclasses.replace(self.limits, max_length=positions)
         if dtype == "auto":
             dtype = torch.bfloat16 if bf16_is_fast(self.device) and backend == "torch" and not quantize else None
         if isinstance(dtype, str):

@@ -23,8 +23,9 @@ class ServeConfig:
     host: str = "127.0.0.1"  # the address to listen on; loopback by default: expose deliberately (e.g. 0.0.0.0)
     port: int = 8000  # the TCP port to listen on
     # tokens of a (query, document) pair a reranker reads; a longer pair is cut, chunked or refused, by endpoint and
-    # request (truncate, max_chunks_per_doc, ...)
-    max_length: int = 512
+    # request (truncate, max_chunks_per_doc, ...); null: each model's own (its tokenizer's model_max_length, what
+    # training saved; 512 when the tokenizer gives none)
+    max_length: Optional[int] = None
     batch_size: int = 32  # (query, document) pairs per forward pass
     device: Optional[str] = None  # e.g. cpu, cuda:0; null: CUDA when available, else the CPU
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"  # auto: bfloat16 on CUDA and CPUs with AMX or AVX512-BF16

@@ -70,8 +70,9 @@ def test_reduced_quickstart_writes_everything_and_reuses_finished_stages(tmp_pat
     assert "best)" in best_row and printed.count("best)") == 1
     assert f"Final ranking vs the best first stage ({best})" in printed
     alone = finetuned["alone"]["vs_best_first_stage"]["ndcg@10"]
-    assert (f"The reranker alone (the checkpoint as CrossEncoder or served, no fusion) vs {best}: nDCG@10 "
-            f"{alone['delta']:+.4f}") in printed
+    assert finetuned["max_passage_tokens"] == 4096
+    assert (f"The reranker alone (served, no fusion; long passages read as windows as the Cohere route does, where "
+            f"CrossEncoder cuts them) vs {best}: nDCG@10 {alone['delta']:+.4f}") in printed
     assert f"checkpoint: {out / 'train' / 'final'}" in printed
     # the test split's figures joined the card's model-index, so the checkpoint publishes as it is
     from huggingface_hub import ModelCard
@@ -342,6 +343,17 @@ def test_the_stages_share_mines_first_stage_block(tmp_path):
     auto = wire(load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml"), prepared(tmp_path))
     assert auto.mine.first_stage.method == "auto" and auto.eval.first_stage.method == "hybrid"  # until mining picks
 
+
+
+def test_the_quickstarts_eval_reranks_at_the_length_training_saved(tmp_path):
+    """No max_length of its own: eval reads the checkpoint's (train.model.max_length), as CrossEncoder(final) does,
+    so a run with train.model.max_length=384 is not evaluated at 256."""
+    from rerankforge.core.config import load_config
+    from rerankforge.quickstart import QuickstartConfig, wire
+
+    cfg = load_config(QuickstartConfig, ROOT / "configs" / "quickstart.yaml", ["train.model.max_length=384"])
+    plan = wire(cfg, prepared(tmp_path))
+    assert plan.train.model.max_length == 384 and plan.eval.rerankers["finetuned"].max_length is None
 
 def test_files_set_by_hand_win_over_the_prepared_ones(tmp_path):
     from rerankforge.core.config import load_config

@@ -110,7 +110,8 @@ def test_quickstart_recipe_is_the_one_the_readme_measured():
     assert cfg.train.data.dev == "mined" and finetuned.fusion.method == "auto" and finetuned.fusion.alpha == "auto"
     assert (cfg.train.optim.lr, cfg.train.optim.head_lr_multiplier, cfg.train.model.dropout) == (2e-4, 10, 0.0)
     assert (cfg.train.max_steps, cfg.train.eval_every, cfg.train.batch_size, cfg.train.data.group_size) == (300, 50, 4, 8)
-    assert cfg.train.model.max_length == finetuned.max_length == 256
+    assert cfg.train.model.max_length == 256 and finetuned.max_length is None  # eval reads the checkpoint's 256
+    assert finetuned.max_passage_tokens == 4096  # long passages as windows, as the Cohere route reads them
     assert cfg.train.mixed_precision == "auto" and cfg.mine.first_stage.encoder.dtype == finetuned.dtype == "auto"
     # your own data: labels and chunking follow the data; a long document is read by 3 passages (bench/README.md)
     assert (cfg.labels, cfg.test_fraction, cfg.mine.data.chunking.mode) == ("auto", 0.2, "auto")

@@ -9,6 +9,7 @@ from conftest import eval_cfg, with_fusion, write_jsonl
 
 from rerankforge.core.config import ConfigError, load_config
 from rerankforge.core.metrics import evaluate_run
+from rerankforge.core.text import doc_text
 from rerankforge.eval.config import EvalConfig
 from rerankforge.eval.report import read_trec
 from rerankforge.eval.run import evaluate
@@ -134,13 +135,16 @@ def test_fusion_auto_without_fusion_json_is_a_config_problem(beir_dir, tiny_enco
 
 def test_every_config_problem_is_reported_at_once(tmp_path):
     cfg = load_config(EvalConfig, None, ["retrieve.top_k=5", "rerankers.ft.depth=50", "generate.kind=openai",
-                                         "generate.prompt=no fields", "metrics=[ndcg@x, bleu]"])
+                                         "generate.prompt=no fields", "metrics=[ndcg@x, bleu]",
+                                         "rerankers.ft.max_passage_tokens=0"])
     with pytest.raises(ConfigError) as err:
         evaluate(cfg)
     text = str(err.value)
     for expected in ("data.path is not set", "rerankers.ft.depth must be in [1, retrieve.top_k=5], got 50",
                      "generate.kind=openai needs generate.base_url", "must contain {query} and {passages}",
-                     "bad cutoff in metric 'ndcg@x'", "unknown metric 'bleu'"):
+                     "bad cutoff in metric 'ndcg@x'", "unknown metric 'bleu'",
+                     "rerankers.ft.max_passage_tokens must be >= 1 (read long passages as windows) or null (cut "
+                     "them), got 0"):
         assert expected in text, expected
 
 
@@ -308,3 +312,64 @@ def test_a_2000_token_query_and_a_100_kb_document_go_through_eval(beir_dir, tiny
     summary = json.loads((out / "report.json").read_text())
     assert summary["data"]["queries"] == 3
     assert "t9" in read_trec(out / "runs" / "tiny.trec")
+
+
+
+def saved_at(tiny_cross_encoder: str, folder, max_length: int):
+    """A copy of the tiny cross-encoder whose tokenizer says ``max_length``, as training saves it."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    shutil.copytree(tiny_cross_encoder, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.model_max_length = max_length
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def reranked_head(beir_dir, out, query_id: str = "t0", depth: int = 5):
+    """(query, the first stage's top ``depth`` ids and texts, the reranked run's order of them)."""
+    first, reranked = read_trec(out / "runs/first_stage.trec"), read_trec(out / "runs/tiny.trec")
+    corpus = {json.loads(line)["_id"]: json.loads(line) for line in (beir_dir / "corpus.jsonl").open()}
+    queries = {json.loads(line)["_id"]: json.loads(line)["text"] for line in (beir_dir / "queries.jsonl").open()}
+    head = ranked(first, query_id)[:depth]
+    return queries[query_id], head, [doc_text(corpus[d]) for d in head], ranked(reranked, query_id)[:depth]
+
+
+def test_a_reranker_without_max_length_reads_as_long_as_its_checkpoint_says(beir_dir, tiny_encoder,
+                                                                            tiny_cross_encoder, tmp_path):
+    """rerankers.<name>.max_length unset: the checkpoint's own length (what training saved), as CrossEncoder does."""
+    from rerankforge.models.reranker import Reranker
+
+    model = saved_at(tiny_cross_encoder, tmp_path / "saved-at-20", 20)
+    out = tmp_path / "eval"
+    evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false",
+                      f"rerankers.tiny.model={model}", "rerankers.tiny.max_length=null"))
+    query, head, texts, order = reranked_head(beir_dir, out)
+    at_20 = Reranker(str(model), device="cpu").score(query, texts, raw=True)
+    at_48 = Reranker(str(model), device="cpu", max_length=48).score(query, texts, raw=True)
+    assert at_20 != pytest.approx(at_48, abs=1e-3)  # the pairs are longer than 20 tokens
+    assert order == [head[i] for i in sorted(range(5), key=lambda i: -at_20[i])]
+
+
+def test_max_passage_tokens_reads_a_long_passage_as_windows_and_keeps_its_best(beir_dir, tiny_encoder,
+                                                                              tiny_cross_encoder, tmp_path):
+    """MaxP: each passage scores as the best of its windows of max_length tokens, as the Cohere route reads it."""
+    from rerankforge.models.pairs import PairLimits, encode_pairs
+    from rerankforge.models.reranker import Reranker
+
+    out = tmp_path / "eval"
+    evaluate(eval_cfg(beir_dir, tiny_encoder, tiny_cross_encoder, out, "generate.kind=none", "plots=false",
+                      "rerankers.tiny.max_length=20", "rerankers.tiny.max_passage_tokens=4096"))
+    query, head, texts, order = reranked_head(beir_dir, out)
+    reranker = Reranker(tiny_cross_encoder, device="cpu", max_length=20)
+    limits = PairLimits(max_length=20, max_passage_tokens=4096)
+    inputs, owners = encode_pairs(reranker.tokenizer, [(query, t) for t in texts], limits)
+    assert len(inputs) > len(texts)  # the passages need more than one window of 20 tokens
+    best = reranker.score(query, texts, raw=True, limits=limits)
+    assert order == [head[i] for i in sorted(range(5), key=lambda i: -best[i])]
+    cut = reranker.score(query, texts, raw=True)
+    # the first window is the cut passage: the best window scores at least as high, and higher somewhere
+    assert best != pytest.approx(cut, abs=1e-3) and all(b >= c - 1e-5 for b, c in zip(best, cut))
+    assert order != [head[i] for i in sorted(range(5), key=lambda i: -cut[i])]  # cut passages rank otherwise

@@ -38,3 +38,19 @@ def test_info_says_when_the_reranker_is_calibrated_and_fuses(reranker, launch, m
     assert info["rerankers"] == {"runs/x/final": {"model_id": "runs/x/final", "max_input_length": 48,
                                                   "model_dtype": "float32", "calibrated": True,
                                                   "fusion": {"method": "interpolation", "alpha": 0.5}}}
+
+
+def test_without_max_length_each_model_reads_as_long_as_its_checkpoint_says(tiny_cross_encoder, launch, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "saved-at-40"
+    shutil.copytree(tiny_cross_encoder, model)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.model_max_length = 40
+    tokenizer.save_pretrained(model)
+    live = launch(create_app(ServeConfig(model=str(model), models={"plain": tiny_cross_encoder}, device="cpu")))
+    info = httpx.get(f"{live.url}/info").json()
+    assert info["max_input_length"] == 40
+    assert {name: r["max_input_length"] for name, r in info["rerankers"].items()} == {str(model): 40, "plain": 128}

@@ -277,3 +277,12 @@ def test_max_epochs_caps_max_steps_on_small_data_only():
     assert training_steps(TrainConfig(epochs=2.5, max_epochs=1), 10) == 25  # without max_steps, epochs rules
     problems = check_train_config(TrainConfig(max_epochs=0))
     assert "max_epochs must be > 0 or null (no cap on max_steps), got 0." in problems
+
+
+def test_lengths_past_the_models_positions_are_named_before_training(mined, beir_dir, tmp_path, tiny_cross_encoder):
+    from rerankforge.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.max_length=512 is more than .* has positions \(128\); "
+                                          r"set model.max_length<=128"):
+        main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "model.max_length=512"))
+    assert not (tmp_path / "run" / "final").exists()
