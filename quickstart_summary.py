@@ -13,8 +13,8 @@ FIRST_STAGE_NAMES = {"bm25": "BM25 (bm25s, stemmed)", "dense": "dense (bi-encode
 
 
 def verdict_line(result: dict) -> str:
-    """Plain sentences: did the final ranking, and the reranker alone (what `CrossEncoder(checkpoint)` and the
-    server return without first-stage scores), beat the best first stage, significantly?"""
+    """Plain sentences: did the final ranking, and the reranker alone (the checkpoint without first-stage scores,
+    as the server returns it), beat the best first stage, significantly?"""
     best, entry = result["best_first_stage"], result["finetuned"]
     test = entry["vs_best_first_stage"]["ndcg@10"]
     text = (f"Final ranking vs the best first stage ({best}): nDCG@10 {test['delta']:+.4f}, paired p = "
@@ -25,7 +25,7 @@ def verdict_line(result: dict) -> str:
     alone = (entry.get("alone") or {}).get("vs_best_first_stage", {}).get("ndcg@10")
     if alone:
         words = verdict(alone["delta"], alone["p_value"])
-        how = ("served, no fusion; long passages read as windows as the Cohere route does, where CrossEncoder cuts "
+        how = ("no fusion; long passages read as windows as the Cohere route does, where CrossEncoder and TEI cut "
                "them" if entry.get("max_passage_tokens") else "the checkpoint as CrossEncoder or served, no fusion")
         text += (f"\nThe reranker alone ({how}) vs {best}: nDCG@10 "
                  f"{alone['delta']:+.4f}, paired p = {alone['p_value']:.3g}: {words} it.")

@@ -8,8 +8,9 @@ send every test query's candidates (the first stage's top-`depth` that eval rera
 through `cohere.ClientV2(base_url=...).rerank` with no extension field, and score the order the client gets back.
 
 Prints one row per folder: nDCG@10 of that order against the best first stage on the same queries (paired
-t-test), and eval's own reranker-alone figure (the two differ only where the server chunks a document longer than
-the length it reads, which Cohere's v2 route scores as its best chunk). The server runs with its defaults (the
+t-test), and eval's own reranker-alone figure (Cohere's v2 route scores a document longer than the length it reads
+as its best chunk; eval does the same with `rerankers.<name>.max_passage_tokens`, as the quickstart sets, and cuts it
+otherwise). The server runs with its defaults (the
 checkpoint's own max_length, what it was trained with: 256 in the recipes) except the port and `--max-length`.
 """
 

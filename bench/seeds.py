@@ -29,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--metric", default="ndcg@10")
     parser.add_argument("--reranker", default="finetuned", help="the reranker's name in the eval config")
     parser.add_argument("--alone", action="store_true",
-                        help="the reranker without fusion (what CrossEncoder(final) gives), where eval fused it")
+                        help="the reranker without first-stage scores, as eval read it alone, where eval fused it")
     return parser.parse_args(argv)
 
 

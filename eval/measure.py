@@ -252,6 +252,7 @@ def summarize(pipeline: Pipeline, data: EvalData, records: list[QueryRecord],
         fusion = pipeline.fusion.get(name)
         entry = {"kind": spec.kind, "model": spec.llm.model or spec.llm.base_url if spec.kind == "llm" else spec.model,
                  "depth": spec.depth, "threshold": spec.threshold, "max_passage_tokens": spec.max_passage_tokens,
+                 "max_length": getattr((pipeline.rerankers or {}).get(name), "max_length", None),  # the one it read
                  "fusion": None if fusion is None else {"method": fusion[0], "alpha": fusion[1]},  # rrf_k: config
                  "metrics": _mean(values[name])}
         if name != baseline:

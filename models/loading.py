@@ -60,6 +60,18 @@ def hardware() -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "torch": torch.__version__}
 
 
+def usable_positions(config) -> Optional[int]:
+    """Tokens the model can read at once by its absolute position embeddings; None when they do not bound it
+    (relative positions, as DeBERTa-v2/v3's ``position_biased_input=False``). RoBERTa-style models offset their
+    positions by ``pad_token_id + 1``, so 514 positions read 512 tokens."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions or getattr(config, "position_biased_input", True) is False:
+        return None
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "longformer"):
+        return positions - (getattr(config, "pad_token_id", 1) or 1) - 1
+    return positions
+
+
 def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):
     # transformers imports torch (slow); only this path needs it
     from transformers import AutoTokenizer

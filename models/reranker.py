@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from rerankforge.models import openvino_backend
 from rerankforge.models.calibration import Calibration, read_calibration, sigmoid
 from rerankforge.models.fusion import FUSION_FILE, fuse_request, read_fusion
-from rerankforge.models.loading import bf16_is_fast, load_seq_cls, load_tokenizer
+from rerankforge.models.loading import bf16_is_fast, load_seq_cls, load_tokenizer, usable_positions
 from rerankforge.models.openvino_backend import compile_ov, exported_model, load_calibration_pairs
 from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
 
@@ -32,7 +32,8 @@ class Reranker:
 
     Args:
         max_length: tokens per (query, passage) pair. Default: the tokenizer's ``model_max_length`` (what
-            training saved) when it is sane, else 512, never more than the model has positions. No length of query
+            training saved) when it is sane, else 512, never more than the model can read (a longer one given
+            explicitly is refused). No length of query
             or passage fails (``models/pairs.py``): the query is cut to ``max_query_length`` tokens, then the
             passage to the rest.
         max_query_length: tokens kept of a long query (default 64, as in training).
@@ -93,9 +94,12 @@ class Reranker:
         model = load_seq_cls(model_name_or_path, gguf_file, tokenizer=self.tokenizer)
         if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merge once, score at full speed
             model = model.merge_and_unload()
-        positions = getattr(model.config, "max_position_embeddings", None)
-        if not self._length_given and positions and self.max_length > positions:  # a tokenizer that names no limit
-            self.max_length = positions
+        positions = usable_positions(model.config)
+        if positions and self.max_length > positions:
+            if self._length_given:
+                raise ValueError(f"max_length={self.max_length} is more than {model_name_or_path} can read "
+                                 f"({positions} positions); pass max_length<={positions} or leave it unset.")
+            self.max_length = positions  # a tokenizer that names no limit
             self.limits = dataclasses.replace(self.limits, max_length=positions)
         if dtype == "auto":
             dtype = torch.bfloat16 if bf16_is_fast(self.device) and backend == "torch" and not quantize else None
@@ -115,14 +119,15 @@ class Reranker:
             self._forward = openvino_backend.compile_openvino(self.model.float(), self._encode, quantize, calibration,
                                                               self.batch_size)
 
+    def _encode(self, pairs: Sequence[tuple[str, str]]) -> dict:
+        """One padded model input per pair, passages cut to fit (OpenVINO's example and calibration inputs)."""
+        limits = dataclasses.replace(self.limits, max_passage_tokens=None, max_windows=None)
+        inputs, _ = encode_pairs(self.tokenizer, pairs, limits)
+        return {k: v.to(self.device) for k, v in pad_inputs(self.tokenizer, inputs).items()}
+
     def probability(self, logit: float) -> float:
         """P(relevant) of a logit under the checkpoint's calibration; the plain sigmoid when it has none."""
         return self.calibration.probability(logit) if self.calibration else sigmoid(logit)
-
-    def _encode(self, pairs: Sequence[tuple[str, str]]) -> dict:
-        """One padded model input per pair (passages truncated), on the model's device."""
-        inputs, _ = encode_pairs(self.tokenizer, pairs, self.limits)
-        return {k: v.to(self.device) for k, v in pad_inputs(self.tokenizer, inputs).items()}
 
     def score(self, query: str, docs: Sequence[str], raw: bool = False,
               limits: Optional[PairLimits] = None) -> list[float]:

@@ -144,8 +144,7 @@ def loss_problems(loss: LossConfig) -> list[str]:
 
 
 def position_problems(model: ModelConfig, max_positions: Optional[int]) -> list[str]:
-    """``model.max_length`` when it asks for more tokens than the model has positions
-    (``config.max_position_embeddings``)."""
+    """``model.max_length`` when it asks for more tokens than the model can read (``usable_positions``)."""
     if max_positions and model.max_length > max_positions:
         return [f"model.max_length={model.max_length} is more than {model.name_or_path} has positions "
                 f"({max_positions}); set model.max_length<={max_positions}."]

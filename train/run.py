@@ -32,7 +32,14 @@ from rerankforge.data_prep.config import MineConfig
 from rerankforge.models.calibration import CALIBRATION_FILE, calibrate
 from rerankforge.models.card import write_model_card, write_st_config
 from rerankforge.models.fusion import FUSION_FILE, fit_fusion
-from rerankforge.models.loading import add_lora, bf16_is_fast, head_modules, load_seq_cls, load_tokenizer
+from rerankforge.models.loading import (
+    add_lora,
+    bf16_is_fast,
+    head_modules,
+    load_seq_cls,
+    load_tokenizer,
+    usable_positions,
+)
 from rerankforge.train.checkpoint import Progress, next_checkpoint_number, resume_dir, save_checkpoint, save_final
 from rerankforge.train.config import PRECISIONS, TrainConfig, check_train_config, position_problems
 from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
@@ -197,7 +204,7 @@ def setup(cfg: TrainConfig) -> Run:
     accelerator = make_accelerator(cfg)
     tokenizer, collator, sampler, train_dl, dev, data_counts = load_data(cfg, accelerator)
     model = load_model(cfg, tokenizer)
-    raise_problems(position_problems(cfg.model, getattr(model.config, "max_position_embeddings", None)))
+    raise_problems(position_problems(cfg.model, usable_positions(model.config)))
 
     # 5. Optimizer and schedule.
     steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / cfg.gradient_accumulation_steps)

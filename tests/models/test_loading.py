@@ -35,3 +35,14 @@ def test_cpu_flags_reads_proc_cpuinfo_or_returns_nothing(monkeypatch, tmp_path):
     assert loading.cpu_flags() == {"fpu", "sse2", "avx512_bf16"}
     monkeypatch.setattr(loading, "Path", lambda p: tmp_path / "missing")
     assert loading.cpu_flags() == set()
+
+
+def test_usable_positions_follow_how_the_model_encodes_positions():
+    from transformers import BertConfig, DebertaV2Config, RobertaConfig
+
+    from rerankforge.models.loading import usable_positions
+
+    assert usable_positions(BertConfig(max_position_embeddings=512)) == 512
+    assert usable_positions(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512  # offset by pad + 1
+    # relative positions: 512 embeddings do not bound the length
+    assert usable_positions(DebertaV2Config(max_position_embeddings=512, position_biased_input=False)) is None

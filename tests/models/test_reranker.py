@@ -173,3 +173,11 @@ def test_predict_and_rank_give_what_sentence_transformers_cross_encoder_gives(ti
     assert [r["corpus_id"] for r in ranked] == [r["corpus_id"] for r in expected]
     assert [r["score"] for r in ranked] == pytest.approx([float(r["score"]) for r in expected], abs=1e-5)
     assert ranked[0]["text"] == DOCS[ranked[0]["corpus_id"]] and ranked[0]["score"] >= ranked[1]["score"]
+
+
+def test_a_length_past_the_models_positions_is_refused_and_a_default_one_is_capped(tiny_cross_encoder):
+    """The tiny BERT has 128 positions and a tokenizer that names no limit."""
+    assert Reranker(tiny_cross_encoder, device="cpu").max_length == 128
+    with pytest.raises(ValueError, match=r"max_length=512 is more than .* can read \(128 positions\); pass "
+                                         r"max_length<=128 or leave it unset"):
+        Reranker(tiny_cross_encoder, device="cpu", max_length=512)
