@@ -13,6 +13,7 @@ by the weight training fitted on the dev split (``fusion.json`` beside the check
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from typing import Callable, Optional, Sequence
 
@@ -26,14 +27,16 @@ from rerankforge.models.loading import bf16_is_fast, load_seq_cls, load_tokenize
 from rerankforge.models.openvino_backend import compile_ov, exported_model, load_calibration_pairs
 from rerankforge.models.pairs import PairLimits, encode_pairs, pad_inputs
 
+logger = logging.getLogger(__name__)
+
 
 class Reranker:
     """A one-logit cross-encoder from a local folder, a Hub id, or a LoRA adapter folder.
 
     Args:
         max_length: tokens per (query, passage) pair. Default: the tokenizer's ``model_max_length`` (what
-            training saved) when it is sane, else 512, never more than the model can read (a longer one given
-            explicitly is refused). No length of query
+            training saved) when it is sane, else 512; never more than the model can read (a longer one given
+            is cut to that, with a warning). No length of query
             or passage fails (``models/pairs.py``): the query is cut to ``max_query_length`` tokens, then the
             passage to the rest.
         max_query_length: tokens kept of a long query (default 64, as in training).
@@ -95,11 +98,12 @@ class Reranker:
         if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merge once, score at full speed
             model = model.merge_and_unload()
         positions = usable_positions(model.config)
-        if positions and self.max_length > positions:
+        if positions and self.max_length > positions:  # past them the model fails at its first long pair
             if self._length_given:
-                raise ValueError(f"max_length={self.max_length} is more than {model_name_or_path} can read "
-                                 f"({positions} positions); pass max_length<={positions} or leave it unset.")
-            self.max_length = positions  # a tokenizer that names no limit
+                logger.warning("max_length=%d is more than %s can read (%d positions): reading %d tokens per pair. "
+                               "Pass max_length<=%d or leave it unset.", self.max_length, model_name_or_path,
+                               positions, positions, positions)
+            self.max_length = positions
             self.limits = dataclasses.replace(self.limits, max_length=positions)
         if dtype == "auto":
             dtype = torch.bfloat16 if bf16_is_fast(self.device) and backend == "torch" and not quantize else None

@@ -175,9 +175,11 @@ def test_predict_and_rank_give_what_sentence_transformers_cross_encoder_gives(ti
     assert ranked[0]["text"] == DOCS[ranked[0]["corpus_id"]] and ranked[0]["score"] >= ranked[1]["score"]
 
 
-def test_a_length_past_the_models_positions_is_refused_and_a_default_one_is_capped(tiny_cross_encoder):
+def test_a_length_past_the_models_positions_is_capped_and_a_given_one_with_a_warning(tiny_cross_encoder, caplog):
     """The tiny BERT has 128 positions and a tokenizer that names no limit."""
-    assert Reranker(tiny_cross_encoder, device="cpu").max_length == 128
-    with pytest.raises(ValueError, match=r"max_length=512 is more than .* can read \(128 positions\); pass "
-                                         r"max_length<=128 or leave it unset"):
-        Reranker(tiny_cross_encoder, device="cpu", max_length=512)
+    assert Reranker(tiny_cross_encoder, device="cpu").max_length == 128 and not caplog.records
+    reranker = Reranker(tiny_cross_encoder, device="cpu", max_length=512)
+    assert reranker.max_length == reranker.limits.max_length == 128
+    assert "max_length=512 is more than" in caplog.text and "can read (128 positions)" in caplog.text
+    long_pair = reranker.score("query", ["word " * 400], raw=True)  # would fail past the 128 positions
+    assert len(long_pair) == 1
