@@ -182,6 +182,8 @@ def wire(cfg: QuickstartConfig, data: Prepared) -> Plan:
     spec = ev.rerankers.get("finetuned") or RerankerConfig(depth=ev.retrieve.top_k)
     spec.model = str(out / "train" / "final")
     spec.max_query_length = train.model.max_query_length  # queries are cut as in training
+    # the fusion weight and calibration are fitted on dev passages read as eval reads them
+    train.data.dev_max_passage_tokens = spec.max_passage_tokens
     ev.rerankers = {**{k: v for k, v in ev.rerankers.items() if k != "finetuned"}, "finetuned": spec}
     synth = _wire_synth(cfg, data, mine)
     return Plan(mine, train, ev, synth, auto_chunk)

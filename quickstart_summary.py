@@ -6,7 +6,7 @@ fused), a one-sentence verdict against the best first stage, what cold start gen
 
 from __future__ import annotations
 
-from rerankforge.eval.report import verdict
+from rerankforge.eval.report import alone_reading, verdict
 
 FIRST_STAGE_NAMES = {"bm25": "BM25 (bm25s, stemmed)", "dense": "dense (bi-encoder + FAISS)",
                      "hybrid": "hybrid (RRF of BM25 and dense)"}
@@ -25,9 +25,7 @@ def verdict_line(result: dict) -> str:
     alone = (entry.get("alone") or {}).get("vs_best_first_stage", {}).get("ndcg@10")
     if alone:
         words = verdict(alone["delta"], alone["p_value"])
-        how = ("no fusion; long passages read as windows as the Cohere route does, where CrossEncoder and TEI cut "
-               "them" if entry.get("max_passage_tokens") else "the checkpoint as CrossEncoder or served, no fusion")
-        text += (f"\nThe reranker alone ({how}) vs {best}: nDCG@10 "
+        text += (f"\nThe reranker alone ({alone_reading(entry)}) vs {best}: nDCG@10 "
                  f"{alone['delta']:+.4f}, paired p = {alone['p_value']:.3g}: {words} it.")
     return text
 

@@ -156,6 +156,12 @@ class Pipeline:
                            "pipeline reranks %s at depth %d. Rerank the same first stage and depth, or set "
                            "rerankers.%s.fusion.alpha.", name, fitted_on, fitted.get("depth"), self.cfg.first_stage.method,
                            spec.depth, name)
+        if fitted.get("max_passage_tokens") != spec.max_passage_tokens:
+            logger.warning("rerankers.%s: its fusion weight was fitted on dev scores read with max_passage_tokens=%s "
+                           "(null: long passages cut); this pipeline reads max_passage_tokens=%s. Train with "
+                           "data.dev_max_passage_tokens=%s, or set rerankers.%s.max_passage_tokens=%s.", name,
+                           fitted.get("max_passage_tokens"), spec.max_passage_tokens, spec.max_passage_tokens, name,
+                           fitted.get("max_passage_tokens"))
         return (*resolved, int(fitted.get("rrf_k", spec.fusion.rrf_k)))
 
     @classmethod

@@ -102,6 +102,13 @@ def _compared(label: str, test: dict, best: str) -> str:
     return f"{label}: {points}, significantly {side} {best} (paired p = {test['p_value']:.2g})."
 
 
+def alone_reading(entry: dict) -> str:
+    """How the "reranker alone" row read its passages: what a user gets from the checkpoint without fusion."""
+    if entry.get("max_passage_tokens"):
+        return "no fusion; long passages read as windows, as the Cohere route reads them; CrossEncoder(final) cuts them"
+    return "no fusion; what CrossEncoder(final) and the server give"
+
+
 def opening_verdict(summary: dict) -> str:
     """What the report says first: the final ranking and the reranker alone against the best first stage, in
     points of nDCG@10 with intervals, and what reranking costs per query on this machine."""
@@ -114,9 +121,8 @@ def opening_verdict(summary: dict) -> str:
     lines = [_compared("Fused with the first stage" if entry.get("fusion") else f"The reranker ({name})",
                        entry["vs_best_first_stage"]["ndcg@10"], best)]
     if entry.get("alone"):
-        what = ("what `CrossEncoder(final)` gives" if not entry.get("max_passage_tokens") else
-                "long passages read as windows, as the Cohere route reads them; `CrossEncoder(final)` cuts them")
-        lines.append(_compared(f"The reranker alone ({what})", entry["alone"]["vs_best_first_stage"]["ndcg@10"], best))
+        lines.append(_compared(f"The reranker alone ({alone_reading(entry)})",
+                               entry["alone"]["vs_best_first_stage"]["ndcg@10"], best))
     hw = summary.get("hardware") or {}
     where = f"{hw.get('gpu') or hw.get('cpu', 'this machine')}" + (f", {hw['cores']} cores" if not hw.get("gpu") and
                                                                     hw.get("cores") else "")

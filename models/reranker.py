@@ -76,7 +76,6 @@ class Reranker:
         self.tokenizer = load_tokenizer(model_name_or_path, gguf_file)
         limit = getattr(self.tokenizer, "model_max_length", None) or 512
         self.max_length = max_length or (limit if limit <= 8192 else 512)
-        self._length_given = max_length is not None
         self.limits = PairLimits(max_length=self.max_length, max_query_length=max_query_length,
                                  max_passage_tokens=max_passage_tokens)
         self.batch_size = batch_size
@@ -90,16 +89,17 @@ class Reranker:
             self.model, self.dtype = None, torch.float32
             self._forward = compile_ov(self.exported)
             return
-        self._load_torch(model_name_or_path, gguf_file, dtype, quantize, backend, calibration)
+        self._load_torch(model_name_or_path, gguf_file, dtype, quantize, backend, calibration,
+                         warn_length=max_length is not None)
 
     def _load_torch(self, model_name_or_path: str, gguf_file: Optional[str], dtype, quantize: Optional[str],
-                    backend: str, calibration) -> None:
+                    backend: str, calibration, warn_length: bool) -> None:
         model = load_seq_cls(model_name_or_path, gguf_file, tokenizer=self.tokenizer)
         if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merge once, score at full speed
             model = model.merge_and_unload()
         positions = usable_positions(model.config)
         if positions and self.max_length > positions:  # past them the model fails at its first long pair
-            if self._length_given:
+            if warn_length:  # a length the caller asked for; a defaulted one is capped silently
                 logger.warning("max_length=%d is more than %s can read (%d positions): reading %d tokens per pair. "
                                "Pass max_length<=%d or leave it unset.", self.max_length, model_name_or_path,
                                positions, positions, positions)

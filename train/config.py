@@ -51,6 +51,10 @@ class TrainDataConfig:
     dev_split: str = "dev"  # only for a BEIR folder in `dev`
     dev_depth: int = 100  # first-stage candidates reranked per dev query; use the depth eval will rerank
     dev_max_queries: Optional[int] = None  # evaluate on the first N dev queries only (faster); null: all
+    # The kept checkpoint's dev scores, which fit the fusion weight and calibration, read a passage past max_length
+    # as windows up to this many tokens (its best window), as eval's rerankers.<name>.max_passage_tokens does: set
+    # the same number. null: cut, as checkpoint selection reads them (cheaper: selection reads dev every eval_every)
+    dev_max_passage_tokens: Optional[int] = None
 
 
 @dataclass
@@ -158,6 +162,9 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
         problems.append(f"data.group_size must be >= 2 for loss.name={cfg.loss.name}, got {cfg.data.group_size}.")
     if cfg.data.group_size < 1:
         problems.append(f"data.group_size must be >= 1, got {cfg.data.group_size}.")
+    if cfg.data.dev_max_passage_tokens is not None and cfg.data.dev_max_passage_tokens < 1:
+        problems.append(f"data.dev_max_passage_tokens must be >= 1 (read long dev passages as windows, as eval's "
+                        f"max_passage_tokens) or null (cut them), got {cfg.data.dev_max_passage_tokens}.")
     for key in ("batch_size", "gradient_accumulation_steps", "keep_checkpoints"):
         if getattr(cfg, key) < 1:
             problems.append(f"{key} must be >= 1, got {getattr(cfg, key)}.")

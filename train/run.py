@@ -43,7 +43,7 @@ from rerankforge.models.loading import (
 from rerankforge.train.checkpoint import Progress, next_checkpoint_number, resume_dir, save_checkpoint, save_final
 from rerankforge.train.config import PRECISIONS, TrainConfig, check_train_config, position_problems
 from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
-from rerankforge.train.evaluate import build_dev_set, dev_loader, evaluate
+from rerankforge.train.evaluate import build_dev_set, dev_loader, evaluate, score_dev_windows
 from rerankforge.train.losses import compute_loss
 
 logger = logging.getLogger("rerankforge.train")
@@ -143,7 +143,7 @@ def main(cfg: TrainConfig) -> Path:
     # 10. Final model (the best by dev nDCG@10 when there is a dev set), fusion weight, card and manifest.
     run.accelerator.wait_for_everyone()
     if run.accelerator.is_main_process:
-        finish(cfg, run.accelerator.unwrap_model(run.model), run.tokenizer, run.dev, run.data_counts, run.progress)
+        finish(cfg, run.accelerator, run.model, run.tokenizer, run.dev, run.data_counts, run.progress)
     run.accelerator.end_training()
     return Path(cfg.output_dir) / "final"
 
@@ -293,20 +293,28 @@ def train_loop(cfg: TrainConfig, run: Run) -> None:
     bar.close()
 
 
-def finish(cfg: TrainConfig, model, tokenizer, dev, data_counts: dict, progress: Progress) -> None:
+def finish(cfg: TrainConfig, accelerator, model, tokenizer, dev, data_counts: dict, progress: Progress) -> None:
     """``final/`` is the best checkpoint on dev (else the last step), with ``fusion.json`` and
-    ``calibration.json``; then the manifest."""
+    ``calibration.json`` fitted on its dev scores (read again as windows with ``data.dev_max_passage_tokens``);
+    then the manifest."""
     out = Path(cfg.output_dir)
     final = out / "final"
     if dev is None or not (out / "best").exists():
-        save_final(model, tokenizer, final, cfg.model.max_length, cfg.lora.export, cfg.model.name_or_path)
+        save_final(accelerator.unwrap_model(model), tokenizer, final, cfg.model.max_length,
+                   cfg.lora.export, cfg.model.name_or_path)
     else:
         if final.exists():
             shutil.rmtree(final)
         (out / "best").replace(final)
-    fusion = write_fusion(final, dev, out / BEST_DEV_RUN, data_counts["mine_manifest"]["config"]) if dev else None
+    fusion = None
     if dev is not None:
-        write_calibration(final, dev, out / BEST_DEV_RUN)
+        dev_run = json.loads((out / BEST_DEV_RUN).read_text()) if (out / BEST_DEV_RUN).exists() else None
+        if cfg.data.dev_max_passage_tokens and dev.pairs:
+            dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(accelerator.mixed_precision)
+            dev_run = score_dev_windows(final, dev, cfg.data.dev_max_passage_tokens, accelerator.device, dtype)
+        fusion = write_fusion(final, dev, dev_run, data_counts["mine_manifest"]["config"],
+                              cfg.data.dev_max_passage_tokens)
+        write_calibration(final, dev, dev_run)
     write_train_manifest(cfg, out, data_counts, progress, fusion)
 
 
@@ -324,16 +332,18 @@ def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: flo
     return bool(cfg.early_stopping_patience and progress.bad_evals >= cfg.early_stopping_patience)
 
 
-def write_fusion(final: Path, dev, dev_run_file: Path, mine_config: dict) -> dict | None:
-    """Fit the fusion weight on the best model's dev scores and write it beside the checkpoint."""
-    if not dev_run_file.exists() or not dev.qrels:
+def write_fusion(final: Path, dev, dev_run: dict | None, mine_config: dict,
+                 max_passage_tokens: int | None = None) -> dict | None:
+    """Fit the fusion weight on the kept model's dev scores (``dev_run``) and write it beside the checkpoint."""
+    if dev_run is None or not dev.qrels:
         logger.warning("No dev scores of the kept checkpoint in %s: no fusion weight fitted. eval can still fuse "
-                       "with rerankers.<name>.fusion.method=interpolation and a fusion.alpha.", dev_run_file.parent)
+                       "with rerankers.<name>.fusion.method=interpolation and a fusion.alpha.", final.parent)
         return None
     spec = from_dict(MineConfig, mine_config).first_stage
-    fusion = fit_fusion(dev.qrels, dev.first_stage, json.loads(dev_run_file.read_text()), rrf_k=spec.rrf_k)
+    fusion = fit_fusion(dev.qrels, dev.first_stage, dev_run, rrf_k=spec.rrf_k)
     fusion.update(first_stage=spec.describe(), dev_queries=len(dev.qrels),
-                  depth=max((len(docs) for docs in dev.first_stage.values()), default=0))
+                  depth=max((len(docs) for docs in dev.first_stage.values()), default=0),
+                  max_passage_tokens=max_passage_tokens)
     write_json(final / FUSION_FILE, fusion)
     if fusion["rule"] == "tie_break":
         logger.warning("Only %d of %d dev queries leave the first stage room to improve (%s below 1): too few to "
@@ -346,16 +356,16 @@ def write_fusion(final: Path, dev, dev_run_file: Path, mine_config: dict) -> dic
     return fusion
 
 
-def write_calibration(final: Path, dev, dev_run_file: Path) -> dict | None:
-    """Fit Platt scaling on the kept model's dev logits and write ``calibration.json`` beside the checkpoint.
+def write_calibration(final: Path, dev, dev_run: dict | None) -> dict | None:
+    """Fit Platt scaling on the kept model's dev logits (``dev_run``) and write ``calibration.json`` beside it.
 
     Skipped, with a warning, when there are no dev scores, no relevant (or only relevant) candidates, or the fit
     would reverse the ranking (a non-positive slope): scores then stay the plain sigmoid of the logit."""
-    if not dev_run_file.exists():
-        logger.warning("No dev scores of the kept checkpoint in %s: no calibration fitted.", dev_run_file.parent)
+    if dev_run is None:
+        logger.warning("No dev scores of the kept checkpoint in %s: no calibration fitted.", final.parent)
         return None
     try:
-        fitted = calibrate(dev.qrels, json.loads(dev_run_file.read_text()))
+        fitted = calibrate(dev.qrels, dev_run)
     except ValueError as exc:
         logger.warning("No calibration fitted: %s", exc)
         return None

@@ -112,6 +112,19 @@ def test_fusion_auto_reads_fusion_json_and_the_report_shows_both(beir_dir, tiny_
     assert "tiny fused (interpolation, alpha 0.35)" in (out / "report.md").read_text()
 
 
+def test_a_fusion_weight_fitted_on_another_reading_of_long_passages_is_named(beir_dir, tiny_encoder,
+                                                                            tiny_cross_encoder, tmp_path, caplog):
+    model = with_fusion(tiny_cross_encoder, tmp_path / "fused-model", "interpolation", 0.35)  # fitted on cut passages
+    fused = ("generate.kind=none", "plots=false", "rerankers.tiny.fusion.method=auto")
+    evaluate(eval_cfg(beir_dir, tiny_encoder, model, tmp_path / "cut", *fused))
+    assert "max_passage_tokens" not in caplog.text
+    evaluate(eval_cfg(beir_dir, tiny_encoder, model, tmp_path / "windows", *fused,
+                      "rerankers.tiny.max_passage_tokens=512"))
+    assert ("rerankers.tiny: its fusion weight was fitted on dev scores read with max_passage_tokens=None (null: "
+            "long passages cut); this pipeline reads max_passage_tokens=512. Train with "
+            "data.dev_max_passage_tokens=512") in caplog.text
+
+
 @pytest.mark.parametrize("method", ["interpolation", "rrf"])
 def test_fusion_end_points_reproduce_the_reranker_and_the_first_stage(beir_dir, tiny_encoder, tiny_cross_encoder,
                                                                       tmp_path, method):

@@ -48,6 +48,37 @@ def test_mined_dev_split_selects_the_checkpoint_and_fits_fusion(mined_dev, tmp_p
     assert f"alpha {fusion['alpha']:.2f}" in (final / "README.md").read_text()
 
 
+def test_dev_max_passage_tokens_fits_fusion_on_the_dev_passages_read_as_windows(mined_dev, tmp_path,
+                                                                                 tiny_cross_encoder):
+    from rerankforge.core.dev_split import read_dev
+    from rerankforge.core.metrics import evaluate_run
+    from rerankforge.models.reranker import Reranker
+
+    beir, mined = mined_dev
+    final = main(train_cfg(mined, beir, tiny_cross_encoder, tmp_path / "run", "data.dev=mined", "data.dev_depth=6",
+                           "model.max_length=16", "model.max_query_length=6", "data.dev_max_passage_tokens=64"))
+    fusion = json.loads((final / "fusion.json").read_text())
+    assert fusion["max_passage_tokens"] == 64
+    dev = read_dev(mined / "dev.jsonl", 6)
+    scores = Reranker(str(final), device="cpu", max_passage_tokens=64).score_pairs(
+        [(query, passage) for _, _, query, passage in dev.pairs], raw=True)
+    windows: dict = {}
+    for (query_id, doc_id, _, _), logit in zip(dev.pairs, scores):
+        windows.setdefault(query_id, {})[doc_id] = logit
+    cut = json.loads((final.parent / "best_dev_run.json").read_text())  # what picked the checkpoint
+    assert any(windows[q][d] != pytest.approx(cut[q][d], abs=1e-4) for q in cut for d in cut[q])
+    assert fusion["reranker_alone"] == pytest.approx(evaluate_run(dev.qrels, windows)["ndcg@10"])
+
+
+def test_data_dev_max_passage_tokens_below_one_is_a_config_problem():
+    from rerankforge.train.config import TrainConfig, check_train_config
+
+    cfg = TrainConfig()
+    cfg.data.dev_max_passage_tokens = 0
+    assert ("data.dev_max_passage_tokens must be >= 1 (read long dev passages as windows, as eval's "
+            "max_passage_tokens) or null (cut them), got 0.") in check_train_config(cfg)
+
+
 def test_training_with_a_dev_split_fits_a_calibration_unless_it_would_reverse_the_ranking(mined_dev, tmp_path,
                                                                                          tiny_cross_encoder, caplog):
     beir, mined = mined_dev
@@ -67,8 +98,7 @@ def test_write_calibration_fits_the_dev_logits_and_beats_the_plain_sigmoid(tmp_p
     rng = np.random.default_rng(0)
     run = {f"q{q}": {f"d{d}": float(rng.normal(0, 2)) for d in range(30)} for q in range(40)}
     qrels = {q: {d: 1 for d, x in docs.items() if rng.random() < sigmoid(1.5 * x - 4)} for q, docs in run.items()}
-    (tmp_path / "best_dev_run.json").write_text(json.dumps(run))
-    fitted = write_calibration(tmp_path, DevSet(qrels, {}, []), tmp_path / "best_dev_run.json")
+    fitted = write_calibration(tmp_path, DevSet(qrels, {}, []), run)
     assert json.loads((tmp_path / "calibration.json").read_text()) == fitted
     logits, labels, _ = labelled_logits(qrels, run)
     assert fitted["dev_pairs"] == 1200 and fitted["dev_positives"] == labels.sum()
