@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from common import data_dir, read_qrels, read_trec_logits
+from common import data_dir, fitted_dev_run, read_qrels, read_trec_logits
 
 from rerankforge.core.dev_split import DEV_FILE, read_dev
 from rerankforge.models.calibration import Calibration, calibrate, expected_calibration_error, labelled_logits, sigmoid
@@ -33,7 +33,7 @@ def test_run(folder: Path) -> Path:
 def measure(folder: Path, data: Path) -> dict:
     manifest = json.loads((folder / "train" / "manifest.json").read_text())
     dev = read_dev(Path(manifest["inputs"]["train"]["path"]) / DEV_FILE)
-    fitted = calibrate(dev.qrels, json.loads((folder / "train" / "best_dev_run.json").read_text()))
+    fitted = calibrate(dev.qrels, json.loads(fitted_dev_run(folder / "train").read_text()))
     scale = Calibration(fitted["a"], fitted["b"])
     eval_cfg = json.loads((folder / "eval" / "manifest.json").read_text())["config"]
     dataset = Path(eval_cfg["data"]["path"]).name

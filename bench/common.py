@@ -52,6 +52,13 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
+def fitted_dev_run(train_dir: Path) -> Path:
+    """The dev scores a training run fitted its fusion weight and calibration on (``fusion_dev_run.json``; runs
+    older than that file fitted on ``best_dev_run.json``, the kept checkpoint's cut-passage scores)."""
+    fitted = train_dir / "fusion_dev_run.json"
+    return fitted if fitted.exists() else train_dir / "best_dev_run.json"
+
+
 def dev_per_query(result: dict) -> dict[str, dict[str, float]]:
     """Per-query dev nDCG@10 of the best checkpoint alone, fused at the fitted weight, and of the first stage."""
     import yaml
@@ -62,7 +69,7 @@ def dev_per_query(result: dict) -> dict[str, dict[str, float]]:
 
     fusion, config = result["fusion"], yaml.safe_load((result["dir"] / "config.yaml").read_text())
     dev = read_dev(Path(config["data"]["train"]) / "dev.jsonl", config["data"]["dev_depth"])
-    run = json.loads((result["dir"] / "best_dev_run.json").read_text())
+    run = json.loads(fitted_dev_run(result["dir"]).read_text())
     fused = fuse_run(dev.first_stage, run, fusion["method"], fusion["alpha"], fusion["rrf_k"])
     return {name: per_query(dev.qrels, r, ["ndcg@10"])["ndcg@10"]
             for name, r in (("alone", run), ("fused", fused), ("first_stage", dev.first_stage))}

@@ -66,6 +66,11 @@ def _score_documents(reranker, query: str, doc_ids: list[str], texts: dict[str, 
     return [pool(values[d], documents.aggregate) for d in doc_ids], best
 
 
+def _yaml(value) -> str:
+    """A value as an override spells it (``null`` for None)."""
+    return "null" if value is None else str(value)
+
+
 def rerank_hits(reranker, spec: RerankerConfig, query: str, hits: Hits, texts: dict[str, str],
                 fusion: Optional[tuple[str, float, int]] = None, documents: Optional[Documents] = None,
                 similarity=None) -> Reranked:
@@ -160,8 +165,8 @@ class Pipeline:
             logger.warning("rerankers.%s: its fusion weight was fitted on dev scores read with max_passage_tokens=%s "
                            "(null: long passages cut); this pipeline reads max_passage_tokens=%s. Train with "
                            "data.dev_max_passage_tokens=%s, or set rerankers.%s.max_passage_tokens=%s.", name,
-                           fitted.get("max_passage_tokens"), spec.max_passage_tokens, spec.max_passage_tokens, name,
-                           fitted.get("max_passage_tokens"))
+                           *map(_yaml, (fitted.get("max_passage_tokens"), spec.max_passage_tokens,
+                                        spec.max_passage_tokens)), name, _yaml(fitted.get("max_passage_tokens")))
         return (*resolved, int(fitted.get("rrf_k", spec.fusion.rrf_k)))
 
     @classmethod

@@ -106,7 +106,7 @@ def alone_reading(entry: dict) -> str:
     """How the "reranker alone" row read its passages: what a user gets from the checkpoint without fusion."""
     if entry.get("max_passage_tokens"):
         return "no fusion; long passages read as windows, as the Cohere route reads them; CrossEncoder(final) cuts them"
-    return "no fusion; what CrossEncoder(final) and the server give"
+    return "no fusion; what CrossEncoder(final) and the TEI route give"
 
 
 def opening_verdict(summary: dict) -> str:

@@ -80,6 +80,11 @@ def _calibration_text(folder: Path) -> str:
             f"p_relevant = torch.sigmoid({fit['a']:.6g} * torch.as_tensor(logits) + {fit['b']:.6g})\n```\n")
 
 
+def _dev_reading(fusion: dict) -> str:
+    tokens = fusion.get("max_passage_tokens")
+    return f" (long passages read as windows, up to {tokens} tokens, and scored by the best)" if tokens else ""
+
+
 def _fusion_text(fusion: Optional[dict]) -> str:
     if not fusion:
         return ("No fusion weight was fitted (no dev split). Its scores can still be fused with a first stage at "
@@ -90,7 +95,8 @@ def _fusion_text(fusion: Optional[dict]) -> str:
                    "left the first stage room to improve, too few to fit one")
     return (f"Fusion with its first stage ({first.get('method')}): `fusion.json` holds "
             f"{fitted}, {fusion['method']} with alpha "
-            f"{fusion['alpha']:.2f} (1 = reranker alone, 0 = first stage alone). Dev nDCG@10: first stage "
+            f"{fusion['alpha']:.2f} (1 = reranker alone, 0 = first stage alone). Dev nDCG@10"
+            f"{_dev_reading(fusion)}: first stage "
             f"{fusion['first_stage_alone']:.4f}, reranker alone {fusion['reranker_alone']:.4f}, fused "
             f"{fusion['methods'][fusion['method']][fusion['metric']]:.4f}. `rerankforge eval` and the server's "
             "`/v1/query` apply it with `fusion: {method: auto}`; plain rerank calls return the reranker's own "

@@ -87,7 +87,7 @@ def evaluate(model, loader, dev: DevSet, accelerator) -> tuple[dict[str, float],
     return metrics, reranked
 
 
-def score_dev_windows(checkpoint: Path, dev: DevSet, max_passage_tokens: int, device,
+def score_dev_windows(checkpoint: Path, dev: DevSet, max_passage_tokens: int, max_query_length: int, device,
                       dtype) -> dict[str, dict[str, float]]:
     """The dev run (raw logits) of a saved checkpoint with every passage read as eval reads it with
     ``rerankers.<name>.max_passage_tokens``: up to that many tokens, as windows of the checkpoint's
@@ -95,7 +95,8 @@ def score_dev_windows(checkpoint: Path, dev: DevSet, max_passage_tokens: int, de
     match the scores eval and serving fuse."""
     from rerankforge.models.reranker import Reranker
 
-    reranker = Reranker(str(checkpoint), device=str(device), dtype=dtype, max_passage_tokens=max_passage_tokens)
+    reranker = Reranker(str(checkpoint), device=str(device), dtype=dtype, max_passage_tokens=max_passage_tokens,
+                        max_query_length=max_query_length)
     logger.info("Scoring the %d dev pairs again with passages read as windows (up to %d tokens) for the fusion "
                 "weight and calibration.", len(dev.pairs), max_passage_tokens)
     logits = reranker.score_pairs([(query, passage) for _, _, query, passage in dev.pairs], raw=True, progress=True)

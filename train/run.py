@@ -48,6 +48,7 @@ from rerankforge.train.losses import compute_loss
 
 logger = logging.getLogger("rerankforge.train")
 BEST_DEV_RUN = "best_dev_run.json"
+FITTED_DEV_RUN = "fusion_dev_run.json"
 
 
 def group_scores(model, batch: dict, group_size: int) -> torch.Tensor:
@@ -310,8 +311,12 @@ def finish(cfg: TrainConfig, accelerator, model, tokenizer, dev, data_counts: di
     if dev is not None:
         dev_run = json.loads((out / BEST_DEV_RUN).read_text()) if (out / BEST_DEV_RUN).exists() else None
         if cfg.data.dev_max_passage_tokens and dev.pairs:
-            dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(accelerator.mixed_precision)
-            dev_run = score_dev_windows(final, dev, cfg.data.dev_max_passage_tokens, accelerator.device, dtype)
+            # bf16 as eval's dtype=auto reads it; fp16 weights (not autocast) could overflow, so float32 there
+            dtype = "bfloat16" if accelerator.mixed_precision == "bf16" else None
+            dev_run = score_dev_windows(final, dev, cfg.data.dev_max_passage_tokens, cfg.model.max_query_length,
+                                        accelerator.device, dtype)
+        if dev_run is not None:
+            write_json(out / FITTED_DEV_RUN, dev_run)  # the scores fusion.json and calibration.json were fitted on
         fusion = write_fusion(final, dev, dev_run, data_counts["mine_manifest"]["config"],
                               cfg.data.dev_max_passage_tokens)
         write_calibration(final, dev, dev_run)
@@ -397,7 +402,8 @@ def write_train_manifest(cfg: TrainConfig, out: Path, data_counts: dict, progres
                 "steps": progress.step, "best_dev_ndcg@10": None if progress.best == float("-inf") else progress.best,
                 "processes": distributed.state().num_processes,
                 "fusion": None if fusion is None else {k: fusion[k] for k in ("method", "alpha", "reranker_alone",
-                                                                                "first_stage_alone")}}
+                                                                                "first_stage_alone",
+                                                                                "max_passage_tokens")}}
     write_json(out / "manifest.json", manifest)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] \
         if (out / "metrics.jsonl").exists() else []

@@ -53,7 +53,7 @@ def test_the_report_opens_with_a_verdict_in_points_with_intervals_and_the_cost_o
     first_paragraph = md.split("\n\n")[1]  # right under the title
     assert first_paragraph.startswith("**Verdict.** Fused with the first stage: +2.4 points nDCG@10 (95% CI +1.0 to "
                                       "+3.9), significantly above hybrid (paired p = 0.0019).")
-    assert ("The reranker alone (no fusion; what CrossEncoder(final) and the server give): +1.5 points nDCG@10 (95% CI -1.0 to +4.3) "
+    assert ("The reranker alone (no fusion; what CrossEncoder(final) and the TEI route give): +1.5 points nDCG@10 (95% CI -1.0 to +4.3) "
             "against hybrid, not significant (paired p = 0.26).") in first_paragraph
     assert "Reranking the top 20 adds 0.51 s per query (median; p95 0.57 s) on AMD EPYC, 2 cores." in first_paragraph
     windows = _summary()

@@ -120,7 +120,7 @@ def test_a_fusion_weight_fitted_on_another_reading_of_long_passages_is_named(bei
     assert "max_passage_tokens" not in caplog.text
     evaluate(eval_cfg(beir_dir, tiny_encoder, model, tmp_path / "windows", *fused,
                       "rerankers.tiny.max_passage_tokens=512"))
-    assert ("rerankers.tiny: its fusion weight was fitted on dev scores read with max_passage_tokens=None (null: "
+    assert ("rerankers.tiny: its fusion weight was fitted on dev scores read with max_passage_tokens=null (null: "
             "long passages cut); this pipeline reads max_passage_tokens=512. Train with "
             "data.dev_max_passage_tokens=512") in caplog.text
 

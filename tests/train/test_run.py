@@ -66,8 +66,30 @@ def test_dev_max_passage_tokens_fits_fusion_on_the_dev_passages_read_as_windows(
     for (query_id, doc_id, _, _), logit in zip(dev.pairs, scores):
         windows.setdefault(query_id, {})[doc_id] = logit
     cut = json.loads((final.parent / "best_dev_run.json").read_text())  # what picked the checkpoint
+    fitted = json.loads((final.parent / "fusion_dev_run.json").read_text())  # what fusion and calibration saw
     assert any(windows[q][d] != pytest.approx(cut[q][d], abs=1e-4) for q in cut for d in cut[q])
+    assert all(fitted[q][d] == pytest.approx(windows[q][d], abs=1e-4) for q in windows for d in windows[q])
     assert fusion["reranker_alone"] == pytest.approx(evaluate_run(dev.qrels, windows)["ndcg@10"])
+    manifest = json.loads((final.parent / "manifest.json").read_text())
+    assert manifest["fusion"]["max_passage_tokens"] == 64
+    assert "Dev nDCG@10 (long passages read as windows, up to 64 tokens" in (final / "README.md").read_text()
+
+
+def test_dev_scores_for_fusion_cut_queries_as_training_does(mined_dev, tmp_path, tiny_cross_encoder, monkeypatch):
+    import rerankforge.models.reranker as reranker_module
+
+    seen = []
+    original = reranker_module.Reranker.__init__
+
+    def record(self, *args, **kwargs):
+        seen.append(kwargs.get("max_query_length"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(reranker_module.Reranker, "__init__", record)
+    beir, mined = mined_dev
+    main(train_cfg(mined, beir, tiny_cross_encoder, tmp_path / "run", "data.dev=mined", "data.dev_depth=6",
+                   "model.max_query_length=9", "data.dev_max_passage_tokens=64"))
+    assert seen == [9]
 
 
 def test_data_dev_max_passage_tokens_below_one_is_a_config_problem():
