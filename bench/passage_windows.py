@@ -32,23 +32,16 @@ def dev_runs(folder: Path, max_passage_tokens: int) -> tuple[object, dict[str, d
     import yaml
 
     from rerankforge.core.dev_split import read_dev
+    from rerankforge.models.export import rerank_dev
     from rerankforge.models.pairs import PairLimits
     from rerankforge.models.reranker import Reranker
 
     depth = yaml.safe_load((folder / "train" / "config.yaml").read_text())["data"]["dev_depth"]
     dev = read_dev(folder / "mine" / "dev.jsonl", depth)
     reranker = Reranker(str(folder / "train" / "final"), dtype="auto")
-    pairs = [(query, passage) for _, _, query, passage in dev.pairs]
     windows = PairLimits(max_length=reranker.max_length, max_query_length=reranker.limits.max_query_length,
                          max_passage_tokens=max_passage_tokens)
-    runs = {}
-    for name, limits in (("cut", None), ("windows", windows)):
-        run: dict[str, dict[str, float]] = {}
-        for (query_id, doc_id, _, _), logit in zip(dev.pairs, reranker.score_pairs(pairs, raw=True, limits=limits,
-                                                                                     progress=True)):
-            run.setdefault(query_id, {})[doc_id] = logit
-        runs[name] = run
-    return dev, runs
+    return dev, {name: rerank_dev(reranker, dev, limits) for name, limits in (("cut", None), ("windows", windows))}
 
 
 def rows(folder: Path, max_passage_tokens: int) -> list[list[str]]:

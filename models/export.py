@@ -96,9 +96,11 @@ def resolve_inputs(cfg: ExportConfig) -> tuple[Path, Path, Path, Optional[str]]:
     return model, out, dev, calibration
 
 
-def rerank_dev(reranker, dev: DevSet) -> dict[str, dict[str, float]]:
-    """The dev first stage reranked by ``reranker``'s raw logits."""
-    logits = reranker.score_pairs([(query, passage) for _, _, query, passage in dev.pairs], raw=True, progress=True)
+def rerank_dev(reranker, dev: DevSet, limits=None) -> dict[str, dict[str, float]]:
+    """The dev first stage reranked by ``reranker``'s raw logits (passages fitted by ``limits``, default the
+    reranker's own)."""
+    logits = reranker.score_pairs([(query, passage) for _, _, query, passage in dev.pairs], raw=True, limits=limits,
+                                  progress=True)
     run: dict[str, dict[str, float]] = {q: {} for q in dev.qrels}
     for (query_id, doc_id, _, _), logit in zip(dev.pairs, logits):
         run[query_id][doc_id] = logit

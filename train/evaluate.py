@@ -93,14 +93,11 @@ def score_dev_windows(checkpoint: Path, dev: DevSet, max_passage_tokens: int, ma
     ``rerankers.<name>.max_passage_tokens``: up to that many tokens, as windows of the checkpoint's
     ``max_length``, scored by its best window. The fusion weight and calibration are fitted on this run, so they
     match the scores eval and serving fuse."""
+    from rerankforge.models.export import rerank_dev
     from rerankforge.models.reranker import Reranker
 
     reranker = Reranker(str(checkpoint), device=str(device), dtype=dtype, max_passage_tokens=max_passage_tokens,
                         max_query_length=max_query_length)
     logger.info("Scoring the %d dev pairs again with passages read as windows (up to %d tokens) for the fusion "
                 "weight and calibration.", len(dev.pairs), max_passage_tokens)
-    logits = reranker.score_pairs([(query, passage) for _, _, query, passage in dev.pairs], raw=True, progress=True)
-    run: dict[str, dict[str, float]] = {q: {} for q in dev.qrels}
-    for (query_id, doc_id, _, _), logit in zip(dev.pairs, logits):
-        run[query_id][doc_id] = logit
-    return run
+    return rerank_dev(reranker, dev)

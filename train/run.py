@@ -309,12 +309,13 @@ def finish(cfg: TrainConfig, accelerator, model, tokenizer, dev, data_counts: di
         (out / "best").replace(final)
     fusion = None
     if dev is not None:
-        dev_run = json.loads((out / BEST_DEV_RUN).read_text()) if (out / BEST_DEV_RUN).exists() else None
         if cfg.data.dev_max_passage_tokens and dev.pairs:
             # bf16 as eval's dtype=auto reads it; fp16 weights (not autocast) could overflow, so float32 there
             dtype = "bfloat16" if accelerator.mixed_precision == "bf16" else None
             dev_run = score_dev_windows(final, dev, cfg.data.dev_max_passage_tokens, cfg.model.max_query_length,
                                         accelerator.device, dtype)
+        else:  # the kept checkpoint's scores from selection (absent when a resumed run never saved them)
+            dev_run = json.loads((out / BEST_DEV_RUN).read_text()) if (out / BEST_DEV_RUN).exists() else None
         if dev_run is not None:
             write_json(out / FITTED_DEV_RUN, dev_run)  # the scores fusion.json and calibration.json were fitted on
         fusion = write_fusion(final, dev, dev_run, data_counts["mine_manifest"]["config"],
