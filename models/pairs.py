@@ -30,6 +30,8 @@ class PairLimits:
             first cut to this many tokens, then split into windows of what ``max_length`` leaves after the query.
         max_windows: the most windows per passage (None: as many as ``max_passage_tokens`` needs).
         stride: tokens shared by consecutive windows.
+        skip_first_window: leave out each passage's first window, which is the passage cut (direction "right"):
+            for a caller that already has the cut scores. A passage that fits one window then has no input.
     """
 
     max_length: int = 512
@@ -38,10 +40,14 @@ class PairLimits:
     max_passage_tokens: Optional[int] = None
     max_windows: Optional[int] = None
     stride: int = 32
+    skip_first_window: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in ("right", "left"):
             raise ValueError(f"direction must be 'right' or 'left', got {self.direction!r}.")
+        if self.skip_first_window and (self.direction != "right" or not self.windowed):
+            raise ValueError("skip_first_window needs windows (max_passage_tokens or max_windows) read from the "
+                             f"passage's start (direction 'right'); got {self}.")
         if self.max_length < 4 or self.max_query_length < 1 or self.stride < 0:
             raise ValueError(f"need max_length >= 4, max_query_length >= 1 and stride >= 0; got {self}.")
 
@@ -84,6 +90,7 @@ def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], limits: PairLimits
             passage_pos = passage_pos[:cut] if limits.direction == "right" else passage_pos[-cut:]
         if limits.windowed:
             spans = _spans(len(passage_pos), budget, limits.stride, limits.max_windows, limits.direction)
+            spans = spans[1:] if limits.skip_first_window else spans
         else:
             n = len(passage_pos)
             spans = [(0, budget)] if limits.direction == "right" else [(max(n - budget, 0), n)]

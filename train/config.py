@@ -22,6 +22,10 @@ class ModelConfig:
     # Sets the p of every torch.nn.Dropout in the model (null keeps its own, 0.1 for BERTs). 0 trains faster on
     # CPU, where dropout's random masks over the attention maps cost about as much as the matmuls (bench/README.md).
     dropout: Optional[float] = None
+    # auto: the model's own (sdpa), with the attention of bf16 training steps on a CPU in float32, whose backward
+    # is about twice as fast there (bench/attention.py, bench/step_time.py). Or any transformers attn_implementation
+    # (sdpa, eager, flash_attention_2). Training only: a saved checkpoint loads with transformers' default.
+    attn_implementation: str = "auto"
 
 
 @dataclass
@@ -89,6 +93,9 @@ class OptimConfig:
     # after warmup, linear: decay to 0; cosine: cosine decay to 0; constant: lr throughout, no warmup
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     max_grad_norm: float = 1.0  # gradients are clipped to this total norm; 0: no clipping
+    # torch's fused AdamW (one kernel for all parameters; the same update): null uses it where torch has it for the
+    # device (CPU and CUDA, torch >= 2.4); false: torch's default (foreach on CUDA, a loop over parameters on CPU)
+    fused: Optional[bool] = None
 
 
 @dataclass
@@ -106,6 +113,10 @@ class TrainConfig:
     max_steps: Optional[int] = None  # optimizer steps to train for, overriding epochs; null: train for epochs
     max_epochs: Optional[float] = None  # with max_steps: stop after this many passes if they come first (small data)
     eval_every: Optional[int] = None  # evaluate on dev every N optimizer steps; null: only at the end
+    # no evaluation every eval_every steps before this share of the steps (the last step is always evaluated):
+    # transformers' eval_delay, as a share like warmup_ratio. Saves the evaluations of checkpoints that come too
+    # early to be kept
+    eval_delay_ratio: float = 0.0
     # save a resumable checkpoint_<n>/ (model, optimizer, RNG states) every N optimizer steps; null: none mid-run
     save_every: Optional[int] = None
     keep_checkpoints: int = 2  # checkpoint_<n>/ folders kept; older ones are deleted
@@ -185,6 +196,8 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
                         f"{cfg.loss.distill_weight} and {cfg.loss.teacher_scale}.")
     if not 0 <= cfg.optim.warmup_ratio < 1:
         problems.append(f"optim.warmup_ratio must be in [0, 1), got {cfg.optim.warmup_ratio}.")
+    if not 0 <= cfg.eval_delay_ratio <= 1:
+        problems.append(f"eval_delay_ratio must be in [0, 1] (a share of the steps), got {cfg.eval_delay_ratio}.")
     if cfg.mixed_precision is not None and cfg.mixed_precision not in PRECISIONS:
         problems.append(f"mixed_precision must be one of {list(PRECISIONS)[:4]} or null, got {cfg.mixed_precision!r}.")
     for tracker in cfg.log_with:

@@ -88,11 +88,17 @@ def evaluate(model, loader, dev: DevSet, accelerator) -> tuple[dict[str, float],
 
 
 def score_dev_windows(checkpoint: Path, dev: DevSet, max_passage_tokens: int, max_query_length: int, device,
-                      dtype) -> dict[str, dict[str, float]]:
+                      dtype, cut_run: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
     """The dev run (raw logits) of a saved checkpoint with every passage read as eval reads it with
     ``rerankers.<name>.max_passage_tokens``: up to that many tokens, as windows of the checkpoint's
     ``max_length``, scored by its best window. The fusion weight and calibration are fitted on this run, so they
-    match the scores eval and serving fuse."""
+    match the scores eval and serving fuse.
+
+    ``cut_run``: the checkpoint's dev run with passages cut, as selection scored it. A passage's first window is
+    that cut input, so only the windows after it are scored and the cut score stands for the first.
+    """
+    import dataclasses
+
     from rerankforge.models.export import rerank_dev
     from rerankforge.models.reranker import Reranker
 
@@ -100,4 +106,7 @@ def score_dev_windows(checkpoint: Path, dev: DevSet, max_passage_tokens: int, ma
                         max_query_length=max_query_length)
     logger.info("Scoring the %d dev pairs again with passages read as windows (up to %d tokens) for the fusion "
                 "weight and calibration.", len(dev.pairs), max_passage_tokens)
-    return rerank_dev(reranker, dev)
+    if cut_run is None:
+        return rerank_dev(reranker, dev)
+    later = rerank_dev(reranker, dev, dataclasses.replace(reranker.limits, skip_first_window=True))
+    return {q: {d: max(cut_run[q][d], s) for d, s in docs.items()} for q, docs in later.items()}

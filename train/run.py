@@ -35,16 +35,17 @@ from rerankforge.models.fusion import FUSION_FILE, fit_fusion
 from rerankforge.models.loading import (
     add_lora,
     bf16_is_fast,
-    head_modules,
     load_seq_cls,
     load_tokenizer,
     usable_positions,
 )
+from rerankforge.train.attention import set_attention
 from rerankforge.train.checkpoint import Progress, next_checkpoint_number, resume_dir, save_checkpoint, save_final
 from rerankforge.train.config import PRECISIONS, TrainConfig, check_train_config, position_problems
 from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
 from rerankforge.train.evaluate import build_dev_set, dev_loader, evaluate, score_dev_windows
 from rerankforge.train.losses import compute_loss
+from rerankforge.train.optimizer import adamw, keep_fused_after_resume
 
 logger = logging.getLogger("rerankforge.train")
 BEST_DEV_RUN = "best_dev_run.json"
@@ -88,17 +89,6 @@ def resolve_precision(mixed_precision: str) -> str:
     if PRECISIONS[mixed_precision] != "auto":
         return PRECISIONS[mixed_precision]
     return "bf16" if bf16_is_fast(PartialState().device) else "no"
-
-
-def param_groups(model, lr: float, head_multiplier: float) -> list[dict]:
-    """Trainable parameters in two groups: the head modules (a fresh head on a bi-encoder starts from noise, so
-    it may learn at ``lr * head_multiplier``) and the rest at ``lr``."""
-    heads = tuple(f"{h}." for h in head_modules(model))
-    head, body = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (head if any(f".{h}" in f".{name}" for h in heads) else body).append(param)
-    return [g for g in ({"params": body, "lr": lr}, {"params": head, "lr": lr * head_multiplier}) if g["params"]]
 
 
 def tracker_config(cfg: TrainConfig) -> dict:
@@ -189,9 +179,12 @@ def load_data(cfg: TrainConfig, accelerator: Accelerator):
     return tokenizer, collator, sampler, train_dl, dev, data_counts
 
 
-def load_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
-    """4. One logit on top of the model; LoRA is a config block on the same model."""
+def load_model(cfg: TrainConfig, tokenizer, accelerator: Accelerator) -> torch.nn.Module:
+    """4. One logit on top of the model, with the attention ``model.attn_implementation`` names; LoRA is a config
+    block on the same model."""
     model = load_seq_cls(cfg.model.name_or_path, cfg.model.gguf_file, tokenizer=tokenizer)
+    cpu_bf16 = accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16"
+    logger.info("Attention: %s.", set_attention(model, cfg.model.attn_implementation, cpu_bf16))
     if cfg.model.dropout is not None:
         set_dropout(model, cfg.model.dropout)
     if cfg.lora.enabled:
@@ -204,14 +197,13 @@ def setup(cfg: TrainConfig) -> Run:
     out = Path(cfg.output_dir)
     accelerator = make_accelerator(cfg)
     tokenizer, collator, sampler, train_dl, dev, data_counts = load_data(cfg, accelerator)
-    model = load_model(cfg, tokenizer)
+    model = load_model(cfg, tokenizer, accelerator)
     raise_problems(position_problems(cfg.model, usable_positions(model.config)))
 
     # 5. Optimizer and schedule.
     steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / cfg.gradient_accumulation_steps)
     total_steps = training_steps(cfg, steps_per_epoch)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.lr, cfg.optim.head_lr_multiplier),
-                                  weight_decay=cfg.optim.weight_decay)
+    optimizer = adamw(model, cfg.optim, accelerator.device)
     scheduler = get_scheduler(cfg.optim.scheduler, optimizer, int(cfg.optim.warmup_ratio * total_steps), total_steps)
 
     # 6. Prepare; the loop state is checkpointed with the model, optimizer, scheduler and RNGs.
@@ -228,6 +220,7 @@ def setup(cfg: TrainConfig) -> Run:
     resume = resume_dir(out, cfg.resume_from)
     if resume is not None:
         accelerator.load_state(str(resume))
+        keep_fused_after_resume(optimizer)
         accelerator.project_configuration.iteration = int(resume.name.split("_")[-1]) + 1
         accelerator.print(f"Resumed from {resume} at step {run.progress.step}.")
     else:  # an earlier run's checkpoints in this folder: number after them, never over them
@@ -279,7 +272,9 @@ def train_loop(cfg: TrainConfig, run: Run) -> None:
             record = {"step": progress.step, "epoch": progress.epoch,
                       "loss": accelerator.gather(loss.detach()).mean().item(), "lr": run.scheduler.get_last_lr()[0]}
             last = progress.step >= run.total_steps
-            if run.dev_dl is not None and (last or (cfg.eval_every and progress.step % cfg.eval_every == 0)):
+            due = (cfg.eval_every and progress.step % cfg.eval_every == 0
+                   and progress.step >= cfg.eval_delay_ratio * run.total_steps)
+            if run.dev_dl is not None and (last or due):
                 dev_metrics, dev_run = evaluate(model, run.dev_dl, run.dev, accelerator)
                 record.update(dev_metrics)
                 stop = keep_best(cfg, accelerator, model, run.tokenizer, progress, record["dev/ndcg@10"], dev_run, out)
@@ -309,13 +304,14 @@ def finish(cfg: TrainConfig, accelerator, model, tokenizer, dev, data_counts: di
         (out / "best").replace(final)
     fusion = None
     if dev is not None:
+        # the kept checkpoint's scores from selection (absent when a resumed run never saved them)
+        cut_run = json.loads((out / BEST_DEV_RUN).read_text()) if (out / BEST_DEV_RUN).exists() else None
+        dev_run = cut_run
         if cfg.data.dev_max_passage_tokens and dev.pairs:
             # bf16 as eval's dtype=auto reads it; fp16 weights (not autocast) could overflow, so float32 there
             dtype = "bfloat16" if accelerator.mixed_precision == "bf16" else None
             dev_run = score_dev_windows(final, dev, cfg.data.dev_max_passage_tokens, cfg.model.max_query_length,
-                                        accelerator.device, dtype)
-        else:  # the kept checkpoint's scores from selection (absent when a resumed run never saved them)
-            dev_run = json.loads((out / BEST_DEV_RUN).read_text()) if (out / BEST_DEV_RUN).exists() else None
+                                        accelerator.device, dtype, cut_run)
         if dev_run is not None:
             write_json(out / FITTED_DEV_RUN, dev_run)  # the scores fusion.json and calibration.json were fitted on
         fusion = write_fusion(final, dev, dev_run, data_counts["mine_manifest"]["config"],

@@ -73,6 +73,20 @@ def test_windows_cover_the_passage_with_the_stride_and_map_back(tokenizer):
     assert [i["input_ids"] for i in first_two] == [i["input_ids"] for i in inputs[:2]]
 
 
+def test_skip_first_window_leaves_out_the_cut_passage_and_nothing_else(tokenizer):
+    passage = words(100)
+    pairs = [("cat", passage), ("dog", "fish")]
+    limits = PairLimits(max_length=24, max_passage_tokens=10_000, stride=4)
+    every, owners = encode_pairs(tokenizer, pairs, limits)
+    later, later_owners = encode_pairs(tokenizer, pairs, PairLimits(max_length=24, max_passage_tokens=10_000,
+                                                                    stride=4, skip_first_window=True))
+    cut, _ = encode_pairs(tokenizer, pairs[:1], PairLimits(max_length=24))
+    assert every[0] == cut[0]  # the first window is the passage cut
+    assert later == every[1:owners.count(0)] and later_owners == [0] * (owners.count(0) - 1)  # "fish": no input
+    with pytest.raises(ValueError, match="skip_first_window needs windows"):
+        PairLimits(skip_first_window=True)
+
+
 def test_pad_inputs_makes_a_batch(tokenizer):
     inputs, _ = encode_pairs(tokenizer, [("cat", "dog"), ("cat cat cat", "dog dog dog dog")], PairLimits(max_length=32))
     batch = pad_inputs(tokenizer, inputs)

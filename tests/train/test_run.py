@@ -92,6 +92,21 @@ def test_dev_scores_for_fusion_cut_queries_as_training_does(mined_dev, tmp_path,
     assert seen == [9]
 
 
+def test_eval_delay_ratio_skips_the_early_evaluations_but_never_the_last(mined, beir_dir, tmp_path,
+                                                                         tiny_cross_encoder):
+    from rerankforge.train.config import TrainConfig, check_train_config
+
+    final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "eval_every=1",
+                           "eval_delay_ratio=0.5"))
+    records = [json.loads(line) for line in (final.parent / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "dev/ndcg@10" in r] == [2, 3, 4]  # of 4 steps
+    final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "late", "eval_delay_ratio=1"))
+    records = [json.loads(line) for line in (final.parent / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "dev/ndcg@10" in r] == [4]
+    assert "eval_delay_ratio must be in [0, 1] (a share of the steps), got 1.5." in check_train_config(
+        TrainConfig(eval_delay_ratio=1.5))
+
+
 def test_data_dev_max_passage_tokens_below_one_is_a_config_problem():
     from rerankforge.train.config import TrainConfig, check_train_config
 
