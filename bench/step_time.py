@@ -15,6 +15,7 @@ the ratio of their step times is printed. Nothing is written but scratch folders
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import statistics
 import tempfile
@@ -61,7 +62,8 @@ def time_side(config: str, overrides: list[str], steps: int) -> tuple[float, flo
 def row(label: str, per_step: float, per_eval: float, cfg) -> str:
     steps = cfg.max_steps or 0
     every = max(cfg.eval_every or steps or 1, 1)
-    evals = steps // every + bool(steps % every)  # every eval_every steps, and the last
+    first = math.ceil(round(cfg.eval_delay_ratio * steps, 6))  # as train/run.py skips them
+    evals = sum(1 for step in range(every, steps + 1, every) if step >= first) + bool(steps % every)  # and the last
     total = steps * per_step + evals * per_eval
     return f"| {label} | {per_step:.2f} | {per_eval:.1f} | {cfg.max_steps} | {evals} | {total / 60:.1f} |"
 

@@ -30,8 +30,9 @@ class PairLimits:
             first cut to this many tokens, then split into windows of what ``max_length`` leaves after the query.
         max_windows: the most windows per passage (None: as many as ``max_passage_tokens`` needs).
         stride: tokens shared by consecutive windows.
-        skip_first_window: leave out each passage's first window, which is the passage cut (direction "right"):
-            for a caller that already has the cut scores. A passage that fits one window then has no input.
+        skip_first_window: leave out each passage's first window, which is the passage cut (direction "right")
+            when ``max_passage_tokens`` is at least ``max_length``: for a caller that already has the cut scores.
+            A passage that fits one window then has no input.
     """
 
     max_length: int = 512

@@ -1,7 +1,7 @@
 """The attention a training run uses: ``model.attn_implementation``.
 
 ``auto`` keeps the model's own, except in bf16 training on a CPU of a model that runs ``sdpa``. There PyTorch's
-flash-attention kernel computes its backward about twice as fast in float32 as in bfloat16, while its forward is
+flash-attention kernel computes its backward ~1.8x as fast in float32 as in bfloat16, while its forward is
 faster in bfloat16 (``python bench/attention.py``). So under CPU autocast, the attention of a forward that will be
 differentiated runs in float32; dev evaluation and everything else run as ``sdpa`` does. Float32 attention is also
 the more precise of the two, so the speed costs no accuracy.

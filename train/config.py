@@ -23,7 +23,7 @@ class ModelConfig:
     # CPU, where dropout's random masks over the attention maps cost about as much as the matmuls (bench/README.md).
     dropout: Optional[float] = None
     # auto: the model's own (sdpa), with the attention of bf16 training steps on a CPU in float32, whose backward
-    # is about twice as fast there (bench/attention.py, bench/step_time.py). Or any transformers attn_implementation
+    # is ~1.8x as fast there (bench/attention.py, bench/step_time.py). Or any transformers attn_implementation
     # (sdpa, eager, flash_attention_2). Training only: a saved checkpoint loads with transformers' default.
     attn_implementation: str = "auto"
 

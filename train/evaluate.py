@@ -94,8 +94,9 @@ def score_dev_windows(checkpoint: Path, dev: DevSet, max_passage_tokens: int, ma
     ``max_length``, scored by its best window. The fusion weight and calibration are fitted on this run, so they
     match the scores eval and serving fuse.
 
-    ``cut_run``: the checkpoint's dev run with passages cut, as selection scored it. A passage's first window is
-    that cut input, so only the windows after it are scored and the cut score stands for the first.
+    ``cut_run``: the checkpoint's dev run with passages cut, as selection scored it, in the same precision. When
+    ``max_passage_tokens`` is at least the checkpoint's ``max_length``, a passage's first window is that cut input,
+    so only the windows after it are scored and the cut score stands for the first.
     """
     import dataclasses
 
@@ -106,7 +107,7 @@ def score_dev_windows(checkpoint: Path, dev: DevSet, max_passage_tokens: int, ma
                         max_query_length=max_query_length)
     logger.info("Scoring the %d dev pairs again with passages read as windows (up to %d tokens) for the fusion "
                 "weight and calibration.", len(dev.pairs), max_passage_tokens)
-    if cut_run is None:
+    if cut_run is None or max_passage_tokens < reranker.max_length:  # else the first window is shorter than a cut
         return rerank_dev(reranker, dev)
     later = rerank_dev(reranker, dev, dataclasses.replace(reranker.limits, skip_first_window=True))
     return {q: {d: max(cut_run[q][d], s) for d, s in docs.items()} for q, docs in later.items()}

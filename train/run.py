@@ -273,7 +273,7 @@ def train_loop(cfg: TrainConfig, run: Run) -> None:
                       "loss": accelerator.gather(loss.detach()).mean().item(), "lr": run.scheduler.get_last_lr()[0]}
             last = progress.step >= run.total_steps
             due = (cfg.eval_every and progress.step % cfg.eval_every == 0
-                   and progress.step >= cfg.eval_delay_ratio * run.total_steps)
+                   and progress.step >= math.ceil(round(cfg.eval_delay_ratio * run.total_steps, 6)))
             if run.dev_dl is not None and (last or due):
                 dev_metrics, dev_run = evaluate(model, run.dev_dl, run.dev, accelerator)
                 record.update(dev_metrics)
@@ -295,7 +295,8 @@ def finish(cfg: TrainConfig, accelerator, model, tokenizer, dev, data_counts: di
     then the manifest."""
     out = Path(cfg.output_dir)
     final = out / "final"
-    if dev is None or not (out / "best").exists():
+    from_best = dev is not None and (out / "best").exists()
+    if not from_best:
         save_final(accelerator.unwrap_model(model), tokenizer, final, cfg.model.max_length,
                    cfg.lora.export, cfg.model.name_or_path)
     else:
@@ -304,20 +305,31 @@ def finish(cfg: TrainConfig, accelerator, model, tokenizer, dev, data_counts: di
         (out / "best").replace(final)
     fusion = None
     if dev is not None:
-        # the kept checkpoint's scores from selection (absent when a resumed run never saved them)
-        cut_run = json.loads((out / BEST_DEV_RUN).read_text()) if (out / BEST_DEV_RUN).exists() else None
+        cut_run = selection_scores(out, dev) if from_best else None
         dev_run = cut_run
         if cfg.data.dev_max_passage_tokens and dev.pairs:
             # bf16 as eval's dtype=auto reads it; fp16 weights (not autocast) could overflow, so float32 there
             dtype = "bfloat16" if accelerator.mixed_precision == "bf16" else None
+            # on a CPU, Reranker's bf16 is the autocast selection scored in, so the cut scores stand for first windows
+            reuse = cut_run if accelerator.device.type == "cpu" else None
             dev_run = score_dev_windows(final, dev, cfg.data.dev_max_passage_tokens, cfg.model.max_query_length,
-                                        accelerator.device, dtype, cut_run)
+                                        accelerator.device, dtype, reuse)
         if dev_run is not None:
             write_json(out / FITTED_DEV_RUN, dev_run)  # the scores fusion.json and calibration.json were fitted on
         fusion = write_fusion(final, dev, dev_run, data_counts["mine_manifest"]["config"],
                               cfg.data.dev_max_passage_tokens)
         write_calibration(final, dev, dev_run)
     write_train_manifest(cfg, out, data_counts, progress, fusion)
+
+
+def selection_scores(out: Path, dev) -> dict | None:
+    """The kept checkpoint's dev scores from selection, when saved for every dev pair (a resumed run may lack
+    them, or have scored another dev set)."""
+    path = out / BEST_DEV_RUN
+    scores = json.loads(path.read_text()) if path.exists() else None
+    if scores is None or any(d not in scores.get(q, {}) for q, d, _, _ in dev.pairs):
+        return None
+    return scores
 
 
 def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: float, dev_run: dict, out: Path) -> bool:

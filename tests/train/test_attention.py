@@ -82,13 +82,16 @@ def fresh_accelerate_state():
 
 
 def test_bf16_training_on_cpu_saves_a_checkpoint_that_loads_with_transformers_defaults(
-        mined, beir_dir, tmp_path, tiny_cross_encoder, fresh_accelerate_state):
+        mined, beir_dir, tmp_path, tiny_cross_encoder, fresh_accelerate_state, monkeypatch):
     from sentence_transformers import CrossEncoder
 
-    from rerankforge.train.run import main
+    import rerankforge.train.run as run
 
-    final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "mixed_precision=bf16",
-                           "data.dev=null"))
+    used = []
+    monkeypatch.setattr(run, "set_attention", lambda *args: used.append(set_attention(*args)) or used[-1])
+    final = run.main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "run", "mixed_precision=bf16",
+                               "data.dev=null"))
+    assert used == [FLOAT32_BACKWARD]
     assert FLOAT32_BACKWARD not in (final / "config.json").read_text()
     scores = CrossEncoder(str(final), device="cpu").predict([("cat sat", "the cat sat"), ("cat sat", "dogs")])
     assert scores.shape == (2,) and np.isfinite(scores).all()

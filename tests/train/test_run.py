@@ -100,11 +100,28 @@ def test_eval_delay_ratio_skips_the_early_evaluations_but_never_the_last(mined, 
                            "eval_delay_ratio=0.5"))
     records = [json.loads(line) for line in (final.parent / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "dev/ndcg@10" in r] == [2, 3, 4]  # of 4 steps
+    final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "share", "eval_every=1",
+                           "eval_delay_ratio=0.55"))  # 2.2 steps: from step 3
+    records = [json.loads(line) for line in (final.parent / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "dev/ndcg@10" in r] == [3, 4]
     final = main(train_cfg(mined, beir_dir, tiny_cross_encoder, tmp_path / "late", "eval_delay_ratio=1"))
     records = [json.loads(line) for line in (final.parent / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "dev/ndcg@10" in r] == [4]
     assert "eval_delay_ratio must be in [0, 1] (a share of the steps), got 1.5." in check_train_config(
         TrainConfig(eval_delay_ratio=1.5))
+
+
+def test_selection_scores_are_used_only_when_they_cover_the_dev_split(tmp_path):
+    from rerankforge.core.dev_split import DevSet
+    from rerankforge.train.run import BEST_DEV_RUN, selection_scores
+
+    dev = DevSet(qrels={"q": {"a": 1}}, first_stage={"q": {"a": 1.0, "b": 0.5}},
+                 pairs=[("q", "a", "query", "passage a"), ("q", "b", "query", "passage b")])
+    assert selection_scores(tmp_path, dev) is None  # never saved
+    (tmp_path / BEST_DEV_RUN).write_text(json.dumps({"q": {"a": 0.3}}))
+    assert selection_scores(tmp_path, dev) is None  # another dev set's scores
+    (tmp_path / BEST_DEV_RUN).write_text(json.dumps({"q": {"a": 0.3, "b": 0.1}}))
+    assert selection_scores(tmp_path, dev) == {"q": {"a": 0.3, "b": 0.1}}
 
 
 def test_data_dev_max_passage_tokens_below_one_is_a_config_problem():
