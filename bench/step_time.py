@@ -15,7 +15,6 @@ the ratio of their step times is printed. Nothing is written but scratch folders
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import statistics
 import tempfile
@@ -62,7 +61,9 @@ def time_side(config: str, overrides: list[str], steps: int) -> tuple[float, flo
 def row(label: str, per_step: float, per_eval: float, cfg) -> str:
     steps = cfg.max_steps or 0
     every = max(cfg.eval_every or steps or 1, 1)
-    first = math.ceil(round(cfg.eval_delay_ratio * steps, 6))  # as train/run.py skips them
+    from rerankforge.train.run import first_eval_step
+
+    first = first_eval_step(cfg, steps)
     evals = sum(1 for step in range(every, steps + 1, every) if step >= first) + bool(steps % every)  # and the last
     total = steps * per_step + evals * per_eval
     return f"| {label} | {per_step:.2f} | {per_eval:.1f} | {cfg.max_steps} | {evals} | {total / 60:.1f} |"

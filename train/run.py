@@ -250,6 +250,11 @@ def train_step(cfg: TrainConfig, run: Run, batch: dict) -> torch.Tensor:
     return loss
 
 
+def first_eval_step(cfg: TrainConfig, total_steps: int) -> int:
+    """The first step an ``eval_every`` evaluation may run at: ``eval_delay_ratio`` of the steps, rounded up."""
+    return math.ceil(round(cfg.eval_delay_ratio * total_steps, 6))  # 0.55 * 100 is 55.000000000000007
+
+
 def train_loop(cfg: TrainConfig, run: Run) -> None:
     """9. The loop: accumulate, clip, step; evaluate on dev, keep the best, checkpoint; stop early or at the end."""
     accelerator, model, progress, out = run.accelerator, run.model, run.progress, Path(cfg.output_dir)
@@ -273,7 +278,7 @@ def train_loop(cfg: TrainConfig, run: Run) -> None:
                       "loss": accelerator.gather(loss.detach()).mean().item(), "lr": run.scheduler.get_last_lr()[0]}
             last = progress.step >= run.total_steps
             due = (cfg.eval_every and progress.step % cfg.eval_every == 0
-                   and progress.step >= math.ceil(round(cfg.eval_delay_ratio * run.total_steps, 6)))
+                   and progress.step >= first_eval_step(cfg, run.total_steps))
             if run.dev_dl is not None and (last or due):
                 dev_metrics, dev_run = evaluate(model, run.dev_dl, run.dev, accelerator)
                 record.update(dev_metrics)
