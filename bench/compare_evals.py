@@ -12,6 +12,7 @@ recipe's (paired t-test over queries) and against the best first stage that eval
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ def per_query_runs(folder: Path, reranker: str, metric: str) -> dict[str, dict[s
 
     config = yaml.safe_load((folder / "config.yaml").read_text())
     problems: list = []
-    qrels = load_qrels(Path(config["data"]["qrels"]), FieldNames(**config["data"]["fields"]), problems)
+    qrels_file = json.loads((folder / "report.json").read_text())["data"]["sources"]["qrels"]  # as eval resolved it
+    qrels = load_qrels(Path(qrels_file), FieldNames(**config["data"]["fields"]), problems)
     if problems:
         raise SystemExit(f"{folder}: cannot read its qrels: {problems[:3]}")
     runs = folder / "runs"

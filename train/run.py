@@ -26,12 +26,9 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from rerankforge.core import distributed
-from rerankforge.core.config import dump_yaml, from_dict, raise_problems, to_dict
+from rerankforge.core.config import dump_yaml, raise_problems, to_dict
 from rerankforge.core.io import git_commit, hash_path, versions, write_json
-from rerankforge.data_prep.config import MineConfig
-from rerankforge.models.calibration import CALIBRATION_FILE, calibrate
 from rerankforge.models.card import write_model_card, write_st_config
-from rerankforge.models.fusion import FUSION_FILE, fit_fusion
 from rerankforge.models.loading import (
     add_lora,
     bf16_is_fast,
@@ -44,12 +41,11 @@ from rerankforge.train.checkpoint import Progress, next_checkpoint_number, resum
 from rerankforge.train.config import PRECISIONS, TrainConfig, check_train_config, position_problems
 from rerankforge.train.data import EpochBatches, GroupCollator, load_groups
 from rerankforge.train.evaluate import build_dev_set, dev_loader, evaluate, score_dev_windows
+from rerankforge.train.fit import BEST_DEV_RUN, FITTED_DEV_RUN, selection_scores, write_calibration, write_fusion
 from rerankforge.train.losses import compute_loss
 from rerankforge.train.optimizer import adamw, keep_fused_after_resume
 
 logger = logging.getLogger("rerankforge.train")
-BEST_DEV_RUN = "best_dev_run.json"
-FITTED_DEV_RUN = "fusion_dev_run.json"
 
 
 def group_scores(model, batch: dict, group_size: int) -> torch.Tensor:
@@ -100,7 +96,8 @@ def tracker_config(cfg: TrainConfig) -> dict:
             if isinstance(value, dict):
                 todo.append((f"{prefix}{key}.", value))
             else:
-                flat[prefix + key] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value, default=str)
+                plain = isinstance(value, (int, float, str, bool))
+                flat[prefix + key] = value if plain else json.dumps(value, default=str)
     return flat
 
 
@@ -203,7 +200,7 @@ def setup(cfg: TrainConfig) -> Run:
     # 5. Optimizer and schedule.
     steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / cfg.gradient_accumulation_steps)
     total_steps = training_steps(cfg, steps_per_epoch)
-    optimizer = adamw(model, cfg.optim, accelerator.device)
+    optimizer = adamw(model, cfg.optim, accelerator.device, fp16=accelerator.mixed_precision == "fp16")
     scheduler = get_scheduler(cfg.optim.scheduler, optimizer, int(cfg.optim.warmup_ratio * total_steps), total_steps)
 
     # 6. Prepare; the loop state is checkpointed with the model, optimizer, scheduler and RNGs.
@@ -327,16 +324,6 @@ def finish(cfg: TrainConfig, accelerator, model, tokenizer, dev, data_counts: di
     write_train_manifest(cfg, out, data_counts, progress, fusion)
 
 
-def selection_scores(out: Path, dev) -> dict | None:
-    """The kept checkpoint's dev scores from selection, when saved for every dev pair (a resumed run may lack
-    them, or have scored another dev set)."""
-    path = out / BEST_DEV_RUN
-    scores = json.loads(path.read_text()) if path.exists() else None
-    if scores is None or any(d not in scores.get(q, {}) for q, d, _, _ in dev.pairs):
-        return None
-    return scores
-
-
 def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: float, dev_run: dict, out: Path) -> bool:
     """Save the best model so far to ``best/`` and its dev scores; True when early stopping says stop."""
     if score > progress.best:
@@ -349,54 +336,6 @@ def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: flo
         progress.bad_evals += 1
     accelerator.wait_for_everyone()
     return bool(cfg.early_stopping_patience and progress.bad_evals >= cfg.early_stopping_patience)
-
-
-def write_fusion(final: Path, dev, dev_run: dict | None, mine_config: dict,
-                 max_passage_tokens: int | None = None) -> dict | None:
-    """Fit the fusion weight on the kept model's dev scores (``dev_run``) and write it beside the checkpoint."""
-    if dev_run is None or not dev.qrels:
-        logger.warning("No dev scores of the kept checkpoint in %s: no fusion weight fitted. eval can still fuse "
-                       "with rerankers.<name>.fusion.method=interpolation and a fusion.alpha.", final.parent)
-        return None
-    spec = from_dict(MineConfig, mine_config).first_stage
-    fusion = fit_fusion(dev.qrels, dev.first_stage, dev_run, rrf_k=spec.rrf_k)
-    fusion.update(first_stage=spec.describe(), dev_queries=len(dev.qrels),
-                  depth=max((len(docs) for docs in dev.first_stage.values()), default=0),
-                  max_passage_tokens=max_passage_tokens)
-    write_json(final / FUSION_FILE, fusion)
-    if fusion["rule"] == "tie_break":
-        logger.warning("Only %d of %d dev queries leave the first stage room to improve (%s below 1): too few to "
-                       "fit a fusion weight, so the reranker gets the tie-break weight %.2f. A dev split of real "
-                       "queries fits one.", fusion["open_queries"], len(dev.qrels), fusion["metric"], fusion["alpha"])
-    logger.info("Fusion fitted on %d dev queries: %s alpha=%.2f, dev %s %.4f (reranker alone %.4f, first "
-                "stage %.4f).", len(dev.qrels), fusion["method"], fusion["alpha"], fusion["metric"],
-                fusion["methods"][fusion["method"]][fusion["metric"]], fusion["reranker_alone"],
-                fusion["first_stage_alone"])
-    return fusion
-
-
-def write_calibration(final: Path, dev, dev_run: dict | None) -> dict | None:
-    """Fit Platt scaling on the kept model's dev logits (``dev_run``) and write ``calibration.json`` beside it.
-
-    Skipped, with a warning, when there are no dev scores, no relevant (or only relevant) candidates, or the fit
-    would reverse the ranking (a non-positive slope): scores then stay the plain sigmoid of the logit."""
-    if dev_run is None:
-        logger.warning("No dev scores of the kept checkpoint in %s: no calibration fitted.", final.parent)
-        return None
-    try:
-        fitted = calibrate(dev.qrels, dev_run)
-    except ValueError as exc:
-        logger.warning("No calibration fitted: %s", exc)
-        return None
-    if fitted["a"] <= 0:
-        logger.warning("No calibration written: the dev fit has slope %.3f, which would reverse the ranking.",
-                       fitted["a"])
-        return None
-    write_json(final / CALIBRATION_FILE, fitted)
-    logger.info("Calibration fitted on %d dev pairs (%d relevant): P = sigmoid(%.3f * logit + %.3f); ECE %.4f "
-                "(plain sigmoid %.4f).", fitted["dev_pairs"], fitted["dev_positives"], fitted["a"], fitted["b"],
-                fitted["ece"]["calibrated"], fitted["ece"]["sigmoid"])
-    return fitted
 
 
 def log(accelerator, record: dict, metrics_file: Path, bar) -> None:

@@ -34,6 +34,15 @@ def test_adamw_is_fused_on_cpu_by_default_and_torchs_default_when_turned_off(tin
 
 
 @pytest.mark.skipif(not FUSED_ON_CPU, reason="torch < 2.4 has no fused AdamW on CPU")
+def test_fp16_training_is_not_fused_by_default_but_may_ask_for_it(tiny_cross_encoder):
+    model = tiny_model(tiny_cross_encoder)
+    default = adamw(model, OptimConfig(), torch.device("cpu"), fp16=True)
+    asked = adamw(model, OptimConfig(fused=True), torch.device("cpu"), fp16=True)
+    assert all(g["fused"] is None for g in default.param_groups)
+    assert all(g["fused"] is True for g in asked.param_groups)
+
+
+@pytest.mark.skipif(not FUSED_ON_CPU, reason="torch < 2.4 has no fused AdamW on CPU")
 def test_a_resumed_state_keeps_this_runs_fused_choice(tiny_cross_encoder):
     model = tiny_model(tiny_cross_encoder)
     saved = adamw(model, OptimConfig(fused=False), torch.device("cpu"))
