@@ -94,8 +94,8 @@ class OptimConfig:
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     max_grad_norm: float = 1.0  # gradients are clipped to this total norm; 0: no clipping
     # torch's fused AdamW (one kernel for all parameters; the same update): null uses it where torch has it for the
-    # device (CPU and CUDA, torch >= 2.4), except under fp16, where the schedule would advance on the steps the
-    # GradScaler skips; false: torch's default (foreach on CUDA, a loop over parameters on CPU)
+    # device (CPU and CUDA, torch >= 2.4), except with fp16's GradScaler (CUDA), where the schedule would advance
+    # on the steps the scaler skips; false: torch's default (foreach on CUDA, a loop over parameters on CPU)
     fused: Optional[bool] = None
 
 

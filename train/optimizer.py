@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from rerankforge.models.loading import head_modules
 from rerankforge.train.config import OptimConfig
+
+logger = logging.getLogger("rerankforge.train")
 
 
 def param_groups(model, lr: float, head_multiplier: float) -> list[dict]:
@@ -19,16 +23,19 @@ def param_groups(model, lr: float, head_multiplier: float) -> list[dict]:
     return [g for g in ({"params": body, "lr": lr}, {"params": head, "lr": lr * head_multiplier}) if g["params"]]
 
 
-def adamw(model, optim: OptimConfig, device: torch.device, fp16: bool = False) -> torch.optim.AdamW:
+def adamw(model, optim: OptimConfig, device: torch.device, grad_scaler: bool = False) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`. Fused (one kernel for every parameter, the same update) when
-    ``optim.fused`` is true, or when it is null, training is not fp16 and torch has the kernel for ``device`` (CPU
-    and CUDA, torch >= 2.4); otherwise torch's default (foreach on CUDA, a loop on CPU). Fused, the quickstart's
-    step took 0.93x the time on an AMX Xeon (``bench/step_time.py --baseline optim.fused=false``). Not by default
-    under fp16: the fused kernel skips an overflowing step itself, so accelerate never sees the skip and the
-    learning-rate schedule would advance anyway."""
+    ``optim.fused`` is true, or when it is null, no GradScaler scales the loss (fp16 on CUDA) and torch has the
+    kernel for ``device`` (CPU and CUDA, torch >= 2.4); otherwise torch's default (foreach on CUDA, a loop on CPU).
+    Fused, the quickstart's step took 0.93x the time on an AMX Xeon (``bench/step_time.py --baseline
+    optim.fused=false``). Not by default with a GradScaler: the fused kernel then skips an overflowing step itself,
+    so accelerate never sees the skip and the learning-rate schedule advances anyway."""
     fused = optim.fused
     if fused is None:
-        fused = not fp16 and device.type in ("cpu", "cuda") and torch.__version__ >= "2.4"
+        fused = not grad_scaler and device.type in ("cpu", "cuda") and torch.__version__ >= "2.4"
+    elif fused and grad_scaler:
+        logger.warning("optim.fused=true with fp16's GradScaler: a step the scaler skips for overflow still "
+                       "advances the learning-rate schedule. Set optim.fused=null to keep the schedule exact.")
     return torch.optim.AdamW(param_groups(model, optim.lr, optim.head_lr_multiplier),
                              weight_decay=optim.weight_decay, fused=fused or None)
 

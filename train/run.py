@@ -200,7 +200,7 @@ def setup(cfg: TrainConfig) -> Run:
     # 5. Optimizer and schedule.
     steps_per_epoch = math.ceil(len(sampler) / accelerator.num_processes / cfg.gradient_accumulation_steps)
     total_steps = training_steps(cfg, steps_per_epoch)
-    optimizer = adamw(model, cfg.optim, accelerator.device, fp16=accelerator.mixed_precision == "fp16")
+    optimizer = adamw(model, cfg.optim, accelerator.device, grad_scaler=accelerator.scaler is not None)
     scheduler = get_scheduler(cfg.optim.scheduler, optimizer, int(cfg.optim.warmup_ratio * total_steps), total_steps)
 
     # 6. Prepare; the loop state is checkpointed with the model, optimizer, scheduler and RNGs.

@@ -34,12 +34,13 @@ def test_adamw_is_fused_on_cpu_by_default_and_torchs_default_when_turned_off(tin
 
 
 @pytest.mark.skipif(not FUSED_ON_CPU, reason="torch < 2.4 has no fused AdamW on CPU")
-def test_fp16_training_is_not_fused_by_default_but_may_ask_for_it(tiny_cross_encoder):
+def test_with_a_grad_scaler_adamw_is_not_fused_by_default_and_asking_for_it_warns(tiny_cross_encoder, caplog):
     model = tiny_model(tiny_cross_encoder)
-    default = adamw(model, OptimConfig(), torch.device("cpu"), fp16=True)
-    asked = adamw(model, OptimConfig(fused=True), torch.device("cpu"), fp16=True)
-    assert all(g["fused"] is None for g in default.param_groups)
+    default = adamw(model, OptimConfig(), torch.device("cpu"), grad_scaler=True)
+    assert all(g["fused"] is None for g in default.param_groups) and not caplog.text
+    asked = adamw(model, OptimConfig(fused=True), torch.device("cpu"), grad_scaler=True)
     assert all(g["fused"] is True for g in asked.param_groups)
+    assert "optim.fused=true with fp16's GradScaler" in caplog.text
 
 
 @pytest.mark.skipif(not FUSED_ON_CPU, reason="torch < 2.4 has no fused AdamW on CPU")
