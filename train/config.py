@@ -189,6 +189,10 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
     if cfg.model.max_query_length >= cfg.model.max_length:
         problems.append(f"model.max_query_length ({cfg.model.max_query_length}) must be below model.max_length "
                         f"({cfg.model.max_length}) so that passages keep some tokens.")
+    if cfg.lora.enabled and cfg.lora.export == "adapter" and cfg.model.gguf_file:
+        # an adapter names its base, but nothing that loads an adapter passes the base's gguf_file on
+        problems.append(f"lora.export=adapter needs a base model that loads without a GGUF file, but model.gguf_file="
+                        f"{cfg.model.gguf_file}: set lora.export=merged (a plain checkpoint that loads anywhere).")
     if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
         problems.append(f"model.dropout must be in [0, 1) or null, got {cfg.model.dropout}.")
     problems += loss_problems(cfg.loss)
