@@ -131,7 +131,7 @@ def main(cfg: TrainConfig) -> Path:
     # 10. Final model (the best by dev nDCG@10 when there is a dev set), fusion weight, card and manifest.
     run.accelerator.wait_for_everyone()
     if run.accelerator.is_main_process:
-        finish(cfg, run.accelerator, run.model, run.tokenizer, run.dev, run.data_counts, run.progress)
+        finish(cfg, run)
     run.accelerator.end_training()
     return Path(cfg.output_dir) / "final"
 
@@ -291,20 +291,22 @@ def train_loop(cfg: TrainConfig, run: Run) -> None:
     bar.close()
 
 
-def finish(cfg: TrainConfig, accelerator, model, tokenizer, dev, data_counts: dict, progress: Progress) -> None:
+def finish(cfg: TrainConfig, run: Run) -> None:
     """``final/`` is the best checkpoint on dev (else the last step), with ``fusion.json`` and
     ``calibration.json`` fitted on its dev scores (read again as windows with ``data.dev_max_passage_tokens``);
-    then the manifest."""
+    then the manifest. The training state is released once ``final/`` is written."""
+    accelerator, dev = run.accelerator, run.dev
     out = Path(cfg.output_dir)
     final = out / "final"
     from_best = dev is not None and (out / "best").exists()
     if not from_best:
-        save_final(accelerator.unwrap_model(model), tokenizer, final, cfg.model.max_length,
+        save_final(accelerator.unwrap_model(run.model), run.tokenizer, final, cfg.model.max_length,
                    cfg.lora.export, cfg.model.name_or_path)
     else:
         if final.exists():
             shutil.rmtree(final)
         (out / "best").replace(final)
+    release_training_state(run)
     fusion = None
     if dev is not None:
         cut_run = selection_scores(out, dev) if from_best else None
@@ -318,10 +320,17 @@ def finish(cfg: TrainConfig, accelerator, model, tokenizer, dev, data_counts: di
                                         accelerator.device, dtype, reuse)
         if dev_run is not None:
             write_json(out / FITTED_DEV_RUN, dev_run)  # the scores fusion.json and calibration.json were fitted on
-        fusion = write_fusion(final, dev, dev_run, data_counts["mine_manifest"]["config"],
+        fusion = write_fusion(final, dev, dev_run, run.data_counts["mine_manifest"]["config"],
                               cfg.data.dev_max_passage_tokens)
         write_calibration(final, dev, dev_run)
-    write_train_manifest(cfg, out, data_counts, progress, fusion)
+    write_train_manifest(cfg, out, run.data_counts, run.progress, fusion)
+
+
+def release_training_state(run: Run) -> None:
+    """Drop the training model, optimizer, schedule and loaders, and accelerate's references to them: the windows
+    pass loads ``final/`` as a second model, which would otherwise share GPU memory with the first."""
+    run.model = run.optimizer = run.scheduler = run.train_dl = run.dev_dl = None
+    run.accelerator.free_memory()
 
 
 def keep_best(cfg, accelerator, model, tokenizer, progress: Progress, score: float, dev_run: dict, out: Path) -> bool:

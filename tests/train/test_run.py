@@ -120,6 +120,35 @@ def test_data_dev_max_passage_tokens_below_one_is_a_config_problem():
             "max_passage_tokens) or null (cut them), got 0.") in check_train_config(cfg)
 
 
+def test_the_training_model_is_released_before_the_windows_pass_loads_final(mined_dev, tmp_path, tiny_cross_encoder,
+                                                                             monkeypatch):
+    import gc
+    import weakref
+
+    import rerankforge.train.run as run
+
+    beir, mined = mined_dev
+    training, alive_at_windows_pass = [], []
+    setup, score_dev_windows = run.setup, run.score_dev_windows
+
+    def spy_setup(cfg):
+        state = setup(cfg)
+        training.extend([weakref.ref(state.model), weakref.ref(state.optimizer)])
+        return state
+
+    def spy_windows_pass(*args, **kwargs):
+        gc.collect()
+        alive_at_windows_pass.extend(ref() is not None for ref in training)
+        return score_dev_windows(*args, **kwargs)
+
+    monkeypatch.setattr(run, "setup", spy_setup)
+    monkeypatch.setattr(run, "score_dev_windows", spy_windows_pass)
+    final = main(train_cfg(mined, beir, tiny_cross_encoder, tmp_path / "run", "data.dev=mined", "data.dev_depth=6",
+                           "data.dev_max_passage_tokens=96"))
+    assert alive_at_windows_pass == [False, False]
+    assert (final / "fusion.json").exists() and (final.parent / "manifest.json").exists()
+
+
 def test_training_with_a_dev_split_fits_a_calibration_unless_it_would_reverse_the_ranking(mined_dev, tmp_path,
                                                                                          tiny_cross_encoder, caplog):
     beir, mined = mined_dev
