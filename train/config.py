@@ -39,6 +39,7 @@ class LoraConfig:
     # the modules that get adapters: [all-linear] (every linear layer but the head) or module names, e.g. [query, value]
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
     # final/ holds merged: a plain model with the adapters folded in; adapter: the adapters only, naming the base model
+    # (not with model.gguf_file: a GGUF base exports merged only)
     export: Literal["adapter", "merged"] = "merged"
 
 
@@ -190,9 +191,12 @@ def check_train_config(cfg: TrainConfig) -> list[str]:
         problems.append(f"model.max_query_length ({cfg.model.max_query_length}) must be below model.max_length "
                         f"({cfg.model.max_length}) so that passages keep some tokens.")
     if cfg.lora.enabled and cfg.lora.export == "adapter" and cfg.model.gguf_file:
-        # an adapter names its base, but nothing that loads an adapter passes the base's gguf_file on
-        problems.append(f"lora.export=adapter needs a base model that loads without a GGUF file, but model.gguf_file="
-                        f"{cfg.model.gguf_file}: set lora.export=merged (a plain checkpoint that loads anywhere).")
+        # final/ would record only the base's name: its GGUF file is written nowhere, and a gguf_file given to
+        # Reranker(final) is looked for in the adapter folder too
+        problems.append(f"lora.export=adapter with model.gguf_file={cfg.model.gguf_file}: an adapter records only "
+                        "its base's name, so eval, serve and Reranker(final) could not load the GGUF base. Set "
+                        "lora.export=merged (a plain checkpoint that loads anywhere), or train from a base without "
+                        "a GGUF file (model.gguf_file=null).")
     if cfg.model.dropout is not None and not 0 <= cfg.model.dropout < 1:
         problems.append(f"model.dropout must be in [0, 1) or null, got {cfg.model.dropout}.")
     problems += loss_problems(cfg.loss)

@@ -103,7 +103,8 @@ def tracker_config(cfg: TrainConfig) -> dict:
 
 @dataclass
 class Run:
-    """What the loop works on, built by :func:`setup`: the prepared model, optimizer, schedule and loaders."""
+    """What the loop works on, built by :func:`setup`: the prepared model, optimizer, schedule and loaders (None
+    once :func:`finish` has written ``final/`` and released them)."""
 
     accelerator: Accelerator
     model: torch.nn.Module
