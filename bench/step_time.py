@@ -59,12 +59,10 @@ def time_side(config: str, overrides: list[str], steps: int) -> tuple[float, flo
 
 
 def row(label: str, per_step: float, per_eval: float, cfg) -> str:
-    steps = cfg.max_steps or 0
-    every = max(cfg.eval_every or steps or 1, 1)
-    from rerankforge.train.run import first_eval_step
+    from rerankforge.train.run import evaluates_at
 
-    first = first_eval_step(cfg, steps)
-    evals = sum(1 for step in range(every, steps + 1, every) if step >= first) + bool(steps % every)  # and the last
+    steps = cfg.max_steps or 0
+    evals = sum(evaluates_at(cfg, step, steps) for step in range(1, steps + 1))
     total = steps * per_step + evals * per_eval
     return f"| {label} | {per_step:.2f} | {per_eval:.1f} | {cfg.max_steps} | {evals} | {total / 60:.1f} |"
 

@@ -248,9 +248,13 @@ def train_step(cfg: TrainConfig, run: Run, batch: dict) -> torch.Tensor:
     return loss
 
 
-def first_eval_step(cfg: TrainConfig, total_steps: int) -> int:
-    """The first step an ``eval_every`` evaluation may run at: ``eval_delay_ratio`` of the steps, rounded up."""
-    return math.ceil(round(cfg.eval_delay_ratio * total_steps, 6))  # 0.55 * 100 is 55.000000000000007
+def evaluates_at(cfg: TrainConfig, step: int, total_steps: int) -> bool:
+    """Whether dev is evaluated after optimizer step ``step``: every ``eval_every`` steps from ``eval_delay_ratio``
+    of the steps on (rounded up), and at the last step."""
+    if step >= total_steps:
+        return True
+    first = math.ceil(round(cfg.eval_delay_ratio * total_steps, 6))  # 0.55 * 100 is 55.000000000000007
+    return bool(cfg.eval_every) and step % cfg.eval_every == 0 and step >= first
 
 
 def train_loop(cfg: TrainConfig, run: Run) -> None:
@@ -275,9 +279,7 @@ def train_loop(cfg: TrainConfig, run: Run) -> None:
             record = {"step": progress.step, "epoch": progress.epoch,
                       "loss": accelerator.gather(loss.detach()).mean().item(), "lr": run.scheduler.get_last_lr()[0]}
             last = progress.step >= run.total_steps
-            due = (cfg.eval_every and progress.step % cfg.eval_every == 0
-                   and progress.step >= first_eval_step(cfg, run.total_steps))
-            if run.dev_dl is not None and (last or due):
+            if run.dev_dl is not None and evaluates_at(cfg, progress.step, run.total_steps):
                 dev_metrics, dev_run = evaluate(model, run.dev_dl, run.dev, accelerator)
                 record.update(dev_metrics)
                 stop = keep_best(cfg, accelerator, model, run.tokenizer, progress, record["dev/ndcg@10"], dev_run, out)
